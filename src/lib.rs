@@ -1,5 +1,14 @@
 //! hilos: cheap threads that block.
+//!
+//! An M:N green-thread runtime with the API of `std::thread`: stackful green threads, switched by
+//! hand-written assembly, run on a small pool of worker kernel threads.
+//!
+//! ```
+//! let h = hilos::spawn(|| 40 + 2);
+//! assert_eq!(h.join().unwrap(), 42);
+//! ```
 #![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
 
 mod arch;
 mod scheduler;
@@ -11,3 +20,9 @@ pub mod io;
 pub mod runtime;
 pub mod sync;
 pub mod thread;
+
+pub use runtime::Runtime;
+pub use thread::{
+    Builder, JoinHandle, Scope, ScopedJoinHandle, Thread, ThreadId, current, park, park_timeout,
+    scope, sleep, spawn, yield_now,
+};

@@ -1,1 +1,1 @@
-//! (in progress)
+//! I/O that parks only the calling green thread (in progress).

@@ -1,1 +1,280 @@
-//! (in progress)
+//! Runtimes: a pool of worker kernel threads that run green threads.
+//!
+//! Most programs never name a runtime: [`crate::spawn`] starts the global runtime on first use,
+//! with one worker per available core. [`Builder::build_global`] configures it before that, as
+//! rayon's `ThreadPoolBuilder::build_global` does. A [`Runtime`] of your own runs green threads
+//! apart from the global one, e.g. with a single worker.
+//!
+//! # Dropping a runtime
+//! Dropping a [`Runtime`] shuts it down: new spawns onto it still work while its threads run, and
+//! the drop waits until every green thread of the runtime has finished, then joins the workers. A
+//! stack is never freed while a thread still runs on it. If threads are still alive after a second
+//! (blocked on something that never comes), the drop says so on stderr, naming how many, and
+//! keeps waiting, repeating the message every ten seconds: it never hangs silently. To not wait,
+//! use [`Runtime::shutdown_background`]: the workers then exit on their own once the last thread
+//! finishes. A runtime dropped from one of its own green threads cannot wait for itself, so it is
+//! shut down in the background.
+
+use std::io;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use crate::scheduler::{self, Shared};
+use crate::stack;
+use crate::task::{self, Which};
+use crate::thread::{self, JoinHandle};
+
+/// Configures and starts a [`Runtime`].
+#[derive(Debug, Clone)]
+#[must_use = "call build() or build_global()"]
+pub struct Builder {
+    workers: Option<usize>,
+    stack_size: usize,
+}
+
+impl Default for Builder {
+    fn default() -> Builder {
+        Builder {
+            workers: None,
+            stack_size: stack::DEFAULT_STACK_SIZE,
+        }
+    }
+}
+
+impl Builder {
+    /// Defaults: one worker per available core (`std::thread::available_parallelism`), 256 KiB
+    /// stacks.
+    pub fn new() -> Builder {
+        Builder::default()
+    }
+
+    /// The number of worker kernel threads (at least 1).
+    pub fn workers(mut self, n: usize) -> Builder {
+        self.workers = Some(n);
+        self
+    }
+
+    /// The default usable stack size of green threads spawned on this runtime, in bytes (rounded
+    /// up to whole pages; memory is committed only as a thread touches it).
+    pub fn stack_size(mut self, bytes: usize) -> Builder {
+        self.stack_size = bytes;
+        self
+    }
+
+    /// Starts the runtime's workers.
+    ///
+    /// Fails with `InvalidInput` for zero workers or an unusable stack size, or with the OS error
+    /// if a worker thread or a stack cannot be had.
+    pub fn build(self) -> io::Result<Runtime> {
+        let n = match self.workers {
+            Some(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "a hilos runtime needs at least one worker",
+                ));
+            }
+            Some(n) => n,
+            None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        };
+        // Check the stack size now, so a bad one is an error here and not at every spawn.
+        stack::free(stack::alloc(self.stack_size)?);
+        stack::overflow::install(task::overflow_lookup);
+        let (shared, seeds) = Shared::new(n, self.stack_size);
+        let mut workers = Vec::with_capacity(n);
+        for seed in seeds {
+            let s = shared.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("hilos-worker-{}", workers.len()))
+                .spawn(move || scheduler::run_worker(s, seed));
+            match spawned {
+                Ok(h) => workers.push(h),
+                Err(e) => {
+                    // Stop the ones already started; nothing was spawned on them yet.
+                    shared.begin_shutdown();
+                    for h in workers {
+                        let _ = h.join();
+                    }
+                    return Err(io::Error::new(
+                        e.kind(),
+                        format!("cannot start a hilos worker thread: {e}"),
+                    ));
+                }
+            }
+        }
+        Ok(Runtime {
+            shared,
+            workers,
+            background: false,
+        })
+    }
+
+    /// Builds the runtime and makes it the global one, used by [`crate::spawn`] and friends from
+    /// outside any runtime. Fails with `AlreadyExists` if the global runtime already started.
+    pub fn build_global(self) -> io::Result<()> {
+        let already = || {
+            io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                "the global hilos runtime is already running",
+            )
+        };
+        if GLOBAL.get().is_some() {
+            return Err(already());
+        }
+        // A racing first use may win between the check and the set: then ours is shut down.
+        GLOBAL.set(self.build()?).map_err(|_| already())
+    }
+}
+
+/// A pool of worker kernel threads running green threads.
+pub struct Runtime {
+    shared: Arc<Shared>,
+    workers: Vec<std::thread::JoinHandle<()>>,
+    background: bool,
+}
+
+static GLOBAL: OnceLock<Runtime> = OnceLock::new();
+
+/// The global runtime's scheduler, started on first use.
+pub(crate) fn global_shared() -> Arc<Shared> {
+    GLOBAL
+        .get_or_init(|| {
+            Builder::new()
+                .build()
+                .unwrap_or_else(|e| panic!("hilos: cannot start the global runtime: {e}"))
+        })
+        .shared
+        .clone()
+}
+
+impl Runtime {
+    /// A runtime with the default configuration.
+    pub fn new() -> io::Result<Runtime> {
+        Builder::new().build()
+    }
+
+    /// A builder to configure a runtime.
+    pub fn builder() -> Builder {
+        Builder::new()
+    }
+
+    /// The number of worker kernel threads.
+    pub fn workers(&self) -> usize {
+        self.shared.workers.len()
+    }
+
+    /// Green threads of this runtime that have been spawned and have not finished.
+    pub fn live_threads(&self) -> usize {
+        self.shared.live()
+    }
+
+    /// Runs `f` as a green thread of this runtime and blocks the caller (a kernel thread, or only
+    /// the calling green thread) until it returns its value. A panic in `f` is resumed here.
+    ///
+    /// `f` may borrow from the caller: the call does not return before `f` has finished.
+    pub fn block_on<F, T>(&self, f: F) -> T
+    where
+        F: FnOnce() -> T + Send,
+        T: Send,
+    {
+        // SAFETY: we join the thread before returning (join only returns once it finished and
+        // its result is taken), so whatever `f` and `T` borrow outlives the thread.
+        let inner = unsafe { thread::spawn_unchecked(&self.shared, None, None, None, f) }
+            .expect("failed to spawn thread");
+        match inner.join() {
+            Ok(v) => v,
+            Err(payload) => std::panic::resume_unwind(payload),
+        }
+    }
+
+    /// Spawns a green thread on this runtime, as [`crate::spawn`].
+    ///
+    /// # Panics
+    /// Panics with `failed to spawn thread` if no stack could be had.
+    pub fn spawn<F, T>(&self, f: F) -> JoinHandle<T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        thread::Builder::new()
+            .spawn_on(&self.shared, f)
+            .expect("failed to spawn thread")
+    }
+
+    /// Spawns a green thread on this runtime with a [`thread::Builder`]'s settings.
+    pub fn spawn_with<F, T>(&self, builder: thread::Builder, f: F) -> io::Result<JoinHandle<T>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        builder.spawn_on(&self.shared, f)
+    }
+
+    /// Shuts down without waiting: the workers exit once the last green thread has finished.
+    pub fn shutdown_background(mut self) {
+        self.background = true;
+    }
+
+    /// Shuts down, waiting at most `timeout` for the green threads to finish. Gives the runtime
+    /// back (still shutting down) if some are still alive then.
+    pub fn shutdown_timeout(self, timeout: Duration) -> Result<(), Runtime> {
+        let deadline = Instant::now() + timeout;
+        self.shared.set_shutdown_waiter(Some(task::current()));
+        self.shared.begin_shutdown();
+        while self.shared.live() > 0 {
+            if !scheduler::park(Which::Sys, Some(deadline)) && Instant::now() >= deadline {
+                break;
+            }
+        }
+        self.shared.set_shutdown_waiter(None);
+        if self.shared.live() > 0 {
+            return Err(self);
+        }
+        drop(self);
+        Ok(())
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        if !self.background && !scheduler::on_runtime(&self.shared) {
+            self.shared.set_shutdown_waiter(Some(task::current()));
+        }
+        self.shared.begin_shutdown();
+        if self.background || scheduler::on_runtime(&self.shared) {
+            // Detach: dropping the JoinHandles lets the workers run until the last thread ends.
+            return;
+        }
+        let start = Instant::now();
+        let mut next_note = Duration::from_secs(1);
+        while self.shared.live() > 0 {
+            scheduler::park(
+                Which::Sys,
+                Some(Instant::now() + Duration::from_millis(250)),
+            );
+            let waited = start.elapsed();
+            let live = self.shared.live();
+            if live > 0 && waited >= next_note {
+                eprintln!(
+                    "hilos: dropping a Runtime: still waiting for {live} green thread(s) to finish \
+                     after {}s (blocked or parked threads keep it alive; \
+                     Runtime::shutdown_background does not wait)",
+                    waited.as_secs()
+                );
+                next_note = waited + Duration::from_secs(10);
+            }
+        }
+        self.shared.set_shutdown_waiter(None);
+        for h in self.workers.drain(..) {
+            let _ = h.join();
+        }
+    }
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("workers", &self.workers())
+            .field("live_threads", &self.live_threads())
+            .finish()
+    }
+}

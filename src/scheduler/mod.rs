@@ -1,1 +1,702 @@
-//! (in progress)
+//! The work-stealing M:N scheduler: workers, run queues, switching away, idling.
+//!
+//! # The problem
+//! Many green threads run on a few kernel threads ("workers"). A switch must cost a few
+//! nanoseconds; idle workers must sleep, not spin; no wake-up may be lost; and a green thread that
+//! has run must stay on its worker (DESIGN-NOTES section 1: thread-locals and LLVM's cached TLS
+//! addresses make migration unsound in safe Rust).
+//!
+//! # The design
+//! - **Fresh threads are stealable.** A spawned thread that has not run holds only its `Send`
+//!   closure: it goes to the spawning worker's crossbeam deque (FIFO), or to the runtime's injector
+//!   when spawned from outside. Idle workers steal half a victim's deque.
+//! - **Started threads are pinned.** At its first run a thread records the worker's [`Home`]; every
+//!   later wake-up puts it back there (the "next" slot and local queue from the home worker itself,
+//!   the inbox from anywhere else; see `task`).
+//! - **Switching away.** A green thread that yields, blocks or exits calls [`switch_away`], which
+//!   picks the next runnable thread of this worker and switches to it directly (one switch), or, if
+//!   there is none, or on every 61st switch, or on exit, switches to the worker's own scheduler
+//!   context (the kernel thread's original stack) that polls timers, the injector, the inbox, steals
+//!   and sleeps. The 61-switch rule keeps the injector, timers and the local queue from being starved
+//!   by two threads that keep handing the "next" slot to each other.
+//! - **Exit.** A finished thread's stack cannot be freed while it is still running on it, so exit
+//!   always goes through the scheduler context, which frees the stack after the switch.
+//!
+//! # Idle and wake-up ordering
+//! A worker with nothing to do first spins a little, stealing (at most half the workers spin at
+//! once), then announces itself asleep (`Home::sleeping`, the runtime's idle list), issues a
+//! `SeqCst` fence, re-checks its inbox, the injector and every deque, and only then sleeps with the
+//! earliest timer deadline as timeout. Producers push, fence, and then look at the announcements:
+//! a remote wake-up unparks the home worker if it sleeps; a spawn wakes an idle worker if there is
+//! more queued work than the spawner itself is about to run and no worker is spinning. Either the
+//! producer sees the announcement or the worker's re-check sees the work.
+//!
+//! # Accessing per-worker state
+//! The worker's state is reached through a thread-local pointer read by `#[inline(never)]`
+//! accessors, and only through raw pointers and short borrows that never span a switch.
+
+use std::cell::Cell;
+use std::ptr::{self, NonNull};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering, fence};
+use std::time::{Duration, Instant};
+
+use crossbeam_deque::{Injector, Steal, Stealer, Worker as Deque};
+use parking_lot::Mutex;
+
+use crate::arch;
+use crate::stack;
+use crate::task::{
+    self, Header, Home, PARKED, TaskRef, WAIT_NONE, WAIT_SLEEP, WAIT_SYS, WAIT_USER,
+};
+use crate::time::Timers;
+
+/// How many switches between two visits of the scheduler context.
+const FAIRNESS_TICKS: u32 = 61;
+/// How many rounds an idle worker tries to steal before it sleeps.
+const SPIN_ROUNDS: u32 = 64;
+
+/// The scheduling state of one runtime, shared by its workers and every spawner.
+pub(crate) struct Shared {
+    pub(crate) workers: Box<[WorkerShared]>,
+    injector: Injector<TaskRef>,
+    idle: Mutex<Vec<usize>>,
+    num_idle: AtomicUsize,
+    spinning: AtomicUsize,
+    /// Green threads spawned and not yet exited.
+    live: AtomicUsize,
+    shutdown: AtomicBool,
+    /// Who waits for `live` to reach zero after shutdown (see `runtime`).
+    shutdown_waiter: Mutex<Option<TaskRef>>,
+    /// Default usable stack size for threads of this runtime.
+    pub(crate) stack_size: usize,
+}
+
+/// What other threads may touch of a worker.
+pub(crate) struct WorkerShared {
+    pub(crate) home: Arc<Home>,
+    stealer: Stealer<TaskRef>,
+}
+
+/// The local half of a worker, handed to its kernel thread.
+pub(crate) struct WorkerSeed {
+    index: usize,
+    fresh: Deque<TaskRef>,
+}
+
+impl Shared {
+    /// A runtime's scheduling state with `n` workers; returns the seeds to start them with.
+    pub(crate) fn new(n: usize, stack_size: usize) -> (Arc<Shared>, Vec<WorkerSeed>) {
+        let mut seeds = Vec::with_capacity(n);
+        let mut workers = Vec::with_capacity(n);
+        for index in 0..n {
+            let fresh = Deque::new_fifo();
+            workers.push(WorkerShared {
+                home: Arc::new(Home::new()),
+                stealer: fresh.stealer(),
+            });
+            seeds.push(WorkerSeed { index, fresh });
+        }
+        let shared = Arc::new(Shared {
+            workers: workers.into_boxed_slice(),
+            injector: Injector::new(),
+            idle: Mutex::new(Vec::with_capacity(n)),
+            num_idle: AtomicUsize::new(0),
+            spinning: AtomicUsize::new(0),
+            live: AtomicUsize::new(0),
+            shutdown: AtomicBool::new(false),
+            shutdown_waiter: Mutex::new(None),
+            stack_size,
+        });
+        (shared, seeds)
+    }
+
+    /// Green threads spawned on this runtime and not yet finished.
+    pub(crate) fn live(&self) -> usize {
+        self.live.load(Ordering::Acquire)
+    }
+
+    /// Queues a fresh green thread (`t` is its scheduling reference).
+    pub(crate) fn spawn(self: &Arc<Shared>, t: TaskRef) {
+        self.live.fetch_add(1, Ordering::Relaxed);
+        let w = worker_ptr();
+        // SAFETY: a non-null worker pointer is the live worker of this kernel thread; the borrow
+        // ends before any switch.
+        if let Some(w) = unsafe { w.as_mut() }
+            && Arc::ptr_eq(&w.shared, self)
+        {
+            let had_work = !w.fresh.is_empty()
+                // SAFETY: we are on the worker's own kernel thread.
+                || !unsafe { w.home.local() }.is_empty();
+            w.fresh.push(t);
+            if had_work {
+                fence(Ordering::SeqCst);
+                self.wake_idle_if_none_spinning();
+            }
+            return;
+        }
+        self.injector.push(t);
+        fence(Ordering::SeqCst);
+        self.wake_idle();
+    }
+
+    fn wake_idle_if_none_spinning(&self) {
+        if self.num_idle.load(Ordering::Relaxed) > 0 && self.spinning.load(Ordering::Relaxed) == 0 {
+            self.wake_idle();
+        }
+    }
+
+    /// Wakes one sleeping worker, if any.
+    fn wake_idle(&self) {
+        if self.num_idle.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        let i = {
+            let mut idle = self.idle.lock();
+            let i = idle.pop();
+            if i.is_some() {
+                self.num_idle.fetch_sub(1, Ordering::Relaxed);
+            }
+            i
+        };
+        if let Some(i) = i {
+            self.workers[i].home.parker.unpark();
+        }
+    }
+
+    fn wake_all(&self) {
+        for w in self.workers.iter() {
+            w.home.parker.unpark();
+        }
+    }
+
+    /// Starts shutting down: workers exit once no green thread is left.
+    pub(crate) fn begin_shutdown(&self) {
+        self.shutdown.store(true, Ordering::SeqCst);
+        self.wake_all();
+    }
+
+    /// Registers `t` to be woken (`sys` token) when shutdown is under way and no thread is left.
+    pub(crate) fn set_shutdown_waiter(&self, t: Option<TaskRef>) {
+        *self.shutdown_waiter.lock() = t;
+    }
+
+    fn is_done(&self) -> bool {
+        self.shutdown.load(Ordering::SeqCst) && self.live.load(Ordering::SeqCst) == 0
+    }
+
+    fn task_exited(&self) {
+        if self.live.fetch_sub(1, Ordering::SeqCst) == 1 && self.shutdown.load(Ordering::SeqCst) {
+            self.wake_all();
+            if let Some(t) = self.shutdown_waiter.lock().take() {
+                t.wake();
+            }
+        }
+    }
+
+    /// Whether any queue of the runtime visibly holds work for worker `me`.
+    fn has_work(&self, me: usize) -> bool {
+        self.workers[me].home.inbox_nonempty()
+            || !self.injector.is_empty()
+            || self.workers.iter().any(|w| !w.stealer.is_empty())
+    }
+}
+
+/// The local state of a worker; lives on its kernel thread's own stack.
+struct Worker {
+    index: usize,
+    shared: Arc<Shared>,
+    home: Arc<Home>,
+    fresh: Deque<TaskRef>,
+    /// The scheduler context's saved stack pointer while a green thread runs.
+    sched_sp: *mut u8,
+    /// The running green thread (it owns the thread's scheduling reference), or null.
+    current: *const Header,
+    /// A thread that exited and switched to the scheduler context, to be cleaned up there.
+    exited: Option<TaskRef>,
+    timers: Timers,
+    tick: u32,
+    rng: u32,
+}
+
+thread_local! {
+    static WORKER: Cell<*mut Worker> = const { Cell::new(ptr::null_mut()) };
+}
+
+/// This kernel thread's worker, or null. Re-read after every switch.
+#[inline(never)]
+fn worker_ptr() -> *mut Worker {
+    WORKER.with(|w| w.get())
+}
+
+/// The runtime whose worker runs on this kernel thread, if any.
+pub(crate) fn current_shared() -> Option<Arc<Shared>> {
+    // SAFETY: a non-null pointer is this kernel thread's live worker; we only clone an Arc.
+    unsafe { worker_ptr().as_ref() }.map(|w| w.shared.clone())
+}
+
+/// Whether the caller is a green thread of the runtime `shared`.
+pub(crate) fn on_runtime(shared: &Shared) -> bool {
+    // SAFETY: as in current_shared.
+    task::current_green().is_some()
+        && unsafe { worker_ptr().as_ref() }.is_some_and(|w| ptr::eq(&*w.shared, shared))
+}
+
+/// Runs a worker on the calling kernel thread until its runtime shuts down and drains.
+pub(crate) fn run_worker(shared: Arc<Shared>, seed: WorkerSeed) {
+    let _alt = stack::overflow::ensure_altstack();
+    let home = shared.workers[seed.index].home.clone();
+    let mut w = Worker {
+        index: seed.index,
+        shared,
+        home,
+        fresh: seed.fresh,
+        sched_sp: ptr::null_mut(),
+        current: ptr::null(),
+        exited: None,
+        timers: Timers::new(),
+        tick: 0,
+        rng: 0x9E37_79B9 ^ (seed.index as u32).wrapping_mul(0x85EB_CA6B) | 1,
+    };
+    let wp: *mut Worker = &mut w;
+    WORKER.with(|c| c.set(wp));
+    task::set_current_home(Arc::as_ptr(&w.home));
+    // SAFETY: `wp` points at `w`, which outlives the loop; the loop uses it only through short
+    // borrows that never span a switch.
+    unsafe { worker_loop(wp) };
+    task::set_current_home(ptr::null());
+    WORKER.with(|c| c.set(ptr::null_mut()));
+}
+
+/// The scheduler context's loop.
+///
+/// # Safety
+/// `w` is this kernel thread's worker, valid for the whole call.
+unsafe fn worker_loop(w: *mut Worker) {
+    loop {
+        // SAFETY: per the function contract; the borrow ends before run_task switches.
+        let next = unsafe {
+            let wr = &mut *w;
+            wr.fire_timers();
+            wr.find_work()
+        };
+        if let Some(t) = next {
+            // SAFETY: per the function contract.
+            unsafe { run_task(w, t) };
+            continue;
+        }
+        // SAFETY: per the function contract.
+        let wr = unsafe { &mut *w };
+        if wr.shared.is_done() {
+            return;
+        }
+        if let Some(t) = wr.idle() {
+            // SAFETY: per the function contract.
+            unsafe { run_task(w, t) };
+        }
+    }
+}
+
+/// Switches from the scheduler context to `t` and cleans up when control comes back.
+///
+/// # Safety
+/// Called on the scheduler context of worker `w`; `t` is a runnable green thread's scheduling
+/// reference.
+unsafe fn run_task(w: *mut Worker, t: TaskRef) {
+    let p = t.into_raw();
+    // SAFETY: per the contract: `w` is our worker; `p` a live green thread we now run.
+    unsafe {
+        let to = (*w).prepare_run(p);
+        arch::switch(&raw mut (*w).sched_sp, to);
+        // Back on the scheduler context: whoever switched here cleared `current`.
+        if let Some(e) = (*w).exited.take() {
+            (*w).finish_exit(e);
+        }
+    }
+}
+
+impl Worker {
+    /// Makes `p` the current thread (pinning it here at its first run); returns its stack pointer.
+    ///
+    /// # Safety
+    /// `p` carries the thread's scheduling reference, which moves into `self.current`.
+    unsafe fn prepare_run(&mut self, p: NonNull<Header>) -> *mut u8 {
+        // SAFETY: `p` is live (we hold its scheduling reference).
+        let h = unsafe { p.as_ref() };
+        let g = h.green().expect("hilos: a kernel thread was queued");
+        // SAFETY: the thread is not running, and only the kernel thread that holds its scheduling
+        // reference touches its context.
+        unsafe {
+            let home = &mut *g.home.get();
+            if home.is_none() {
+                *home = Some(self.home.clone());
+            }
+        }
+        self.current = p.as_ptr();
+        task::set_current_green(p.as_ptr());
+        // SAFETY: as above: the saved stack pointer is ours to read while the thread is not running.
+        unsafe { *g.sp.get() }
+    }
+
+    /// Returns an exited thread's stack to the pool and drops its scheduling reference.
+    fn finish_exit(&mut self, t: TaskRef) {
+        let g = t.green().expect("hilos: a kernel thread exited");
+        // SAFETY: the thread has exited and switched away for good; nothing else touches its
+        // context or stack any more.
+        unsafe {
+            if let Some(s) = (*g.stack.get()).take() {
+                stack::free(s);
+            }
+            // No wake-up can read `home` any more: it is read only after winning PARKED, and an
+            // exited thread never parks again.
+            (*g.home.get()) = None;
+        }
+        drop(t);
+        self.shared.task_exited();
+    }
+
+    fn fire_timers(&mut self) {
+        if self.timers.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        while let Some((wait_no, t)) = self.timers.pop_due(now) {
+            let g = t.green().expect("hilos: a timer for a kernel thread");
+            if g.wait_gen.get() != wait_no {
+                continue; // stale: the thread has moved on
+            }
+            let token = match g.wait_on.get() {
+                WAIT_USER => &t.user,
+                WAIT_SYS => &t.sys,
+                WAIT_SLEEP => {
+                    g.wait_on.set(WAIT_NONE);
+                    // SAFETY: a sleeping thread is woken only by its timer, so its scheduling
+                    // reference is ours to take; we are its home worker.
+                    let r = unsafe { TaskRef::from_raw(t.as_ptr()) };
+                    // SAFETY: on the home worker, with the scheduling reference.
+                    unsafe { task::schedule_local_back(&self.home, r) };
+                    continue;
+                }
+                _ => continue,
+            };
+            if token.cancel_park(PARKED) {
+                // SAFETY: winning PARKED makes us the owner of the scheduling reference.
+                let r = unsafe { TaskRef::from_raw(t.as_ptr()) };
+                // SAFETY: on the home worker, with the scheduling reference.
+                unsafe { task::schedule_local_back(&self.home, r) };
+            }
+        }
+    }
+
+    /// Next runnable thread for a green thread switching away: no blocking, no timers.
+    fn pick_local(&mut self) -> Option<TaskRef> {
+        // SAFETY: we are on the worker's own kernel thread; the borrows are short.
+        unsafe {
+            if let Some(t) = self.home.next_slot().take() {
+                return Some(t);
+            }
+            if let Some(t) = self.home.local().pop_front() {
+                return Some(t);
+            }
+            if self.home.drain_inbox() > 0 {
+                return self.home.local().pop_front();
+            }
+        }
+        self.fresh.pop()
+    }
+
+    /// Next runnable thread for the scheduler context.
+    fn find_work(&mut self) -> Option<TaskRef> {
+        if self.tick % FAIRNESS_TICKS == 0 {
+            self.tick = self.tick.wrapping_add(1);
+            if let Some(t) = self.pop_injector() {
+                return Some(t);
+            }
+            // SAFETY: we are on the worker's own kernel thread.
+            unsafe {
+                self.home.drain_inbox();
+                if let Some(t) = self.home.local().pop_front() {
+                    return Some(t);
+                }
+            }
+        }
+        self.pick_local()
+            .or_else(|| self.pop_injector())
+            .or_else(|| self.steal())
+    }
+
+    fn pop_injector(&mut self) -> Option<TaskRef> {
+        loop {
+            match self.shared.injector.steal_batch_and_pop(&self.fresh) {
+                Steal::Success(t) => return Some(t),
+                Steal::Empty => return None,
+                Steal::Retry => continue,
+            }
+        }
+    }
+
+    fn steal(&mut self) -> Option<TaskRef> {
+        let n = self.shared.workers.len();
+        if n <= 1 {
+            return None;
+        }
+        // xorshift32: a different victim order each time.
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 17;
+        self.rng ^= self.rng << 5;
+        let start = self.rng as usize % n;
+        for k in 0..n {
+            let i = (start + k) % n;
+            if i == self.index {
+                continue;
+            }
+            loop {
+                match self.shared.workers[i]
+                    .stealer
+                    .steal_batch_and_pop(&self.fresh)
+                {
+                    Steal::Success(t) => return Some(t),
+                    Steal::Empty => break,
+                    Steal::Retry => continue,
+                }
+            }
+        }
+        None
+    }
+
+    /// Nothing to run: spin a little, then sleep until woken or the next timer. Returns work
+    /// found while spinning.
+    fn idle(&mut self) -> Option<TaskRef> {
+        let n = self.shared.workers.len();
+        if n > 1 && 2 * self.shared.spinning.load(Ordering::Relaxed) < n {
+            self.shared.spinning.fetch_add(1, Ordering::SeqCst);
+            for _ in 0..SPIN_ROUNDS {
+                if let Some(t) = self.steal().or_else(|| self.pop_injector()) {
+                    self.shared.spinning.fetch_sub(1, Ordering::SeqCst);
+                    // We were the one looking: if there is more, let another look too.
+                    if !self.fresh.is_empty() {
+                        self.shared.wake_idle_if_none_spinning();
+                    }
+                    return Some(t);
+                }
+                if self.home.inbox_nonempty() || self.shared.is_done() {
+                    break;
+                }
+                for _ in 0..32 {
+                    std::hint::spin_loop();
+                }
+            }
+            self.shared.spinning.fetch_sub(1, Ordering::SeqCst);
+        }
+
+        // Announce, fence, re-check, sleep (module doc).
+        self.home.sleeping.store(true, Ordering::Relaxed);
+        {
+            let mut idle = self.shared.idle.lock();
+            idle.push(self.index);
+            self.shared.num_idle.fetch_add(1, Ordering::Relaxed);
+        }
+        fence(Ordering::SeqCst);
+        if !self.shared.has_work(self.index) && !self.shared.is_done() {
+            let timeout = self
+                .timers
+                .next_deadline()
+                .map(|d| d.saturating_duration_since(Instant::now()));
+            if timeout != Some(Duration::ZERO) {
+                self.home.parker.park(timeout);
+            }
+        }
+        self.home.sleeping.store(false, Ordering::Relaxed);
+        let mut idle = self.shared.idle.lock();
+        if let Some(pos) = idle.iter().position(|&i| i == self.index) {
+            idle.swap_remove(pos);
+            self.shared.num_idle.fetch_sub(1, Ordering::Relaxed);
+        }
+        None
+    }
+}
+
+/// Why a green thread switches away.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Away {
+    /// Still runnable: goes to the back of the local queue.
+    Yield,
+    /// Parked: some waker or timer owns its scheduling reference now.
+    Block,
+    /// Finished: never resumes.
+    Exit,
+}
+
+/// Switches the running green thread away (see the module doc). Returns when it is resumed.
+///
+/// # Safety
+/// Called on a green thread, with the worker in a consistent state for `why`: for `Block` the
+/// thread's scheduling reference has been given up to a token or timer protocol.
+unsafe fn switch_away(why: Away) {
+    let w = worker_ptr();
+    // SAFETY: we run on a green thread, so this kernel thread has a live worker; the borrow ends
+    // before the switch.
+    let (save, to) = unsafe {
+        let wr = &mut *w;
+        let cur = NonNull::new(wr.current as *mut Header).expect("hilos: no current green thread");
+        let g = cur
+            .as_ref()
+            .green()
+            .expect("hilos: current thread is not green");
+        if why == Away::Yield {
+            // The scheduling reference moves from `current` to the queue.
+            wr.home.local().push_back(TaskRef::from_raw(cur));
+        }
+        wr.tick = wr.tick.wrapping_add(1);
+        let next = if why == Away::Exit || wr.tick % FAIRNESS_TICKS == 0 {
+            None
+        } else {
+            wr.pick_local()
+        };
+        match next {
+            Some(n) if n.as_ptr() == cur => {
+                // Woken (or re-queued) before we left: keep running; the scheduling reference
+                // goes back to `current`.
+                std::mem::forget(n);
+                return;
+            }
+            Some(n) => (g.sp.get(), wr.prepare_run(n.into_raw())),
+            None => {
+                if why == Away::Exit {
+                    wr.exited = Some(TaskRef::from_raw(cur));
+                } else if why == Away::Yield {
+                    // Its reference is in the queue already.
+                }
+                wr.current = ptr::null();
+                task::set_current_green(ptr::null());
+                (g.sp.get(), wr.sched_sp)
+            }
+        }
+    };
+    // SAFETY: `save` is the running thread's own save slot; `to` a suspended context's stack
+    // pointer, saved by `switch` or built by `init_stack`.
+    unsafe { arch::switch(save, to) };
+}
+
+/// The entry point of every green thread, called by the trampoline `init_stack` sets up.
+///
+/// # Safety
+/// `arg` is the thread's header; the thread's scheduling reference is `current`.
+pub(crate) unsafe extern "C" fn green_entry(arg: *mut u8) -> ! {
+    let h = NonNull::new(arg as *mut Header).expect("hilos: null thread argument");
+    // SAFETY: the header is alive while the thread runs; `run` does not unwind.
+    unsafe { ((*h.as_ptr()).vtable_run())(h) };
+    // SAFETY: the thread is done; Exit hands its scheduling reference to the scheduler context.
+    unsafe { switch_away(Away::Exit) };
+    // A thread that exited is never resumed.
+    std::process::abort()
+}
+
+/// Blocks the caller on one of its tokens until woken, or until `deadline`. Works on green
+/// threads (parks only the green thread) and kernel threads (blocks them). Returns `false` if it
+/// returned because the deadline passed. May return spuriously; callers re-check their condition.
+pub(crate) fn park(which: task::Which, deadline: Option<Instant>) -> bool {
+    let Some(cur) = task::current_green() else {
+        return match which {
+            task::Which::User => {
+                match deadline {
+                    None => std::thread::park(),
+                    Some(d) => {
+                        std::thread::park_timeout(d.saturating_duration_since(Instant::now()))
+                    }
+                }
+                true
+            }
+            task::Which::Sys => task::wait_os(&task::current().sys, deadline),
+        };
+    };
+    // SAFETY: the running green thread's header is alive while it runs.
+    let h = unsafe { cur.as_ref() };
+    let token = h.token(which);
+    if token.try_consume() {
+        return true;
+    }
+    if std::thread::panicking() {
+        // Switching away would carry this kernel thread's "panicking" state into another green
+        // thread; block the worker instead (DESIGN-NOTES section 2).
+        return task::wait_os(token, deadline);
+    }
+    if let Some(d) = deadline
+        && d <= Instant::now()
+    {
+        return false;
+    }
+    let g = h.green().expect("hilos: current thread is not green");
+    let wait_no = g.wait_gen.get().wrapping_add(1);
+    g.wait_gen.set(wait_no);
+    g.wait_on.set(match which {
+        task::Which::User => WAIT_USER,
+        task::Which::Sys => WAIT_SYS,
+    });
+    if !token.begin_park(PARKED) {
+        g.wait_on.set(WAIT_NONE);
+        return true;
+    }
+    if let Some(d) = deadline {
+        // SAFETY: on a green thread, so the worker is live; the borrow is short.
+        let w = unsafe { &mut *worker_ptr() };
+        // SAFETY: the header is alive (we are running on it).
+        w.timers
+            .push(d, wait_no, unsafe { TaskRef::clone_from_ptr(cur) });
+    }
+    // SAFETY: the token now holds our scheduling reference (PARKED).
+    unsafe { switch_away(Away::Block) };
+    g.wait_on.set(WAIT_NONE);
+    // Woken by a waker (NOTIFIED) or by the timer (EMPTY); consume whatever is pending.
+    token.finish_wait()
+}
+
+/// Puts the caller to sleep for `dur` (green: a timer on its worker; kernel: `std::thread::sleep`).
+pub(crate) fn sleep(dur: Duration) {
+    let Some(cur) = task::current_green() else {
+        std::thread::sleep(dur);
+        return;
+    };
+    if dur.is_zero() {
+        yield_now();
+        return;
+    }
+    if std::thread::panicking() {
+        std::thread::sleep(dur);
+        return;
+    }
+    let Some(deadline) = Instant::now().checked_add(dur) else {
+        // Longer than the clock can express: sleep "forever", in the largest steps it can.
+        loop {
+            sleep(Duration::from_secs(u32::MAX as u64));
+        }
+    };
+    // SAFETY: the running green thread's header is alive while it runs.
+    let h = unsafe { cur.as_ref() };
+    let g = h.green().expect("hilos: current thread is not green");
+    loop {
+        let wait_no = g.wait_gen.get().wrapping_add(1);
+        g.wait_gen.set(wait_no);
+        g.wait_on.set(WAIT_SLEEP);
+        // SAFETY: on a green thread, so the worker is live; the borrow is short.
+        let w = unsafe { &mut *worker_ptr() };
+        // SAFETY: the header is alive (we are running on it).
+        w.timers
+            .push(deadline, wait_no, unsafe { TaskRef::clone_from_ptr(cur) });
+        // SAFETY: only the timer wakes a sleeping thread; it owns our scheduling reference.
+        unsafe { switch_away(Away::Block) };
+        if Instant::now() >= deadline {
+            return;
+        }
+    }
+}
+
+/// Lets other green threads of this worker run (kernel threads: `std::thread::yield_now`).
+pub(crate) fn yield_now() {
+    if task::current_green().is_none() || std::thread::panicking() {
+        std::thread::yield_now();
+        return;
+    }
+    // SAFETY: on a green thread; the scheduling reference moves to the local queue.
+    unsafe { switch_away(Away::Yield) };
+}

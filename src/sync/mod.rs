@@ -1,1 +1,1 @@
-//! (in progress)
+//! Green-aware synchronization (in progress).

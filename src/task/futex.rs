@@ -1,0 +1,71 @@
+//! Thin wrappers over the Linux `futex(2)` wait and wake operations, and a one-word parker.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+/// Sleeps while `*word == expected`, at most `timeout`. Returns on a wake, a timeout, a signal or
+/// a changed value; callers re-check their condition.
+pub(crate) fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
+    let ts = timeout.map(|d| libc::timespec {
+        tv_sec: d.as_secs().min(i64::MAX as u64) as libc::time_t,
+        tv_nsec: d.subsec_nanos() as libc::c_long,
+    });
+    let ts_ptr = ts
+        .as_ref()
+        .map_or(std::ptr::null(), |t| t as *const libc::timespec);
+    // SAFETY: `word` is a valid, aligned u32 for the duration of the call; `ts_ptr` is null or
+    // points at a live timespec. FUTEX_WAIT only reads them.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+            expected,
+            ts_ptr,
+        );
+    }
+}
+
+/// Wakes at most `n` threads sleeping on `word`.
+pub(crate) fn wake(word: &AtomicU32, n: i32) {
+    // SAFETY: `word` is a valid, aligned u32; FUTEX_WAKE does not access memory through it.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
+            n,
+        );
+    }
+}
+
+/// A parker for one kernel thread: `unpark` before `park` makes `park` return at once.
+pub(crate) struct Parker {
+    state: AtomicU32,
+}
+
+const IDLE: u32 = 0;
+const NOTIFIED: u32 = 1;
+
+impl Parker {
+    pub(crate) const fn new() -> Parker {
+        Parker {
+            state: AtomicU32::new(IDLE),
+        }
+    }
+
+    /// Sleeps until `unpark` or `timeout`, consuming the notification.
+    pub(crate) fn park(&self, timeout: Option<Duration>) {
+        if self.state.swap(IDLE, Ordering::Acquire) == NOTIFIED {
+            return;
+        }
+        wait(&self.state, IDLE, timeout);
+        self.state.swap(IDLE, Ordering::Acquire);
+    }
+
+    pub(crate) fn unpark(&self) {
+        if self.state.swap(NOTIFIED, Ordering::Release) == IDLE {
+            wake(&self.state, 1);
+        }
+    }
+}

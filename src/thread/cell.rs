@@ -1,0 +1,275 @@
+//! The allocation behind a green thread, and the join protocol.
+//!
+//! # The problem
+//! Spawn+join must cost about as much as two allocations' worth of work, so a green thread is one
+//! heap allocation: the control block (`task::Header`), the result slot, the join state and the
+//! closure. The `JoinHandle<T>` knows `T` but not the closure type `F`; the scheduler knows
+//! neither. And a scoped thread's result may borrow from the scope, so it must be dropped before
+//! the scope returns, even though `Thread` handles may keep the allocation alive far longer.
+//!
+//! # The design
+//! `Cell<F, T>` is `#[repr(C)]` with the header first and the output second; `Prefix<T>` is its
+//! prefix, so a `JoinHandle<T>` reaches the output of any `Cell<_, T>`. The header's vtable runs
+//! and frees the cell. The join state is one atomic word:
+//! - `DONE`: the output is written (set by the finishing thread, Release);
+//! - `WAITING`: a joiner stored its handle in `joiner` and waits on its `sys` token;
+//! - `DROPPED`: the join handle is gone (dropped, or joined and the output taken).
+//!
+//! Whoever sets the second of `DONE` and `DROPPED` drops an output nobody took, so the output never
+//! outlives the handle's lifetime (and so never outlives a scope). The finishing thread wakes a
+//! `WAITING` joiner, and only then tells the scope it is done; the joiner never touches `joiner`
+//! once it has published `WAITING`.
+
+use std::cell::UnsafeCell;
+use std::mem::ManuallyDrop;
+use std::panic::{self, AssertUnwindSafe};
+use std::ptr::NonNull;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+
+use crate::scheduler;
+use crate::task::{self, Header, TaskRef, Vtable};
+
+const DONE: u32 = 1;
+const WAITING: u32 = 2;
+const DROPPED: u32 = 4;
+
+/// Bookkeeping of a `scope`: how many of its threads still run, and whether one panicked with
+/// nobody joining it.
+pub(crate) struct ScopeData {
+    pub(crate) running: AtomicUsize,
+    pub(crate) a_thread_panicked: AtomicBool,
+    pub(crate) owner: TaskRef,
+}
+
+impl ScopeData {
+    fn thread_done(&self) {
+        if self.running.fetch_sub(1, Ordering::Release) == 1 {
+            self.owner.wake();
+        }
+    }
+}
+
+/// The output half of a cell.
+pub(crate) struct Output<T> {
+    state: AtomicU32,
+    joiner: UnsafeCell<Option<TaskRef>>,
+    value: UnsafeCell<Option<std::thread::Result<T>>>,
+    scope: Option<Arc<ScopeData>>,
+}
+
+#[repr(C)]
+struct Cell<F, T> {
+    header: Header,
+    out: Output<T>,
+    func: UnsafeCell<ManuallyDrop<F>>,
+    started: UnsafeCell<bool>,
+}
+
+#[repr(C)]
+pub(crate) struct Prefix<T> {
+    header: Header,
+    out: Output<T>,
+}
+
+impl<F, T> Cell<F, T>
+where
+    F: FnOnce() -> T,
+{
+    const VTABLE: Vtable = Vtable {
+        run: run::<F, T>,
+        dealloc: dealloc::<F, T>,
+    };
+}
+
+/// Allocates the cell of a new green thread and builds its stack frame.
+///
+/// Returns two references to it: the join handle's and the scheduling reference.
+pub(crate) fn new_task<F, T>(
+    name: Option<Box<str>>,
+    stack: crate::stack::Stack,
+    scope: Option<Arc<ScopeData>>,
+    f: F,
+) -> (TaskRef, TaskRef)
+where
+    F: FnOnce() -> T,
+{
+    let top = stack.top();
+    let cell = Box::new(Cell::<F, T> {
+        header: Header::new_green(&Cell::<F, T>::VTABLE, name, stack, std::ptr::null_mut(), 2),
+        out: Output {
+            state: AtomicU32::new(0),
+            joiner: UnsafeCell::new(None),
+            value: UnsafeCell::new(None),
+            scope,
+        },
+        func: UnsafeCell::new(ManuallyDrop::new(f)),
+        started: UnsafeCell::new(false),
+    });
+    let p = NonNull::from(Box::leak(cell));
+    let h = p.cast::<Header>();
+    // SAFETY: `top` is the top of the stack this cell now owns; nothing runs on it yet. The entry
+    // receives the header, which lives as long as the scheduling reference.
+    let sp = unsafe { crate::arch::init_stack(top, scheduler::green_entry, h.as_ptr() as *mut u8) };
+    // SAFETY: the cell is not shared yet.
+    unsafe {
+        let g = (*p.as_ptr()).header.green().expect("green header");
+        *g.sp.get() = sp;
+    }
+    // SAFETY: the allocation carries two references (refs = 2 above).
+    unsafe { (TaskRef::from_raw(h), TaskRef::from_raw(h)) }
+}
+
+/// Runs the closure and publishes its result. Never unwinds.
+///
+/// # Safety
+/// `h` is the header of a `Cell<F, T>`, called once, on the thread's own stack.
+unsafe fn run<F, T>(h: NonNull<Header>)
+where
+    F: FnOnce() -> T,
+{
+    let cell = h.cast::<Cell<F, T>>().as_ptr();
+    // SAFETY: called once by the thread itself; nothing else touches `func`/`started`.
+    let f = unsafe {
+        *(*cell).started.get() = true;
+        ManuallyDrop::take(&mut *(*cell).func.get())
+    };
+    let result = panic::catch_unwind(AssertUnwindSafe(f));
+    // SAFETY: the cell is alive (the running thread holds its scheduling reference).
+    let out = unsafe { &(*cell).out };
+    // SAFETY: only the finishing thread writes the value, before publishing DONE.
+    unsafe { *out.value.get() = Some(result) };
+    let prev = out.state.fetch_or(DONE, Ordering::AcqRel);
+    if prev & DROPPED != 0 {
+        // SAFETY: the handle is gone and saw no DONE, so nobody else touches the value.
+        unsafe { out.drop_unjoined() };
+    }
+    if prev & WAITING != 0 {
+        // SAFETY: the joiner published WAITING after storing itself and no longer touches it.
+        let joiner = unsafe { (*out.joiner.get()).take() };
+        if let Some(j) = joiner {
+            j.wake();
+        }
+    }
+    if let Some(scope) = &out.scope {
+        scope.thread_done();
+    }
+}
+
+/// # Safety
+/// `h` is the header of a `Cell<F, T>` whose last reference is being dropped.
+unsafe fn dealloc<F, T>(h: NonNull<Header>)
+where
+    F: FnOnce() -> T,
+{
+    // SAFETY: allocated by `new_task` as a Box<Cell<F, T>>; last reference.
+    let mut cell = unsafe { Box::from_raw(h.cast::<Cell<F, T>>().as_ptr()) };
+    if !*cell.started.get_mut() {
+        // SAFETY: the closure was never taken.
+        unsafe { ManuallyDrop::drop(cell.func.get_mut()) };
+    }
+    if let Some(s) = cell.header.green()
+        // SAFETY: last reference: exclusive access.
+        && let Some(stack) = unsafe { (*s.stack.get()).take() }
+    {
+        crate::stack::free(stack);
+    }
+}
+
+impl<T> Output<T> {
+    /// Drops an output nobody will take, outside any unwinding (as std: a panicking drop of a
+    /// thread's result aborts), and records an unjoined panic for the scope.
+    ///
+    /// # Safety
+    /// The caller is the one party entitled to the value (see the module doc).
+    unsafe fn drop_unjoined(&self) {
+        // SAFETY: per the contract.
+        let v = unsafe { (*self.value.get()).take() };
+        let panicked = matches!(v, Some(Err(_)));
+        if panic::catch_unwind(AssertUnwindSafe(move || drop(v))).is_err() {
+            let _ = std::io::Write::write_all(
+                &mut std::io::stderr(),
+                b"fatal runtime error: drop of the result of a hilos thread panicked, aborting\n",
+            );
+            std::process::abort();
+        }
+        if panicked && let Some(s) = &self.scope {
+            s.a_thread_panicked.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The shared part of `JoinHandle` and `ScopedJoinHandle`: a reference to a `Cell<_, T>`.
+pub(crate) struct JoinInner<T> {
+    task: TaskRef,
+    _marker: std::marker::PhantomData<fn() -> T>,
+}
+
+// SAFETY: the handle moves the output (T: Send, checked at spawn) to whoever joins.
+unsafe impl<T: Send> Send for JoinInner<T> {}
+// SAFETY: `&JoinInner` only exposes `is_finished` and the thread's header.
+unsafe impl<T> Sync for JoinInner<T> {}
+
+impl<T> JoinInner<T> {
+    /// # Safety
+    /// `task` is the handle's reference to a `Cell<_, T>` made by `new_task`.
+    pub(crate) unsafe fn new(task: TaskRef) -> JoinInner<T> {
+        JoinInner {
+            task,
+            _marker: std::marker::PhantomData,
+        }
+    }
+
+    fn out(&self) -> &Output<T> {
+        // SAFETY: the header is the prefix of a Cell<_, T> (constructor's contract), so it is
+        // also a Prefix<T>.
+        unsafe { &(*self.task.as_ptr().cast::<Prefix<T>>().as_ptr()).out }
+    }
+
+    pub(crate) fn task(&self) -> &TaskRef {
+        &self.task
+    }
+
+    pub(crate) fn is_finished(&self) -> bool {
+        self.out().state.load(Ordering::Acquire) & DONE != 0
+    }
+
+    /// Waits for the thread to finish and takes its result.
+    pub(crate) fn join(self) -> std::thread::Result<T> {
+        let out = self.out();
+        let st = out.state.load(Ordering::Acquire);
+        if st & DONE == 0 {
+            // SAFETY: before publishing WAITING the joiner slot is ours alone.
+            unsafe { *out.joiner.get() = Some(task::current()) };
+            match out
+                .state
+                .compare_exchange(st, st | WAITING, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => {
+                    while out.state.load(Ordering::Acquire) & DONE == 0 {
+                        scheduler::park(task::Which::Sys, None);
+                    }
+                }
+                Err(_) => {
+                    // DONE arrived first: the finisher saw no WAITING, the slot is still ours.
+                    // SAFETY: as above.
+                    drop(unsafe { (*out.joiner.get()).take() });
+                }
+            }
+        }
+        // SAFETY: DONE is set (Acquire) and the handle is not dropped: the value is ours.
+        let v = unsafe { (*out.value.get()).take() };
+        v.expect("hilos: joined a thread whose result was already taken")
+    }
+}
+
+impl<T> Drop for JoinInner<T> {
+    fn drop(&mut self) {
+        let out = self.out();
+        let prev = out.state.fetch_or(DROPPED, Ordering::AcqRel);
+        if prev & DONE != 0 {
+            // SAFETY: DONE was set before DROPPED: the finisher left the value to us.
+            unsafe { out.drop_unjoined() };
+        }
+    }
+}
