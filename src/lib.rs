@@ -26,3 +26,18 @@ pub use thread::{
     Builder, JoinHandle, Scope, ScopedJoinHandle, Thread, ThreadId, current, park, park_timeout,
     scope, sleep, spawn, yield_now,
 };
+
+/// Internals the crate's own benchmarks and comparison harness measure. Not a stable API.
+#[doc(hidden)]
+pub mod __private {
+    /// Times `iters` round trips (there and back) of the bare context switch between two
+    /// contexts on one kernel thread, with no scheduler involved.
+    pub fn bare_switch_roundtrips(iters: u64) -> std::time::Duration {
+        crate::arch::bare_switch_roundtrips(iters)
+    }
+
+    /// The stack guard mechanism in use: `"madv_guard_install"` or `"mprotect"`.
+    pub fn stack_guard_mechanism() -> &'static str {
+        crate::stack::guard_mechanism()
+    }
+}
