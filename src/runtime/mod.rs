@@ -278,3 +278,8 @@ impl std::fmt::Debug for Runtime {
             .finish()
     }
 }
+
+// A panic that unwinds past a `&Runtime` leaves it fully usable: its state is atomics and queues
+// that no user code runs inside of.
+impl std::panic::RefUnwindSafe for Runtime {}
+impl std::panic::UnwindSafe for Runtime {}

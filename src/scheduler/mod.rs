@@ -388,8 +388,13 @@ impl Worker {
         }
     }
 
-    /// Next runnable thread for a green thread switching away: no blocking, no timers.
-    fn pick_local(&mut self) -> Option<TaskRef> {
+    /// Next runnable thread for a green thread switching away: no blocking, no timers. A thread
+    /// that yields lets unstarted threads go first (`fresh_first`); otherwise woken threads,
+    /// which may hold resources others wait for, run before new ones start.
+    fn pick_local(&mut self, fresh_first: bool) -> Option<TaskRef> {
+        if fresh_first && let Some(t) = self.fresh.pop() {
+            return Some(t);
+        }
         // SAFETY: we are on the worker's own kernel thread; the borrows are short.
         unsafe {
             if let Some(t) = self.home.next_slot().take() {
@@ -412,15 +417,24 @@ impl Worker {
             if let Some(t) = self.pop_injector() {
                 return Some(t);
             }
+            // Skip the "next" slot, and alternate which of the local queue and the fresh deque
+            // goes first, so neither a ping-pong pair nor a stream of spawns starves the other.
             // SAFETY: we are on the worker's own kernel thread.
             unsafe {
                 self.home.drain_inbox();
+                let fresh_first = (self.tick / FAIRNESS_TICKS) % 2 == 1;
+                if fresh_first && let Some(t) = self.fresh.pop() {
+                    return Some(t);
+                }
                 if let Some(t) = self.home.local().pop_front() {
+                    return Some(t);
+                }
+                if let Some(t) = self.fresh.pop() {
                     return Some(t);
                 }
             }
         }
-        self.pick_local()
+        self.pick_local(false)
             .or_else(|| self.pop_injector())
             .or_else(|| self.steal())
     }
@@ -551,7 +565,7 @@ unsafe fn switch_away(why: Away) {
         let next = if why == Away::Exit || wr.tick % FAIRNESS_TICKS == 0 {
             None
         } else {
-            wr.pick_local()
+            wr.pick_local(why == Away::Yield)
         };
         match next {
             Some(n) if n.as_ptr() == cur => {

@@ -258,3 +258,9 @@ fn _assert_traits() {
     send_sync::<Thread>();
     send_sync::<JoinHandle<u8>>();
 }
+
+// As std's: handles stay consistent across a panic (their state is atomic).
+impl std::panic::RefUnwindSafe for Thread {}
+impl std::panic::UnwindSafe for Thread {}
+impl<T> std::panic::RefUnwindSafe for JoinHandle<T> {}
+impl<T> std::panic::UnwindSafe for JoinHandle<T> {}

@@ -131,3 +131,7 @@ impl<T> std::fmt::Debug for ScopedJoinHandle<'_, T> {
         f.debug_struct("ScopedJoinHandle").finish_non_exhaustive()
     }
 }
+
+impl std::panic::RefUnwindSafe for Scope<'_, '_> {}
+impl<T> std::panic::RefUnwindSafe for ScopedJoinHandle<'_, T> {}
+impl<T> std::panic::UnwindSafe for ScopedJoinHandle<'_, T> {}
