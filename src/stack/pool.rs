@@ -71,7 +71,9 @@ impl RawStack {
 /// The class of a request for `size` usable bytes, or `InvalidInput` if the size is absurd.
 pub(super) fn class_for(size: usize) -> io::Result<usize> {
     let page = map::page_size();
-    let Some(rounded) = size.checked_add(page - 1).map(|s| s & !(page - 1)) else {
+    // 0 means "the minimum"; rounding 1 instead keeps every request of at most a page (and a
+    // page may exceed MIN_STACK_SIZE) in the same class.
+    let Some(rounded) = size.max(1).checked_add(page - 1).map(|s| s & !(page - 1)) else {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             format!(
@@ -202,7 +204,7 @@ fn take_shared(class: usize) -> io::Result<RawStack> {
             p.next_slot = addr;
             p.slots_left = got;
             p.chunk_slots = got;
-            p.next_chunk_slots = want.saturating_mul(2).min(max);
+            p.next_chunk_slots = got.saturating_mul(2).min(max);
         }
         let base = p.next_slot;
         p.next_slot += slot_len;
@@ -329,7 +331,11 @@ impl Drop for ThreadCache {
 }
 
 thread_local! {
-    static CACHE: RefCell<ThreadCache> = const { RefCell::new(ThreadCache { classes: Vec::new() }) };
+    static CACHE: RefCell<ThreadCache> = const {
+        RefCell::new(ThreadCache {
+            classes: Vec::new(),
+        })
+    };
 }
 
 /// A stack of `class`: from this thread's cache (refilled in a batch from the shared pool when

@@ -333,15 +333,50 @@ fn guard_mechanism_matches_kernel() {
 
 #[test]
 fn free_then_alloc_reuses_from_thread_cache() {
-    let a = alloc(DEFAULT_STACK_SIZE).unwrap();
-    let top = a.top();
-    free(a);
-    let b = alloc(DEFAULT_STACK_SIZE - 100).unwrap();
-    assert_eq!(b.top(), top, "the stack just freed comes back first");
-    // Dropping is freeing.
-    drop(b);
-    let c = alloc(DEFAULT_STACK_SIZE).unwrap();
-    assert_eq!(c.top(), top);
+    let class = pool::class_for(DEFAULT_STACK_SIZE).unwrap();
+    let stacks: Vec<Stack> = (0..3).map(|_| alloc(DEFAULT_STACK_SIZE).unwrap()).collect();
+    let tops: Vec<*mut u8> = stacks.iter().map(Stack::top).collect();
+    let cached = pool::cached_count(class);
+    let mut stacks = stacks.into_iter();
+    free(stacks.next().unwrap());
+    free(stacks.next().unwrap());
+    drop(stacks); // Dropping is freeing.
+    assert_eq!(
+        pool::cached_count(class),
+        cached + 3,
+        "freed into this thread's cache"
+    );
+    // Most recently freed first (its memory is the likeliest to be in cache and TLB).
+    let mut again = Vec::new();
+    for (i, &top) in tops.iter().enumerate().rev() {
+        let s = alloc(DEFAULT_STACK_SIZE - 100).unwrap();
+        assert_eq!(
+            s.top(),
+            top,
+            "stack {i} should come back from the thread cache"
+        );
+        again.push(s);
+    }
+    assert_eq!(pool::cached_count(class), cached);
+}
+
+#[test]
+fn fresh_stacks_are_carved_from_shared_chunks() {
+    const SIZE: usize = 40 * 1024; // Class used by this test only.
+    if map::mechanism() != Mechanism::MadvGuard {
+        eprintln!("skipped: one mapping per stack on the mprotect path");
+        return;
+    }
+    let stacks: Vec<Stack> = (0..64).map(|_| alloc(SIZE).unwrap()).collect();
+    // Chunks of 16, then 32 slots: consecutive fresh slots are neighbours except across chunks.
+    let adjacent = stacks
+        .windows(2)
+        .filter(|w| w[1].guard().start == w[0].top() as usize)
+        .count();
+    assert!(
+        adjacent >= 60,
+        "only {adjacent} of 63 fresh stacks follow their predecessor"
+    );
 }
 
 #[test]
@@ -790,6 +825,57 @@ fn mprotect_fallback_explains_the_mapping_limit() {
     );
 }
 
+#[test]
+fn exhausted_address_space_is_an_explained_error() {
+    const SHORT: &str = "exhausted_address_space_is_an_explained_error";
+    const SIZE: usize = 1 << 20; // 1 MiB class: a first chunk of 16 slots is 16 MiB + 64 KiB.
+    if is_child(SHORT) {
+        // Leave 6 MiB of address space: the 16- and 8-slot chunks fail, a 4-slot chunk fits.
+        let vm = status_kib("VmSize:") * 1024;
+        let lim = libc::rlimit {
+            rlim_cur: (vm + (6 << 20)) as libc::rlim_t,
+            rlim_max: libc::RLIM_INFINITY,
+        };
+        // SAFETY: lowers this (child) process's address-space soft limit.
+        assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_AS, &lim) }, 0);
+        let mut stacks = Vec::with_capacity(64);
+        let err = loop {
+            match alloc(SIZE) {
+                Ok(s) => stacks.push(s),
+                Err(e) => break e,
+            }
+            assert!(stacks.len() < 64, "never ran out of address space");
+        };
+        let msg = err.to_string();
+        if stacks.len() >= 4
+            && err.kind() == std::io::ErrorKind::OutOfMemory
+            && msg.contains("mmap")
+            && msg.contains(&SIZE.to_string())
+            && msg.contains("ulimit -v")
+        {
+            eprintln!("after {} stacks: {msg}", stacks.len());
+            std::process::exit(0);
+        }
+        eprintln!(
+            "unexpected after {} stacks: {:?}: {msg}",
+            stacks.len(),
+            err.kind()
+        );
+        std::process::exit(4);
+    }
+    if let Some(env) = guard_env_for(Mechanism::MadvGuard) {
+        let out = run_child(SHORT, env);
+        expect_success(&out);
+        eprintln!(
+            "{}",
+            out.stderr
+                .lines()
+                .find(|l| l.starts_with("after"))
+                .unwrap_or("")
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Measurements (run alone, in release:
 // cargo test --release --lib stack::tests::rss_per_parked_stack -- --ignored --nocapture)
@@ -809,12 +895,17 @@ fn rss_per_parked_stack() {
     );
     let t = std::time::Instant::now();
     let mut stacks = Vec::with_capacity(n);
-    for _ in 0..n {
+    let mut lap = t;
+    for i in 0..n {
         let s = alloc(DEFAULT_STACK_SIZE).unwrap();
         // A parked thread with a shallow stack: its top page touched.
         // SAFETY: inside the usable range of `s`.
         unsafe { ptr::write_volatile(s.top().sub(64), 1) };
         stacks.push(s);
+        if (i + 1) % 100_000 == 0 && n > 100_000 {
+            eprintln!("  {} stacks: last 100000 took {:?}", i + 1, lap.elapsed());
+            lap = std::time::Instant::now();
+        }
     }
     let elapsed = t.elapsed();
     let (rss1, pte1, maps1) = (
@@ -850,4 +941,21 @@ fn rss_per_parked_stack() {
         t.elapsed(),
         status_kib("VmRSS:")
     );
+}
+
+#[test]
+#[ignore = "measurement; run alone in release"]
+fn hot_path_cost() {
+    let rounds = 10_000_000u32;
+    let warm = alloc(DEFAULT_STACK_SIZE).unwrap();
+    free(warm);
+    let t = std::time::Instant::now();
+    for _ in 0..rounds {
+        let s = alloc(std::hint::black_box(DEFAULT_STACK_SIZE)).unwrap();
+        free(std::hint::black_box(s));
+    }
+    let per = t.elapsed().as_nanos() as f64 / f64::from(rounds);
+    eprintln!("alloc+free from the thread cache: {per:.1} ns per pair");
+    // A system call or a contended lock would cost far more than this.
+    assert!(per < 1000.0);
 }
