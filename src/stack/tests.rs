@@ -937,9 +937,10 @@ fn rss_per_parked_stack() {
     let t = std::time::Instant::now();
     drop(stacks);
     eprintln!(
-        "free {n}: {:?}; VmRSS now {} KiB",
+        "free {n}: {:?}; now VmRSS {} KiB, VmPTE {} KiB",
         t.elapsed(),
-        status_kib("VmRSS:")
+        status_kib("VmRSS:"),
+        status_kib("VmPTE:")
     );
 }
 
