@@ -1,0 +1,407 @@
+//! Size classes, carving slots out of chunks, the shared per-class pools and the per-thread
+//! caches. The protocol (who owns a slot when) is described in the parent module's docs.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::io;
+
+use parking_lot::Mutex;
+
+use super::map::{self, Mechanism};
+use super::{MAX_STACK_SIZE, MIN_STACK_SIZE};
+
+/// log2 of [`MIN_STACK_SIZE`].
+const MIN_SHIFT: u32 = 14;
+/// log2 of [`MAX_STACK_SIZE`].
+const MAX_SHIFT: u32 = 30;
+/// 2^STEP_SHIFT classes per power of two.
+const STEP_SHIFT: u32 = 3;
+/// Class 0 is [`MIN_STACK_SIZE`]; then 8 classes per power of two up to [`MAX_STACK_SIZE`].
+pub(super) const NUM_CLASSES: usize = 1 + (((MAX_SHIFT - MIN_SHIFT) as usize) << STEP_SHIFT);
+
+const _: () = assert!(1 << MIN_SHIFT == MIN_STACK_SIZE && 1 << MAX_SHIFT == MAX_STACK_SIZE);
+const _: () = assert!(NUM_CLASSES <= u8::MAX as usize + 1);
+
+/// At most this many stacks per class in a thread's cache...
+const THREAD_CACHE_MAX: usize = 64;
+/// ...and at most this many bytes of usable size per class (0 stacks for classes above it).
+const THREAD_CACHE_BYTES: usize = 16 << 20;
+/// At most this many warm stacks per class in the shared pool...
+const WARM_MAX: usize = 1024;
+/// ...and at most this many bytes of usable size per class. Beyond: `MADV_DONTNEED`, cold list.
+const WARM_BYTES: usize = 64 << 20;
+/// Slots in a class's first chunk; each further chunk doubles...
+const CHUNK_FIRST_SLOTS: usize = 16;
+/// ...up to this many slots...
+const CHUNK_MAX_SLOTS: usize = 4096;
+/// ...and this many bytes of address space.
+const CHUNK_MAX_BYTES: usize = 1 << 30;
+/// Classes with more usable bytes than this get one mapping per slot.
+const LARGE_CLASS: usize = 8 << 20;
+
+/// One slot's identity: the only token of ownership of that slot (invariant 1). Deliberately
+/// neither `Copy` nor `Clone`.
+#[derive(Debug)]
+pub(super) struct RawStack {
+    /// Lowest usable address, just above the guard page.
+    pub(super) limit: usize,
+    /// Usable bytes (the class size).
+    pub(super) usable: usize,
+    /// Size class index.
+    pub(super) class: u8,
+}
+
+impl RawStack {
+    /// Moves the identity out of `self`, leaving a placeholder that owns nothing.
+    pub(super) fn take(&mut self) -> RawStack {
+        std::mem::replace(
+            self,
+            RawStack {
+                limit: 0,
+                usable: 0,
+                class: 0,
+            },
+        )
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Size classes
+
+/// The class of a request for `size` usable bytes, or `InvalidInput` if the size is absurd.
+pub(super) fn class_for(size: usize) -> io::Result<usize> {
+    let page = map::page_size();
+    // 0 means "the minimum"; rounding 1 instead keeps every request of at most a page (and a
+    // page may exceed MIN_STACK_SIZE) in the same class.
+    let Some(rounded) = size.max(1).checked_add(page - 1).map(|s| s & !(page - 1)) else {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "hilos: stack size {size} bytes overflows when rounded up to whole \
+                 {page}-byte pages (the largest stack is {MAX_STACK_SIZE} bytes)"
+            ),
+        ));
+    };
+    if rounded > MAX_STACK_SIZE {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "hilos: stack size {size} bytes is larger than the limit of {MAX_STACK_SIZE} \
+                 bytes (1 GiB)"
+            ),
+        ));
+    }
+    Ok(class_index(rounded.max(MIN_STACK_SIZE)))
+}
+
+/// Class of a page-rounded size in `MIN_STACK_SIZE..=MAX_STACK_SIZE`: the smallest class whose
+/// nominal size is at least `s`.
+pub(super) fn class_index(s: usize) -> usize {
+    debug_assert!((MIN_STACK_SIZE..=MAX_STACK_SIZE).contains(&s));
+    if s <= MIN_STACK_SIZE {
+        return 0;
+    }
+    // 2^o < s <= 2^(o+1); steps of 2^(o-3) between them.
+    let o = usize::BITS - 1 - (s - 1).leading_zeros();
+    let step = 1usize << (o - STEP_SHIFT);
+    let m = (s - (1usize << o)).div_ceil(step); // 1..=8
+    1 + (((o - MIN_SHIFT) as usize) << STEP_SHIFT) + (m - 1)
+}
+
+/// Usable bytes of a stack of class `class` (page multiple).
+pub(super) fn class_size(class: usize) -> usize {
+    debug_assert!(class < NUM_CLASSES);
+    let nominal = if class == 0 {
+        MIN_STACK_SIZE
+    } else {
+        let o = MIN_SHIFT + ((class - 1) >> STEP_SHIFT) as u32;
+        let m = ((class - 1) & ((1 << STEP_SHIFT) - 1)) + 1;
+        (1usize << o) + (m << (o - STEP_SHIFT))
+    };
+    let page = map::page_size();
+    (nominal + page - 1) & !(page - 1)
+}
+
+/// Stacks of `class` a thread may cache.
+pub(super) fn cache_limit(class: usize) -> usize {
+    (THREAD_CACHE_BYTES / class_size(class)).min(THREAD_CACHE_MAX)
+}
+
+/// Warm stacks of `class` the shared pool keeps before releasing memory.
+pub(super) fn warm_limit(class: usize) -> usize {
+    (WARM_BYTES / class_size(class)).min(WARM_MAX)
+}
+
+/// Most slots per chunk for a class.
+fn chunk_max_slots(mech: Mechanism, usable: usize, slot_len: usize) -> usize {
+    if mech == Mechanism::Mprotect || usable > LARGE_CLASS {
+        1
+    } else {
+        (CHUNK_MAX_BYTES / slot_len).clamp(1, CHUNK_MAX_SLOTS)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shared pools
+
+struct ClassPool {
+    /// Pooled stacks whose memory is as the last user left it; newest at the back.
+    warm: VecDeque<RawStack>,
+    /// Pooled stacks whose memory was released (`MADV_DONTNEED`).
+    cold: Vec<RawStack>,
+    /// Address of the next never-carved slot of the current chunk.
+    next_slot: usize,
+    /// Never-carved slots left in the current chunk.
+    slots_left: usize,
+    /// Slots of the current chunk (1: each slot is its own mapping).
+    chunk_slots: usize,
+    /// Slots to ask for in the next chunk (0 before the first).
+    next_chunk_slots: usize,
+}
+
+impl ClassPool {
+    const fn new() -> ClassPool {
+        ClassPool {
+            warm: VecDeque::new(),
+            cold: Vec::new(),
+            next_slot: 0,
+            slots_left: 0,
+            chunk_slots: 0,
+            next_chunk_slots: 0,
+        }
+    }
+}
+
+static POOLS: [Mutex<ClassPool>; NUM_CLASSES] =
+    [const { Mutex::new(ClassPool::new()) }; NUM_CLASSES];
+
+/// Moves up to `n` pooled stacks of `class` into `out` (warm ones first, newest first).
+fn take_batch(class: usize, out: &mut Vec<RawStack>, n: usize) {
+    let mut p = POOLS[class].lock();
+    while out.len() < n {
+        match p.warm.pop_back().or_else(|| p.cold.pop()) {
+            Some(s) => out.push(s),
+            None => break,
+        }
+    }
+}
+
+/// One stack of `class` from the shared pool, else a freshly carved slot.
+fn take_shared(class: usize) -> io::Result<RawStack> {
+    let mech = map::mechanism();
+    let page = map::page_size();
+    let usable = class_size(class);
+    let slot_len = page + usable;
+    let (base, own_mapping) = {
+        let mut p = POOLS[class].lock();
+        if let Some(s) = p.warm.pop_back().or_else(|| p.cold.pop()) {
+            return Ok(s);
+        }
+        if p.slots_left == 0 {
+            let max = chunk_max_slots(mech, usable, slot_len);
+            let want = p.next_chunk_slots.clamp(CHUNK_FIRST_SLOTS.min(max), max);
+            let (addr, got) = map_chunk(mech, usable, slot_len, want)?;
+            p.next_slot = addr;
+            p.slots_left = got;
+            p.chunk_slots = got;
+            p.next_chunk_slots = got.saturating_mul(2).min(max);
+        }
+        let base = p.next_slot;
+        p.next_slot += slot_len;
+        p.slots_left -= 1;
+        (base, p.chunk_slots == 1)
+    };
+    // The slot at `base` was carved just now under the lock: this call is its only owner and it
+    // was never handed out (invariant 1). Install its guard outside the lock.
+    // SAFETY: `base..base + page` is the low page of that slot, inside a mapping made by
+    // `map_region`; nothing lives there.
+    if let Err(e) = unsafe { map::install_guard(mech, base, page) } {
+        let call = match mech {
+            Mechanism::MadvGuard => "madvise(MADV_GUARD_INSTALL) of its guard page",
+            Mechanism::Mprotect => "mprotect(PROT_NONE) of its guard page",
+        };
+        if own_mapping {
+            // SAFETY: the mapping holds only this slot, which nobody else has seen.
+            unsafe { map::unmap(base, slot_len) };
+        }
+        // In a shared chunk the slot is abandoned: address space only, never touched.
+        return Err(map::os_error(
+            e,
+            call,
+            &format!("a green-thread stack of {usable} usable bytes"),
+            mech,
+        ));
+    }
+    Ok(RawStack {
+        limit: base + page,
+        usable,
+        class: class as u8,
+    })
+}
+
+/// Maps a chunk of `want` slots, halving on `ENOMEM` (address-space limits, strict overcommit)
+/// down to one slot. Returns the base and the number of slots mapped.
+fn map_chunk(
+    mech: Mechanism,
+    usable: usize,
+    slot_len: usize,
+    want: usize,
+) -> io::Result<(usize, usize)> {
+    let mut n = want;
+    loop {
+        match map::map_region(n * slot_len) {
+            Ok(addr) => return Ok((addr, n)),
+            Err(e) if e.raw_os_error() == Some(libc::ENOMEM) && n > 1 => n /= 2,
+            Err(e) => {
+                return Err(map::os_error(
+                    e,
+                    &format!("mmap of {} bytes for {n} stack slot(s)", n * slot_len),
+                    &format!("a green-thread stack of {usable} usable bytes"),
+                    mech,
+                ));
+            }
+        }
+    }
+}
+
+/// Puts stacks of `class` into the shared pool; those beyond the warm bound (oldest first) get
+/// their memory released and go to the cold list.
+fn put_shared(class: usize, stacks: impl IntoIterator<Item = RawStack>) {
+    let bound = warm_limit(class);
+    let excess: Vec<RawStack> = {
+        let mut p = POOLS[class].lock();
+        p.warm.extend(stacks);
+        let over = p.warm.len().saturating_sub(bound);
+        p.warm.drain(..over).collect()
+    };
+    if excess.is_empty() {
+        return;
+    }
+    for s in &excess {
+        // SAFETY: `s` is owned by this call (taken out of the pool under the lock, in no list:
+        // invariant 1), so no live Stack covers it and nobody reads its contents; its usable
+        // range is page aligned inside a mapping made by `map_region`.
+        let released = unsafe { map::release(s.limit, s.usable) };
+        // Failure only means the memory stays resident; the stack is still good.
+        debug_assert!(released.is_ok(), "MADV_DONTNEED failed: {released:?}");
+    }
+    POOLS[class].lock().cold.extend(excess);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Thread caches
+
+struct ClassCache {
+    class: usize,
+    /// [`cache_limit`] of the class (0: this class bypasses thread caches).
+    limit: usize,
+    /// Newest at the back.
+    stacks: Vec<RawStack>,
+}
+
+struct ThreadCache {
+    /// One entry per class this thread has used; a program uses one or two.
+    classes: Vec<ClassCache>,
+}
+
+impl ThreadCache {
+    fn entry(&mut self, class: usize) -> &mut ClassCache {
+        let i = match self.classes.iter().position(|c| c.class == class) {
+            Some(i) => i,
+            None => {
+                self.classes.push(ClassCache {
+                    class,
+                    limit: cache_limit(class),
+                    stacks: Vec::new(),
+                });
+                self.classes.len() - 1
+            }
+        };
+        &mut self.classes[i]
+    }
+}
+
+impl Drop for ThreadCache {
+    /// At thread exit the cached stacks go back to the shared pool.
+    fn drop(&mut self) {
+        for c in self.classes.drain(..) {
+            put_shared(c.class, c.stacks);
+        }
+    }
+}
+
+thread_local! {
+    static CACHE: RefCell<ThreadCache> = const {
+        RefCell::new(ThreadCache {
+            classes: Vec::new(),
+        })
+    };
+}
+
+/// A stack of `class`: from this thread's cache (refilled in a batch from the shared pool when
+/// empty), else the shared pool, else a fresh slot.
+pub(super) fn take(class: usize) -> io::Result<RawStack> {
+    let cached = CACHE.try_with(|cache| {
+        let mut cache = cache.borrow_mut();
+        let e = cache.entry(class);
+        if let Some(s) = e.stacks.pop() {
+            return Some(s);
+        }
+        if e.limit == 0 {
+            return None;
+        }
+        take_batch(class, &mut e.stacks, e.limit.div_ceil(2));
+        e.stacks.pop()
+    });
+    match cached {
+        Ok(Some(s)) => Ok(s),
+        // Empty pool, uncached class, or this thread's cache already destroyed (thread exit).
+        _ => take_shared(class),
+    }
+}
+
+/// Returns a stack: to this thread's cache; when that is full, its older half moves to the
+/// shared pool.
+pub(super) fn put(raw: RawStack) {
+    let class = raw.class as usize;
+    let mut slot = Some(raw);
+    let spill = CACHE.try_with(|cache| {
+        let mut cache = cache.borrow_mut();
+        let e = cache.entry(class);
+        if e.limit == 0 {
+            return None;
+        }
+        let s = slot.take()?;
+        let spill = if e.stacks.len() >= e.limit {
+            let n = e.stacks.len() - e.limit / 2;
+            Some(e.stacks.drain(..n).collect::<Vec<_>>())
+        } else {
+            None
+        };
+        e.stacks.push(s);
+        spill
+    });
+    if let Ok(Some(spill)) = spill {
+        put_shared(class, spill);
+    }
+    // Uncached class, or the cache is gone (thread exit): straight to the shared pool.
+    if let Some(s) = slot {
+        put_shared(class, [s]);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Test hooks
+
+/// (warm, cold) stacks of `class` in the shared pool.
+#[cfg(test)]
+pub(super) fn pool_counts(class: usize) -> (usize, usize) {
+    let p = POOLS[class].lock();
+    (p.warm.len(), p.cold.len())
+}
+
+/// Stacks of `class` in this thread's cache.
+#[cfg(test)]
+pub(super) fn cached_count(class: usize) -> usize {
+    CACHE.with(|c| c.borrow_mut().entry(class).stacks.len())
+}
