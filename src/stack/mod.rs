@@ -90,15 +90,6 @@
 //! Errors (absurd sizes, exhausted memory, address space or mappings) are `io::Error`s with
 //! context, never aborts.
 
-#![cfg_attr(
-    not(test),
-    expect(
-        dead_code,
-        reason = "the layers calling this API (task, scheduler, runtime) are not merged yet; \
-                  remove this attribute when they are"
-    )
-)]
-
 mod map;
 pub(crate) mod overflow;
 mod pool;
@@ -134,6 +125,7 @@ impl Stack {
     }
 
     /// Lowest usable address, just above the guard; page aligned.
+    #[cfg_attr(not(test), expect(dead_code, reason = "used by the tests"))]
     pub(crate) fn limit(&self) -> *mut u8 {
         self.raw.limit as *mut u8
     }
@@ -144,6 +136,7 @@ impl Stack {
     }
 
     /// Usable bytes: `top - limit`, at least the size asked for.
+    #[cfg_attr(not(test), expect(dead_code, reason = "used by the tests"))]
     pub(crate) fn usable_size(&self) -> usize {
         self.raw.usable
     }

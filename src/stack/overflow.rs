@@ -225,6 +225,7 @@ pub(crate) struct AltStack {
 
 impl AltStack {
     /// Whether [`ensure_altstack`] created this thread's alternate stack (false: one existed).
+    #[cfg_attr(not(test), expect(dead_code, reason = "used by the tests"))]
     pub(crate) fn created(&self) -> bool {
         self.ours.is_some()
     }
