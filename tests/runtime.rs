@@ -1,0 +1,158 @@
+//! Runtime construction, shutdown and drop.
+
+mod common;
+use common::within;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+#[test]
+fn zero_workers_is_an_error() {
+    let err = hilos::Runtime::builder().workers(0).build().unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+}
+
+#[test]
+fn absurd_runtime_stack_size_is_an_error() {
+    let err = hilos::Runtime::builder()
+        .stack_size(usize::MAX)
+        .build()
+        .unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput, "{err}");
+}
+
+#[test]
+fn runtime_stack_size_is_the_default_for_its_threads() {
+    within(60, || {
+        let rt = hilos::Runtime::builder()
+            .workers(1)
+            .stack_size(16 << 20)
+            .build()
+            .unwrap();
+        // An 8 MiB local: overflows the 256 KiB default, fits in 16 MiB.
+        let r = rt.block_on(|| {
+            hilos::spawn(|| {
+                let mut big = vec![0u8; 0];
+                let mut arr = [2u8; 8 << 20];
+                std::hint::black_box(&mut arr);
+                big.push(arr[12345]);
+                big[0]
+            })
+            .join()
+            .unwrap()
+        });
+        assert_eq!(r, 2);
+    });
+}
+
+#[test]
+fn workers_count_and_debug() {
+    let rt = hilos::Runtime::builder().workers(3).build().unwrap();
+    assert_eq!(rt.workers(), 3);
+    assert!(format!("{rt:?}").contains("workers: 3"));
+}
+
+#[test]
+fn drop_waits_for_running_threads() {
+    within(30, || {
+        let done = Arc::new(AtomicBool::new(false));
+        let rt = hilos::Runtime::builder().workers(2).build().unwrap();
+        let d = done.clone();
+        rt.spawn(move || {
+            hilos::sleep(Duration::from_millis(50));
+            d.store(true, Ordering::Release);
+        });
+        drop(rt);
+        assert!(done.load(Ordering::Acquire), "drop returned before the thread finished");
+    });
+}
+
+#[test]
+fn shutdown_timeout_reports_a_stuck_thread_then_drop_finishes() {
+    within(30, || {
+        let rt = hilos::Runtime::builder().workers(1).build().unwrap();
+        let go = Arc::new(AtomicBool::new(false));
+        let g = go.clone();
+        let h = rt.spawn(move || {
+            while !g.load(Ordering::Acquire) {
+                hilos::park();
+            }
+        });
+        let t = h.thread().clone();
+        let rt = rt
+            .shutdown_timeout(Duration::from_millis(50))
+            .expect_err("a parked thread keeps the runtime alive");
+        assert_eq!(rt.live_threads(), 1);
+        go.store(true, Ordering::Release);
+        t.unpark();
+        rt.shutdown_timeout(Duration::from_secs(10)).unwrap();
+        assert!(h.is_finished());
+    });
+}
+
+#[test]
+fn shutdown_background_lets_threads_finish() {
+    within(30, || {
+        let rt = hilos::Runtime::builder().workers(1).build().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        rt.spawn(move || {
+            hilos::sleep(Duration::from_millis(30));
+            tx.send(7).unwrap();
+        });
+        let start = Instant::now();
+        rt.shutdown_background();
+        assert!(start.elapsed() < Duration::from_millis(25), "did not wait");
+        assert_eq!(rx.recv_timeout(Duration::from_secs(10)).unwrap(), 7);
+    });
+}
+
+#[test]
+fn dropping_a_runtime_from_its_own_thread_does_not_deadlock() {
+    within(30, || {
+        let rt = hilos::Runtime::builder().workers(1).build().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let slot = Arc::new(parking_lot::Mutex::new(None::<hilos::Runtime>));
+        let s = slot.clone();
+        rt.spawn(move || {
+            // Wait until the runtime is handed over, then drop it here, on its own worker.
+            let rt = loop {
+                if let Some(rt) = s.lock().take() {
+                    break rt;
+                }
+                hilos::sleep(Duration::from_millis(1));
+            };
+            drop(rt);
+            tx.send(()).unwrap();
+        });
+        *slot.lock() = Some(rt);
+        rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    });
+}
+
+#[test]
+fn drop_of_a_stuck_runtime_says_so_instead_of_hanging_silently() {
+    if common::is_child() {
+        let rt = hilos::Runtime::builder().workers(1).build().unwrap();
+        let h = rt.spawn(|| hilos::park());
+        let t = h.thread().clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(1500));
+            t.unpark();
+        });
+        drop(rt);
+        eprintln!("drop returned");
+        return;
+    }
+    let out = common::run_child(
+        "drop_of_a_stuck_runtime_says_so_instead_of_hanging_silently",
+        &[],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("still waiting for 1 green thread(s)"),
+        "stderr: {stderr}"
+    );
+    assert!(stderr.contains("drop returned"), "stderr: {stderr}");
+}
