@@ -480,9 +480,9 @@ pub(crate) fn overflow_lookup(addr: usize, buf: &mut [u8]) -> Option<usize> {
     // SAFETY: the running green thread's header is alive while it runs.
     let h = unsafe { &*cur };
     let g = h.green()?;
-    // Below the stack top and at or above the guard's start: a fault in the guard, or one that
-    // jumped past it into memory below (large frames are probed page by page, so unlikely).
-    if addr < g.guard.0.saturating_sub(64 * 1024) || addr >= g.guard.1 {
+    // Only the guard itself: Rust probes large frames page by page, so an overflow faults there
+    // first; memory below it belongs to the neighbouring stack of the chunk.
+    if !(g.guard.0..g.guard.1).contains(&addr) {
         return None;
     }
     let name = h.name().unwrap_or("<unnamed>").as_bytes();
