@@ -109,7 +109,10 @@ hilos_v0_switch:
         mov     sp, x1                  // sp = to: from here on we run on the resumed stack
 
         ldr     x10, [sp, #144]         // x10 = FPCR of the resumed context (0 in a fresh one)
-        msr     fpcr, x10               // install it
+        cmp     x9, x10                 // x9 still holds the leaving context's FPCR
+        b.eq    .Lhilos_v0_switch_fpcr_done  // same value: skip the write (NZCV is caller-saved)
+        msr     fpcr, x10               // install it; writes can be slow, so only when it differs
+.Lhilos_v0_switch_fpcr_done:
         ldp     x19, x20, [sp, #0]      // x19, x20 of the resumed context (arg, entry if fresh)
         ldp     x21, x22, [sp, #16]     // x21, x22
         ldp     x23, x24, [sp, #32]     // x23, x24
