@@ -45,11 +45,12 @@
 //!   *leaving*; switch resumes a *different* call site, so a `ret` mispredicts nearly every time.
 //!   An indirect jump is predicted by the branch target buffer, which learns the scheduler/thread
 //!   ping-pong. Measured with [`bare_switch_roundtrips`] (release, best of 5 x 10M round trips,
-//!   one round trip = two switches, 2-core AMD EPYC VM): 13.8 ns with `pop`+`jmp`, 29.0 ns with
-//!   `ret`, 2.1x. Of the 13.8 ns, about 6.4 ns is saving MXCSR, nearly all of it `stmxcsr`, which
-//!   is slow on this CPU (without MXCSR: 7.4 ns; skipping only the `ldmxcsr` saves nothing; the
-//!   x87 control word costs nothing measurable; issuing `stmxcsr` earlier made it slower). It
-//!   stays: FP control is per green thread by the design notes.
+//!   one round trip = two switches, 2-core AMD EPYC VM shared with other builds): 13.8-16.2 ns
+//!   with `pop`+`jmp`, 29.0-33.5 ns with `ret`, 2.1x in every run. About half of it is saving
+//!   MXCSR, nearly all of that `stmxcsr`, which is slow on this CPU (without MXCSR: 7.4-8.2 ns;
+//!   skipping only the `ldmxcsr` saves nothing; the x87 control word costs nothing measurable;
+//!   issuing `stmxcsr` earlier made it slower). It stays: FP control is per green thread by the
+//!   design notes.
 //! - **[`init_stack`] builds a switch frame** on a fresh stack whose resume address is
 //!   `hilos_v0_trampoline` (just after its leading `nop`) and whose callee-saved slots carry
 //!   `entry` and `arg`. The first switch

@@ -38,7 +38,8 @@
 # the call into switch leaves an RSB entry that no ret consumes, so the resumed context's next
 # returns are predicted from the other context's call chain; they would be with a ret too, and the
 # RSB is a small ring that simply wraps.  Measured with bare_switch_roundtrips (see mod.rs), release,
-# on a 2-core AMD EPYC VM: 13.8 ns per round trip (two switches) with pop+jmp, 29.0 ns with ret.
+# on a 2-core AMD EPYC VM: 13.8-16.2 ns per round trip (two switches) with pop+jmp, 29.0-33.5 ns
+# with ret: 2.1x in every run.
 #
 # Control-flow enforcement: this file carries no .note.gnu.property, so linking it turns IBT and
 # shadow stacks off for the binary (both would reject a stack switch done like this anyway).
