@@ -160,8 +160,8 @@ hilos_v0_switch:
 //
 // The frame it builds below `top` (192 bytes; the returned sp = top - 192 is 16-aligned):
 //
-//       top-8    0                     zeroed frame record: lr = 0   (end of the frame chain;
-//       top-16   0                     zeroed frame record: fp = 0    the trampoline points x29 here)
+//       top-8    0                     zeroed frame record: lr = 0  (end of the frame chain;
+//       top-16   0                     zeroed frame record: fp = 0   the trampoline's x29 -> here)
 //       top-24   trampoline (+4)       x30, resume address   --+
 //       top-32   0                     x29                     |
 //       top-40   0                     padding                 |

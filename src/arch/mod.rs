@@ -23,11 +23,11 @@
 //! - **Naked functions / `asm!` in Rust source**: would work, but the instructions would then live
 //!   inside Rust, where a C harness cannot assemble them, and the aarch64 version could only be
 //!   tested on aarch64 Rust. A plain `.s` text is assembled both by `global_asm!` for the crate and
-//!   by `gcc`/`aarch64-linux-gnu-gcc` for `tests/arch/harness.c` (run under `qemu-aarch64`), so the
-//!   code tested on both architectures is byte for byte the code that ships. (Inline `asm!` at every
-//!   call site, which would let the compiler spill only live registers, may not even declare as
-//!   clobbered the registers LLVM reserves, `rbx`/`rbp` and `x19`/`x29`, so it must save those by
-//!   hand anyway, and the trampoline with its CFI still needs a symbol of its own.)
+//!   by `gcc`/`aarch64-linux-gnu-gcc` for `tests/arch/harness.c` (run under `qemu-aarch64`), so
+//!   the code tested on both architectures is byte for byte the code that ships. (Inline `asm!` at
+//!   every call site, which would let the compiler spill only live registers, may not even
+//!   declare as clobbered the registers LLVM reserves, `rbx`/`rbp` and `x19`/`x29`, so it must
+//!   save those by hand anyway, and the trampoline with its CFI still needs a symbol of its own.)
 //!
 //! # The design
 //!
@@ -605,7 +605,11 @@ mod tests {
             let fpcr: u64;
             // SAFETY: reading FPCR has no side effect.
             unsafe {
-                core::arch::asm!("mrs {}, fpcr", out(reg) fpcr, options(nomem, nostack, preserves_flags));
+                core::arch::asm!(
+                    "mrs {}, fpcr",
+                    out(reg) fpcr,
+                    options(nomem, nostack, preserves_flags),
+                );
             }
             (fpcr as u32, 0)
         }
@@ -635,7 +639,11 @@ mod tests {
             // SAFETY: the caller keeps trap enables clear, so writing FPCR cannot make FP
             // instructions trap.
             unsafe {
-                core::arch::asm!("msr fpcr, {}", in(reg) u64::from(ctl), options(nomem, nostack, preserves_flags));
+                core::arch::asm!(
+                    "msr fpcr, {}",
+                    in(reg) u64::from(ctl),
+                    options(nomem, nostack, preserves_flags),
+                );
             }
         }
     }

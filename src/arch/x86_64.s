@@ -37,9 +37,9 @@
 # recent branch history and learns the usual patterns (scheduler <-> thread ping-pong).  The cost:
 # the call into switch leaves an RSB entry that no ret consumes, so the resumed context's next
 # returns are predicted from the other context's call chain; they would be with a ret too, and the
-# RSB is a small ring that simply wraps.  Measured with bare_switch_roundtrips (see mod.rs), release,
-# on a 2-core AMD EPYC VM: 13.8-16.2 ns per round trip (two switches) with pop+jmp, 29.0-33.5 ns
-# with ret: 2.1x in every run.
+# RSB is a small ring that simply wraps.  Measured with bare_switch_roundtrips (see mod.rs),
+# release, on a 2-core AMD EPYC VM: 13.8-16.2 ns per round trip (two switches) with pop+jmp,
+# 29.0-33.5 ns with ret: 2.1x in every run.
 #
 # Control-flow enforcement: this file carries no .note.gnu.property, so linking it turns IBT and
 # shadow stacks off for the binary (both would reject a stack switch done like this anyway).
@@ -66,7 +66,8 @@
 #       rsp+16 saved r14
 #       rsp+8  saved r15
 #       rsp+4  x87 control word, 2 bytes padding
-#       rsp+0  MXCSR                                  rsp % 16 == 0: 8 + 56 bytes below an aligned call
+#       rsp+0  MXCSR                                  rsp % 16 == 0 (8 + 56 bytes below the
+#                                                     16-aligned rsp of the call site)
 #
 # CFI: after `movq %rsi, %rsp` the stack is the other context's, but its switch frame has exactly
 # the same layout, so the same CFI (CFA = rsp + 64 at the same instruction) stays true: an

@@ -56,7 +56,7 @@ static const char *const reg_names[] = {"x19", "x20", "x21", "x22", "x23", "x24"
 #define NREGS (NINT + NFP + 1)
 #define FPC (NREGS - 1)
 
-/* void harness_probe_switch(void **save, void *to, const uint64_t in[NREGS], uint64_t out[NREGS]) */
+/* harness_probe_switch(save, to, in, out): in and out are uint64_t[NREGS]. */
 void harness_probe_switch(void **save, void *to, const uint64_t *in, uint64_t *out);
 /* uint64_t harness_fp_control(void): the current FP control word, encoded as in the arrays. */
 uint64_t harness_fp_control(void);
@@ -204,7 +204,7 @@ __asm__(
     "        .size   harness_aligned_entry, .-harness_aligned_entry\n");
 #endif
 
-/* ---- reporting ------------------------------------------------------------------------------ */
+/* ---- reporting ----------------------------------------------------------------------------- */
 
 static int failures;
 
@@ -219,7 +219,7 @@ static void report(int ok, const char *what, const char *detail)
     fflush(stdout);
 }
 
-/* ---- stacks --------------------------------------------------------------------------------- */
+/* ---- stacks -------------------------------------------------------------------------------- */
 
 #define STACK_SIZE (256 * 1024)
 
@@ -237,7 +237,7 @@ static void *new_stack_top(size_t extra)
     return base + size;
 }
 
-/* ---- first entry ---------------------------------------------------------------------------- */
+/* ---- first entry --------------------------------------------------------------------------- */
 
 struct first {
     void *main, *ctx;
@@ -270,7 +270,7 @@ static void check_first_entry(void)
            "first switch calls entry(arg), the next one resumes it", detail);
 }
 
-/* ---- alignment and frame chain at entry ------------------------------------------------------ */
+/* ---- alignment and frame chain at entry ---------------------------------------------------- */
 
 struct aligned {
     uintptr_t entry_sp, entry_fp; /* offsets 0 and 8: written by harness_aligned_entry */
@@ -323,7 +323,7 @@ static void check_alignment(void)
 #endif
 }
 
-/* ---- callee-saved registers and FP control ---------------------------------------------------- */
+/* ---- callee-saved registers and FP control ------------------------------------------------ */
 
 struct regs {
     void *main, *ctx;
@@ -363,8 +363,9 @@ static int compare_regs(const uint64_t *want, const uint64_t *got, int from, int
         if ((want[i] & mask) != (got[i] & mask)) {
             ok = 0;
             if (used < len)
-                used += (size_t)snprintf(detail + used, len - used, "%s %#" PRIx64 " (want %#" PRIx64 ") ",
-                                         reg_names[i], got[i], want[i]);
+                used += (size_t)snprintf(detail + used, len - used,
+                                         "%s %#" PRIx64 " (want %#" PRIx64 ") ", reg_names[i],
+                                         got[i], want[i]);
         }
     }
     return ok;
@@ -427,7 +428,7 @@ static void check_registers(void)
            "probe helper leaves the harness's own FP control as it found it", detail);
 }
 
-/* ---- many switches: main -> A -> B -> main ---------------------------------------------------- */
+/* ---- many switches: main -> A -> B -> main ------------------------------------------------ */
 
 struct ring {
     void *main, *a, *b;
@@ -473,7 +474,7 @@ static void check_many_switches(void)
     report(ok, "1000000 rounds main -> A -> B -> main (3,000,000 switches) keep counting", detail);
 }
 
-/* ---- unwinding ---------------------------------------------------------------------------------- */
+/* ---- unwinding ----------------------------------------------------------------------------- */
 
 struct unwind {
     void *main, *ctx;
