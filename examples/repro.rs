@@ -1,23 +1,29 @@
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+fn rss_kib(key: &str) -> u64 {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap();
+    s.lines().find(|l| l.starts_with(key)).unwrap().split_whitespace().nth(1).unwrap().parse().unwrap()
+}
 fn main() {
-    let rt = hilos::Runtime::builder().workers(1).build().unwrap();
-    for round in 0..3 {
-        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            rt.block_on(|| {
-                let log = std::sync::Arc::new(parking_lot::Mutex::new(vec![1, 2]));
-                let hs: Vec<_> = (0..3)
-                    .map(|_| hilos::spawn(|| hilos::yield_now()))
-                    .collect();
-                for h in hs {
-                    h.join().unwrap();
-                }
-                let log = log.lock();
-                for w in log.windows(2) {
-                    assert!(w[0] > w[1], "deliberate {round}");
-                }
-            })
-        }));
-        eprintln!("round {round}: {}", r.is_err());
-    }
-    let v = rt.block_on(|| hilos::spawn(|| 5).join().unwrap());
-    eprintln!("after: {v}");
+    let n: usize = std::env::args().nth(1).map(|a| a.parse().unwrap()).unwrap_or(1_000_000);
+    let started = Arc::new(AtomicUsize::new(0));
+    let go = Arc::new(AtomicBool::new(false));
+    let _ = hilos::spawn(|| ()).join();
+    let base = rss_kib("VmRSS:");
+    let base_pte = rss_kib("VmPTE:");
+    let t = std::time::Instant::now();
+    let hs: Vec<_> = (0..n).map(|_| {
+        let s = started.clone(); let g = go.clone();
+        hilos::spawn(move || { s.fetch_add(1, Ordering::Relaxed); while !g.load(Ordering::Acquire) { hilos::park(); } })
+    }).collect();
+    while started.load(Ordering::Relaxed) < n { std::thread::sleep(std::time::Duration::from_millis(5)); }
+    let spawn_t = t.elapsed();
+    let rss = rss_kib("VmRSS:") - base;
+    let pte = rss_kib("VmPTE:") - base_pte;
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap().lines().count();
+    println!("{n} parked: {:.0} B RSS/thread, {:.0} B PTE/thread, {maps} maps, spawn+start {:?}", rss as f64 * 1024.0 / n as f64, pte as f64*1024.0/n as f64, spawn_t);
+    go.store(true, Ordering::Release);
+    for h in &hs { h.thread().unpark(); }
+    for h in hs { h.join().unwrap(); }
+    println!("joined all in {:?}", t.elapsed());
 }
