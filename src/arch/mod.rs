@@ -135,7 +135,6 @@ unsafe extern "C" {
 ///   later does so on a kernel thread where that is sound (module invariant 5).
 /// - Not called while unwinding a panic.
 #[inline]
-#[allow(dead_code, reason = "used by the scheduler and the benchmarks")]
 pub(crate) unsafe fn switch(save: *mut *mut u8, to: *mut u8) {
     debug_assert!(!save.is_null(), "switch: null save slot");
     debug_assert!(
@@ -164,7 +163,6 @@ pub(crate) unsafe fn switch(save: *mut *mut u8, to: *mut u8) {
 /// - That memory stays allocated and unmoved while the new context may still be resumed.
 /// - `entry` catches its own panics (one escaping it aborts) and never returns.
 #[inline]
-#[allow(dead_code, reason = "used by the scheduler and the benchmarks")]
 pub(crate) unsafe fn init_stack(
     top: *mut u8,
     entry: unsafe extern "C" fn(arg: *mut u8) -> !,
@@ -187,7 +185,6 @@ struct StackChunk([u8; 16]);
 
 /// Times `iters` round trips (this thread -> a green context -> back) of the bare switch, on a
 /// 64 KiB stack. Nothing else runs in between, so this is the floor under any hilos switch.
-#[allow(dead_code, reason = "re-exported by the benchmarks")]
 pub(crate) fn bare_switch_roundtrips(iters: u64) -> std::time::Duration {
     /// The two saved stack pointers, shared by both sides.
     struct Pair {
@@ -900,22 +897,5 @@ mod tests {
         // No timing assertion: only that it starts, round-trips and comes back.
         let _ = bare_switch_roundtrips(1000);
         let _ = bare_switch_roundtrips(0);
-    }
-
-    /// Prints the cost of a bare round trip. Run by hand:
-    /// `cargo test --release --lib arch::tests::print_bare_switch_cost -- --ignored --nocapture`.
-    #[test]
-    #[ignore = "timing only; run by hand in release"]
-    fn print_bare_switch_cost() {
-        const ITERS: u64 = 10_000_000;
-        let _ = bare_switch_roundtrips(ITERS / 10);
-        let best = (0..5)
-            .map(|_| bare_switch_roundtrips(ITERS))
-            .min()
-            .unwrap_or_default();
-        println!(
-            "bare switch: {:.2} ns per round trip (2 switches), best of 5 x {ITERS}",
-            best.as_nanos() as f64 / ITERS as f64
-        );
     }
 }
