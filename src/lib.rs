@@ -41,10 +41,3 @@ pub mod __private {
         crate::stack::guard_mechanism()
     }
 }
-#[doc(hidden)]
-pub fn __sizes() -> (usize, usize) {
-    (
-        std::mem::size_of::<task::Header>(),
-        std::mem::size_of::<stack::Stack>(),
-    )
-}
