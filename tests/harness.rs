@@ -188,6 +188,9 @@ fn median_and_formats() {
     assert_eq!(workloads::format_ratio(3287.2), "3,287×");
     assert_eq!(workloads::format_ratio(0.5), "0.50×");
     assert_eq!(svg::short_count(1e6), "1M");
+    assert_eq!(svg::tick_label(150_000.0, workloads::format_ns), "150 µs");
+    assert_eq!(svg::tick_label(2560.0, workloads::format_bytes), "2.5 KiB");
+    assert_eq!(svg::tick_label(0.0, workloads::format_bytes), "0");
     assert_eq!(svg::short_count(32_000.0), "32k");
     assert_eq!(machine::civil_from_days(0), (1970, 1, 1));
     assert_eq!(machine::civil_from_days(11_016), (2000, 2, 29));
@@ -230,6 +233,7 @@ fn charts_draw_series_and_placeholders() {
         log_x: true,
         log_y: false,
         y_format: workloads::format_bytes,
+        y_unit: 1024.0,
         series: vec![
             svg::Series {
                 name: "hilos".into(),

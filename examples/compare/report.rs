@@ -54,6 +54,17 @@ fn chart_of(outcomes: &[Outcome], workload: &str, case_prefix: &str, base: Chart
             .filter_map(|r| Some((r.x?, side(r).get()?)))
             .collect()
     };
+    // "hilos (stopped at 32,739)" when a side stopped before the last step.
+    let legend = |name: &str, side: fn(&Row) -> &Value| -> String {
+        let stop = rows.iter().find_map(|r| match side(r) {
+            Value::Missing(why) if why.starts_with("stopped") => Some(why.clone()),
+            _ => None,
+        });
+        match stop {
+            Some(why) => format!("{name} ({why})"),
+            None => name.to_string(),
+        }
+    };
     let placeholder = outcomes
         .iter()
         .find(|o| o.name == workload)
@@ -66,12 +77,12 @@ fn chart_of(outcomes: &[Outcome], workload: &str, case_prefix: &str, base: Chart
     Chart {
         series: vec![
             Series {
-                name: "hilos".into(),
+                name: legend("hilos", |r| &r.hilos),
                 color: HILOS_COLOR,
                 points: points(|r| &r.hilos),
             },
             Series {
-                name: "std::thread".into(),
+                name: legend("std::thread", |r| &r.std),
                 color: STD_COLOR,
                 points: points(|r| &r.std),
             },
@@ -83,13 +94,14 @@ fn chart_of(outcomes: &[Outcome], workload: &str, case_prefix: &str, base: Chart
 
 /// The three plots, by file name.
 pub fn charts(outcomes: &[Outcome]) -> Vec<(&'static str, &'static str, Chart)> {
-    let base = |title: &str, x: &str, y: &str, y_format: fn(f64) -> String| Chart {
+    let base = |title: &str, x: &str, y: &str, y_format: fn(f64) -> String, y_unit| Chart {
         title: title.into(),
         x_label: x.into(),
         y_label: y.into(),
         log_x: true,
         log_y: false,
         y_format,
+        y_unit,
         series: Vec::new(),
         placeholder: None,
     };
@@ -106,6 +118,7 @@ pub fn charts(outcomes: &[Outcome]) -> Vec<(&'static str, &'static str, Chart)> 
                     "threads alive at once",
                     "bytes per thread",
                     workloads::format_bytes,
+                    1024.0,
                 ),
             ),
         ),
@@ -121,6 +134,7 @@ pub fn charts(outcomes: &[Outcome]) -> Vec<(&'static str, &'static str, Chart)> 
                     "threads alive at once",
                     "time per thread",
                     workloads::format_ns,
+                    1.0,
                 ),
             ),
         ),
@@ -136,6 +150,7 @@ pub fn charts(outcomes: &[Outcome]) -> Vec<(&'static str, &'static str, Chart)> 
                     "connections",
                     "requests per second",
                     workloads::format_rate,
+                    1.0,
                 ),
             ),
         ),
@@ -207,7 +222,12 @@ pub fn write(dir: &Path, r: &Report) -> io::Result<Vec<PathBuf>> {
     let _ = writeln!(md, "## How each workload was measured\n");
     for o in r.outcomes {
         let status = match &o.result {
-            Ok(rows) => format!("{} rows, {:.1} s", rows.len(), o.secs),
+            Ok(rows) => format!(
+                "{} row{}, {:.1} s",
+                rows.len(),
+                if rows.len() == 1 { "" } else { "s" },
+                o.secs
+            ),
             Err(Failure::Unavailable(m)) => m.clone(),
             Err(Failure::Failed(m)) => format!("FAILED: {m}"),
         };

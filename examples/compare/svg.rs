@@ -29,6 +29,8 @@ pub struct Chart {
     pub log_y: bool,
     /// Formats a y tick (data units).
     pub y_format: fn(f64) -> String,
+    /// Linear y ticks fall on 1, 2 or 5 times a power of ten times this (1024 for bytes).
+    pub y_unit: f64,
     /// The lines.
     pub series: Vec<Series>,
     /// Shown in the plot area instead of data when there is none (or always, if set and no
@@ -40,12 +42,13 @@ const W: f64 = 720.0;
 const H: f64 = 440.0;
 const LEFT: f64 = 90.0;
 const RIGHT: f64 = 30.0;
-const TOP: f64 = 50.0;
+const TOP: f64 = 72.0;
 const BOTTOM: f64 = 70.0;
 
 /// A mapping from data to pixels along one axis.
 struct Axis {
     log: bool,
+    unit: f64,
     lo: f64,
     hi: f64,
     px_lo: f64,
@@ -53,7 +56,13 @@ struct Axis {
 }
 
 impl Axis {
-    fn new(log: bool, values: impl Iterator<Item = f64>, px_lo: f64, px_hi: f64) -> Axis {
+    fn new(
+        log: bool,
+        unit: f64,
+        values: impl Iterator<Item = f64>,
+        px_lo: f64,
+        px_hi: f64,
+    ) -> Axis {
         let vals: Vec<f64> = values
             .filter(|v| v.is_finite() && (!log || *v > 0.0))
             .collect();
@@ -76,11 +85,12 @@ impl Axis {
             if hi <= lo {
                 hi = lo + 1.0;
             }
-            let step = nice_step((hi - lo) / 5.0);
+            let step = nice_step((hi - lo) / 5.0, unit);
             hi = (hi / step).ceil() * step;
         }
         Axis {
             log,
+            unit,
             lo,
             hi,
             px_lo,
@@ -105,7 +115,7 @@ impl Axis {
             );
             (a..=b).map(|e| 10f64.powi(e)).collect()
         } else {
-            let step = nice_step((self.hi - self.lo) / 5.0);
+            let step = nice_step((self.hi - self.lo) / 5.0, self.unit);
             let mut t = (self.lo / step).ceil() * step;
             let mut out = Vec::new();
             while t <= self.hi + step * 1e-9 {
@@ -117,17 +127,31 @@ impl Axis {
     }
 }
 
-/// 1, 2 or 5 times a power of ten, at least `raw`.
-fn nice_step(raw: f64) -> f64 {
+/// 1, 2 or 5 times a power of ten times `unit` (or a power of 1024 times `unit` when that is 1024,
+/// so byte ticks read 512 KiB, 1 MiB), at least `raw`.
+fn nice_step(raw: f64, unit: f64) -> f64 {
+    let unit = if unit > 0.0 && unit.is_finite() {
+        unit
+    } else {
+        1.0
+    };
     if raw <= 0.0 || !raw.is_finite() {
-        return 1.0;
+        return unit;
     }
-    let p = 10f64.powf(raw.log10().floor());
+    let mut unit = unit;
+    if unit == 1024.0 {
+        while raw / unit >= 1024.0 {
+            unit *= 1024.0;
+        }
+    }
+    let r = raw / unit;
+    let p = 10f64.powf(r.log10().floor());
     [1.0, 2.0, 5.0, 10.0]
         .iter()
         .map(|m| m * p)
-        .find(|s| *s >= raw)
+        .find(|s| *s >= r)
         .unwrap_or(10.0 * p)
+        * unit
 }
 
 /// `1000` as `1k`, `1e6` as `1M`: for counts on an axis.
@@ -148,6 +172,25 @@ pub fn short_count(v: f64) -> String {
     } else {
         format!("{x:.1}{s}")
     }
+}
+
+/// A tick label from a figure formatter, without trailing zeros: `150.00 µs` reads `150 µs`,
+/// `2.50 KiB` reads `2.5 KiB`, zero reads `0`.
+pub fn tick_label(v: f64, format: fn(f64) -> String) -> String {
+    if v == 0.0 {
+        return "0".into();
+    }
+    let s = format(v);
+    let (num, rest) = s.split_at(
+        s.find(|c: char| !(c.is_ascii_digit() || c == '.' || c == ',' || c == '-'))
+            .unwrap_or(s.len()),
+    );
+    let num = if num.contains('.') {
+        num.trim_end_matches('0').trim_end_matches('.')
+    } else {
+        num
+    };
+    format!("{num}{rest}")
 }
 
 /// Escapes text for SVG.
@@ -186,8 +229,9 @@ impl Chart {
             self.series.iter().map(|s| (s, self.drawable(s))).collect();
         let xs = drawn.iter().flat_map(|(_, p)| p.iter().map(|q| q.0));
         let ys = drawn.iter().flat_map(|(_, p)| p.iter().map(|q| q.1));
-        let x = Axis::new(self.log_x, xs, LEFT, W - RIGHT);
-        let y = Axis::new(self.log_y, ys, H - BOTTOM, TOP);
+        let x = Axis::new(self.log_x, 1.0, xs, LEFT, W - RIGHT);
+        let y = Axis::new(self.log_y, self.y_unit, ys, H - BOTTOM, TOP);
+        let data = self.has_data();
 
         let mut o = String::new();
         let _ = writeln!(
@@ -202,8 +246,13 @@ impl Chart {
             esc(&self.title)
         );
 
-        // Grid and ticks.
-        for t in x.ticks() {
+        // Grid and ticks (none without data: they would mean nothing).
+        let (xt, yt) = if data {
+            (x.ticks(), y.ticks())
+        } else {
+            (Vec::new(), Vec::new())
+        };
+        for t in xt {
             let px = x.map(t);
             let _ = writeln!(
                 o,
@@ -217,7 +266,7 @@ impl Chart {
                 esc(&short_count(t))
             );
         }
-        for t in y.ticks() {
+        for t in yt {
             let py = y.map(t);
             let _ = writeln!(
                 o,
@@ -229,7 +278,7 @@ impl Chart {
                 r#"<text x="{}" y="{:.1}" text-anchor="end">{}</text>"#,
                 LEFT - 8.0,
                 py + 4.0,
-                esc(&(self.y_format)(t))
+                esc(&tick_label(t, self.y_format))
             );
         }
         // Axes.
@@ -261,7 +310,7 @@ impl Chart {
             if self.log_y { " (log scale)" } else { "" }
         );
 
-        if !self.has_data() {
+        if !data {
             let text = self.placeholder.as_deref().unwrap_or("no data");
             let _ = writeln!(
                 o,
@@ -298,25 +347,26 @@ impl Chart {
             }
         }
 
-        // Legend, top right inside the plot area.
-        let lx = W - RIGHT - 10.0;
-        for (i, s) in self.series.iter().enumerate() {
-            let ly = TOP + 16.0 + 18.0 * i as f64;
+        // Legend, one line between the title and the plot, left to right.
+        let ly = TOP - 18.0;
+        let mut lx = LEFT;
+        for s in &self.series {
             let _ = writeln!(
                 o,
-                r#"<line x1="{}" y1="{}" x2="{}" y2="{}" stroke="{}" stroke-width="3"/>"#,
-                lx - 22.0,
+                r#"<line x1="{lx}" y1="{}" x2="{}" y2="{}" stroke="{}" stroke-width="3"/>"#,
                 ly - 4.0,
-                lx,
+                lx + 22.0,
                 ly - 4.0,
                 s.color
             );
             let _ = writeln!(
                 o,
-                r#"<text x="{}" y="{ly}" text-anchor="end">{}</text>"#,
-                lx - 28.0,
+                r#"<text x="{}" y="{ly}">{}</text>"#,
+                lx + 28.0,
                 esc(&s.name)
             );
+            // About 7 px per character at this font size.
+            lx += 28.0 + 7.0 * s.name.chars().count() as f64 + 24.0;
         }
         o.push_str("</svg>\n");
         o
