@@ -151,6 +151,25 @@ impl LiveOutcome {
 }
 
 const TAG: &str = "HILOS-LIVE";
+const SPAWNED_TAG: &str = "HILOS-SPAWNED ";
+
+/// How often a probe tells how far it got, in spawns.
+pub const SPAWNED_EVERY: usize = 128;
+
+/// The line a child prints every [`SPAWNED_EVERY`] spawns, so its parent knows how far it got if
+/// it dies before the end (std aborts the process when a new thread cannot set up its signal
+/// stack).
+pub fn spawned_line(k: usize) -> String {
+    format!("{SPAWNED_TAG}{k}")
+}
+
+/// The last count written by [`spawned_line`] in `output`.
+pub fn last_spawned(output: &str) -> Option<usize> {
+    output
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix(SPAWNED_TAG)?.trim().parse().ok())
+}
 
 /// A field of a `/proc` file in kB ("VmRSS:   1234 kB"), in bytes.
 fn proc_kb(path: &str, field: &str) -> Option<i64> {
@@ -194,6 +213,7 @@ const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// `alive` and park until `release`), unparks and joins.
 fn probe<H>(
     n: usize,
+    tick: fn(usize),
     pause: fn(Duration),
     warm: impl Fn(),
     spawn: impl Fn(Arc<Gate>) -> io::Result<H>,
@@ -208,7 +228,12 @@ fn probe<H>(
     let t0 = Instant::now();
     for _ in 0..n {
         match spawn(gate.clone()) {
-            Ok(h) => handles.push(h),
+            Ok(h) => {
+                handles.push(h);
+                if handles.len().is_multiple_of(SPAWNED_EVERY) {
+                    tick(handles.len());
+                }
+            }
             Err(e) => {
                 error = Some(format!("spawn {} failed: {e}", handles.len() + 1));
                 break;
@@ -255,10 +280,17 @@ fn probe<H>(
 /// The hilos probe runs on a green thread of the global runtime (one worker per core), as code
 /// using hilos spawns; the std probe runs on the calling kernel thread.
 pub fn run(kind: Kind, n: usize) -> LiveOutcome {
+    run_ticking(kind, n, |_| {})
+}
+
+/// As [`run`], calling `tick` with the number of threads spawned so far every
+/// [`SPAWNED_EVERY`] spawns.
+pub fn run_ticking(kind: Kind, n: usize, tick: fn(usize)) -> LiveOutcome {
     match kind {
         Kind::Hilos => hilos::spawn(move || {
             probe(
                 n,
+                tick,
                 hilos::sleep,
                 || hilos::spawn(|| ()).join().unwrap(),
                 |gate| {
@@ -277,6 +309,7 @@ pub fn run(kind: Kind, n: usize) -> LiveOutcome {
         .unwrap(),
         Kind::Std => probe(
             n,
+            tick,
             std::thread::sleep,
             || std::thread::spawn(|| ()).join().unwrap(),
             |gate| {

@@ -18,6 +18,7 @@ mod report;
 mod svg;
 
 use std::io::{Read, Write};
+use std::os::unix::process::ExitStatusExt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
 use std::process::{Command, ExitCode, Stdio};
@@ -190,7 +191,7 @@ fn run(args: &Args, selected: Vec<workloads::Workload>) -> ExitCode {
     if args.json {
         let fields: Vec<String> = machine
             .iter()
-            .map(|(k, v)| format!("{}:{}", json_str(k), json_str(v)))
+            .map(|(k, v)| format!("{}:{}", json_str(&json_key(k)), json_str(v)))
             .collect();
         println!(
             "{{\"type\":\"machine\",\"mode\":{},{}}}",
@@ -367,24 +368,52 @@ fn child_probe(kind: Kind, n: usize, limit: Duration) -> LiveOutcome {
     if let Some(o) = LiveOutcome::decode(&stdout) {
         return o;
     }
-    let why = stderr
-        .lines()
-        .rev()
-        .map(str::trim)
-        .find(|l| !l.is_empty() && !l.starts_with("note:"))
-        .unwrap_or("");
-    let status = match status {
-        Ok(st) => format!("child exited with {st}"),
+    let reached = live::last_spawned(&stdout).unwrap_or(0);
+    let mut status = match status {
+        Ok(st) => match st.signal() {
+            Some(6) => "child process aborted".to_string(),
+            Some(9) => "child process killed (SIGKILL: out of memory?)".to_string(),
+            _ => format!("child process ended with {st}"),
+        },
         Err(e) => e,
     };
-    LiveOutcome::failed(
-        n,
-        if why.is_empty() {
-            status
-        } else {
-            format!("{status}: {why}")
-        },
-    )
+    if reached > 0 {
+        let k = workloads::group_thousands(reached as u64);
+        status = format!("{status} after about {k} spawns");
+    }
+    let error = match child_error(&stderr) {
+        Some(why) => format!("{why} ({status})"),
+        None => status,
+    };
+    let mut out = LiveOutcome::failed(n, error);
+    out.reached = reached;
+    out
+}
+
+/// The line of a dead child's stderr that says why: the message of its first panic, a fatal
+/// runtime error, or else its last line that is not a backtrace or a note.
+fn child_error(stderr: &str) -> Option<String> {
+    let lines: Vec<&str> = stderr.lines().map(str::trim).collect();
+    if let Some(i) = lines.iter().position(|l| l.contains("panicked at")) {
+        if let Some(msg) = lines.get(i + 1).filter(|m| !m.is_empty()) {
+            return Some(msg.to_string());
+        }
+    }
+    let fatal = ["fatal runtime error", "memory allocation of"];
+    if let Some(l) = lines.iter().find(|l| fatal.iter().any(|f| l.contains(f))) {
+        return Some(l.to_string());
+    }
+    lines
+        .iter()
+        .rev()
+        .find(|l| {
+            !l.is_empty()
+                && !l.starts_with("note:")
+                && !l.starts_with("stack backtrace")
+                && !l.starts_with("at ")
+                && !l.starts_with(|c: char| c.is_ascii_digit())
+        })
+        .map(|l| l.to_string())
 }
 
 /// `--child mem KIND N [LIMIT_SECS]`: runs one probe and prints its line.
@@ -411,12 +440,29 @@ fn child_main(args: Vec<String>) -> ExitCode {
         eprintln!("probe still running after {}s", limit.as_secs());
         std::process::exit(3);
     });
-    let outcome = live::run(kind, n);
+    let outcome = live::run_ticking(kind, n, |k| {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{}", live::spawned_line(k));
+        let _ = out.flush();
+    });
     let mut stdout = std::io::stdout().lock();
     let _ = writeln!(stdout, "{}", outcome.encode());
     let _ = stdout.flush();
     // Exit at once: nothing left to clean up that the kernel does not.
     std::process::exit(0)
+}
+
+/// A label as a JSON key: `date (UTC)` as `date_utc`.
+fn json_key(label: &str) -> String {
+    let mut k = String::new();
+    for c in label.chars() {
+        if c.is_ascii_alphanumeric() {
+            k.push(c.to_ascii_lowercase());
+        } else if !k.is_empty() && !k.ends_with('_') {
+            k.push('_');
+        }
+    }
+    k.trim_end_matches('_').to_string()
 }
 
 /// `s` as a JSON string literal.
