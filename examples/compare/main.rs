@@ -394,10 +394,10 @@ fn child_probe(kind: Kind, n: usize, limit: Duration) -> LiveOutcome {
 /// runtime error, or else its last line that is not a backtrace or a note.
 fn child_error(stderr: &str) -> Option<String> {
     let lines: Vec<&str> = stderr.lines().map(str::trim).collect();
-    if let Some(i) = lines.iter().position(|l| l.contains("panicked at")) {
-        if let Some(msg) = lines.get(i + 1).filter(|m| !m.is_empty()) {
-            return Some(msg.to_string());
-        }
+    if let Some(i) = lines.iter().position(|l| l.contains("panicked at"))
+        && let Some(msg) = lines.get(i + 1).filter(|m| !m.is_empty())
+    {
+        return Some(msg.to_string());
     }
     let fatal = ["fatal runtime error", "memory allocation of"];
     if let Some(l) = lines.iter().find(|l| fatal.iter().any(|f| l.contains(f))) {
