@@ -225,6 +225,30 @@ fn live_outcome_survives_the_child_pipe() {
 }
 
 #[test]
+fn a_dead_child_says_why() {
+    let abort = "\nthread '<unnamed>' (14771) panicked at library/std/src/sys/pal/unix/stack_overflow.rs:240:13:\n\
+                 failed to set up alternative stack guard page: Cannot allocate memory (os error 12)\n\
+                 stack backtrace:\n   0: foo\n             at src/x.rs:1\n\
+                 note: Some details are omitted\nfatal runtime error: failed to initiate panic, error 5, aborting\n";
+    assert_eq!(
+        live::why_child_died(abort).as_deref(),
+        Some("failed to set up alternative stack guard page: Cannot allocate memory (os error 12)")
+    );
+    assert_eq!(
+        live::why_child_died("memory allocation of 4096 bytes failed\n").as_deref(),
+        Some("memory allocation of 4096 bytes failed")
+    );
+    assert_eq!(
+        live::why_child_died("probe still running after 45s\n").as_deref(),
+        Some("probe still running after 45s")
+    );
+    assert_eq!(live::why_child_died(""), None);
+    let out = format!("{}\n{}\n", live::spawned_line(128), live::spawned_line(256));
+    assert_eq!(live::last_spawned(&out), Some(256));
+    assert_eq!(live::last_spawned("nothing"), None);
+}
+
+#[test]
 fn charts_draw_series_and_placeholders() {
     let chart = svg::Chart {
         title: "t <&>".into(),

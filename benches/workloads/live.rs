@@ -330,3 +330,29 @@ pub fn run_ticking(kind: Kind, n: usize, tick: fn(usize)) -> LiveOutcome {
 pub fn mem_available() -> Option<i64> {
     proc_kb("/proc/meminfo", "MemAvailable")
 }
+
+/// The line of a dead child's stderr that says why: the message of its first panic, a fatal
+/// runtime error, or else its last line that is not a backtrace or a note.
+pub fn why_child_died(stderr: &str) -> Option<String> {
+    let lines: Vec<&str> = stderr.lines().map(str::trim).collect();
+    if let Some(i) = lines.iter().position(|l| l.contains("panicked at"))
+        && let Some(msg) = lines.get(i + 1).filter(|m| !m.is_empty())
+    {
+        return Some(msg.to_string());
+    }
+    let fatal = ["fatal runtime error", "memory allocation of"];
+    if let Some(l) = lines.iter().find(|l| fatal.iter().any(|f| l.contains(f))) {
+        return Some(l.to_string());
+    }
+    lines
+        .iter()
+        .rev()
+        .find(|l| {
+            !l.is_empty()
+                && !l.starts_with("note:")
+                && !l.starts_with("stack backtrace")
+                && !l.starts_with("at ")
+                && !l.starts_with(|c: char| c.is_ascii_digit())
+        })
+        .map(|l| l.to_string())
+}

@@ -381,39 +381,13 @@ fn child_probe(kind: Kind, n: usize, limit: Duration) -> LiveOutcome {
         let k = workloads::group_thousands(reached as u64);
         status = format!("{status} after about {k} spawns");
     }
-    let error = match child_error(&stderr) {
+    let error = match live::why_child_died(&stderr) {
         Some(why) => format!("{why} ({status})"),
         None => status,
     };
     let mut out = LiveOutcome::failed(n, error);
     out.reached = reached;
     out
-}
-
-/// The line of a dead child's stderr that says why: the message of its first panic, a fatal
-/// runtime error, or else its last line that is not a backtrace or a note.
-fn child_error(stderr: &str) -> Option<String> {
-    let lines: Vec<&str> = stderr.lines().map(str::trim).collect();
-    if let Some(i) = lines.iter().position(|l| l.contains("panicked at"))
-        && let Some(msg) = lines.get(i + 1).filter(|m| !m.is_empty())
-    {
-        return Some(msg.to_string());
-    }
-    let fatal = ["fatal runtime error", "memory allocation of"];
-    if let Some(l) = lines.iter().find(|l| fatal.iter().any(|f| l.contains(f))) {
-        return Some(l.to_string());
-    }
-    lines
-        .iter()
-        .rev()
-        .find(|l| {
-            !l.is_empty()
-                && !l.starts_with("note:")
-                && !l.starts_with("stack backtrace")
-                && !l.starts_with("at ")
-                && !l.starts_with(|c: char| c.is_ascii_digit())
-        })
-        .map(|l| l.to_string())
 }
 
 /// `--child mem KIND N [LIMIT_SECS]`: runs one probe and prints its line.
