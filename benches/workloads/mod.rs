@@ -613,10 +613,10 @@ fn threads(ctx: &Ctx) -> Result<Vec<Row>, Failure> {
             .map(|o| o.reached)
             .max()
             .unwrap_or(0);
-        let failure = per_n
-            .iter()
-            .filter_map(|(_, r)| r.as_ref().ok())
-            .find_map(|o| o.error.clone());
+        let failure = per_n.iter().find_map(|(n, r)| {
+            let e = r.as_ref().ok()?.error.as_ref()?;
+            Some(format!("at N = {}: {e}", group_thousands(*n as u64)))
+        });
         let value = match failure {
             Some(e) => {
                 notes.push(format!("{kind}: {e}"));
