@@ -721,6 +721,18 @@ pub(crate) fn park(which: task::Which, deadline: Option<Instant>) -> bool {
     token.finish_wait()
 }
 
+/// Switches the running green thread away until another party makes it runnable with
+/// [`task::schedule`].
+///
+/// # Safety
+/// Call on a green thread that is not panicking, after handing its scheduling reference to
+/// exactly one party (by publishing it in some protocol's state word), which will schedule it
+/// exactly once. Nothing else may wake it meanwhile.
+pub(crate) unsafe fn block_current() {
+    // SAFETY: per the contract.
+    unsafe { switch_away(Away::Block) };
+}
+
 /// Puts the caller to sleep for `dur` (green: a timer on its worker; kernel: `std::thread::sleep`).
 pub(crate) fn sleep(dur: Duration) {
     let Some(cur) = task::current_green() else {

@@ -373,24 +373,6 @@ impl TaskRef {
     }
 }
 
-/// Wakes the thread at `ptr` through its `sys` token without holding a counted reference.
-///
-/// # Safety
-/// The header at `ptr` must stay alive for the duration of the call (e.g. because the thread is
-/// pinned to the caller's worker and so cannot run, let alone exit, before the caller switches).
-#[inline]
-pub(crate) unsafe fn wake_raw(ptr: NonNull<Header>) {
-    wake_token(ptr, Which::Sys);
-}
-
-/// Whether `h` is a green thread pinned to the worker the caller runs on: it cannot run before
-/// the caller switches away.
-#[inline]
-pub(crate) fn runs_here(h: &Header) -> bool {
-    h.green()
-        .is_some_and(|g| !g.home.get().is_null() && ptr::eq(g.home.get(), current_home()))
-}
-
 /// Delivers a wake-up on one token of the thread at `ptr`.
 #[inline]
 fn wake_token(ptr: NonNull<Header>, which: Which) {
