@@ -453,3 +453,80 @@ impl<S> Drop for QGuard<'_, S> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicBool;
+
+    /// A waiter whose deadline passes while a waker picks it must report the wake-up (the token),
+    /// never a time-out: every token handed out is received exactly once.
+    #[test]
+    fn timeout_racing_a_wake_never_loses_the_token() {
+        let q = Arc::new(WaitQueue::new(()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let waker = {
+            let (q, stop) = (q.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut given = 0usize;
+                while !stop.load(Ordering::Relaxed) {
+                    if q.lock().wake_front(7).is_some() {
+                        given += 1;
+                    }
+                }
+                given
+            })
+        };
+        let (mut woken, mut timed_out) = (0usize, 0usize);
+        for i in 0..20_000u32 {
+            // Deadlines from "already passed" to a few microseconds.
+            let d = Instant::now() + std::time::Duration::from_nanos(u64::from(i % 5) * 1000);
+            match q.park(0, None, Some(d), |_| Some(Pos::Back), || {}, |_| {}) {
+                Park::Woken(7) => woken += 1,
+                Park::TimedOut => timed_out += 1,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        let given = waker.join().unwrap();
+        assert_eq!(woken, given, "woken {woken}, given {given}, timed out {timed_out}");
+        assert_eq!(q.queued(), 0);
+    }
+
+    /// Waiters are served in order, a front-queued waiter first, and tags are seen by wakers.
+    #[test]
+    fn fifo_order_and_front() {
+        let q = WaitQueue::new(());
+        let mut g = q.lock();
+        let ws: Vec<Waiter> = (0..3)
+            .map(|tag| Waiter {
+                next: Cell::new(ptr::null()),
+                prev: Cell::new(ptr::null()),
+                linked: Cell::new(false),
+                task: Cell::new(Some(task::current())),
+                state: AtomicUsize::new(WAITING),
+                tag,
+                since: None,
+                _pinned: PhantomPinned,
+            })
+            .collect();
+        // SAFETY: the waiters outlive the guard's use of them (all are woken below).
+        unsafe {
+            g.push(&ws[0], false);
+            g.push(&ws[1], false);
+            g.push(&ws[2], true);
+        }
+        assert_eq!(g.len(), 3);
+        assert_eq!(g.count_front(|t| t != 1), 2);
+        assert_eq!(g.wake_front(1), Some(2));
+        assert_eq!(g.wake_front(1), Some(0));
+        assert_eq!(g.front_tag(), Some(1));
+        assert_eq!(g.wake_all(2), 1);
+        assert!(g.is_empty());
+        drop(g);
+        assert_eq!(ws[1].state.load(Ordering::Relaxed), 2);
+        // The wake-ups went to this (kernel) thread's sys token: consume them.
+        while scheduler::park(Which::Sys, Some(Instant::now())) {}
+    }
+}
