@@ -120,7 +120,12 @@ impl Semaphore {
     /// Takes a permit if one is available now and nobody is waiting for one.
     #[inline]
     pub fn try_acquire(&self) -> Option<SemaphoreGuard<'_>> {
-        self.try_take().then_some(SemaphoreGuard { sem: self })
+        // (Not `then_some`: it would build, and so drop, a guard even on failure.)
+        if self.try_take() {
+            Some(SemaphoreGuard { sem: self })
+        } else {
+            None
+        }
     }
 
     /// As [`acquire`](Semaphore::acquire), giving up after about `timeout`: `None` if no permit
