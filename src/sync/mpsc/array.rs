@@ -12,9 +12,11 @@
 //! # The design
 //! A ring of `cap` slots, each with a `stamp` (Vyukov's bounded queue, single consumer). Positions
 //! count up forever (64-bit: they never wrap in practice); slot `pos % cap` is free for the sender of
-//! position `pos` when its stamp equals `pos`, and holds that sender's message when it equals
-//! `pos + 1`; the receiver frees it for the next lap by storing `pos + cap`. Senders claim a
-//! position by compare-exchange on `tail`; the receiver owns `head`.
+//! position `pos` when its stamp equals `2 * pos`, and holds that sender's message when it equals
+//! `2 * pos + 1`; the receiver frees it for the next lap by storing `2 * (pos + cap)`. (Doubling
+//! keeps "published at `pos`" apart from "free for `pos + 1`", which coincide when `cap` is 1 in
+//! the undoubled scheme.) Senders claim a position by compare-exchange on `tail`; the receiver owns
+//! `head`.
 //!
 //! Receiver parking as in the unbounded flavor (see `super::RxSlot`). Sender parking: a sender that
 //! finds the ring full queues in `send_q` (a [`WaitQueue`]); in its `validate` it first counts itself
@@ -23,8 +25,7 @@
 //! took the slot meanwhile, it queues again). Each freed slot wakes at most one sender.
 //!
 //! # Memory orderings
-//! - Slot stamps: the sender's publishing store (`pos + 1`) and the receiver's freeing store
-//!   (`pos + cap`) are `SeqCst`; loads that precede reading or writing a slot's value are `Acquire`.
+//! - Slot stamps: the sender's publishing store and the receiver's freeing store are `SeqCst`; loads that precede reading or writing a slot's value are `Acquire`.
 //! - Store-buffering pairs, all `SeqCst`: (sender publishes a message; sender looks for a published
 //!   receiver) against (receiver publishes itself; receiver re-checks the slot); and (sender counts
 //!   itself in `send_waiters`; sender re-checks for room) against (receiver frees a slot; receiver
@@ -74,7 +75,7 @@ impl<T> Chan<T> {
             head: Padded(UnsafeCell::new(0)),
             slots: (0..cap)
                 .map(|i| Slot {
-                    stamp: AtomicUsize::new(i),
+                    stamp: AtomicUsize::new(2 * i),
                     value: UnsafeCell::new(MaybeUninit::uninit()),
                 })
                 .collect(),
@@ -99,7 +100,7 @@ impl<T> Chan<T> {
         loop {
             let slot = &self.slots[pos % self.cap()];
             let stamp = slot.stamp.load(Ordering::Acquire);
-            let d = stamp.wrapping_sub(pos) as isize;
+            let d = stamp.wrapping_sub(2 * pos) as isize;
             if d == 0 {
                 match self.tail.compare_exchange_weak(
                     pos,
@@ -111,7 +112,7 @@ impl<T> Chan<T> {
                         // SAFETY: we claimed `pos`, whose slot the receiver has freed (Acquire on
                         // its stamp): the slot's value is ours to write until we publish.
                         unsafe { (*slot.value.get()).write(v) };
-                        slot.stamp.store(pos + 1, Ordering::SeqCst);
+                        slot.stamp.store(2 * pos + 1, Ordering::SeqCst);
                         self.rx.wake();
                         return Ok(());
                     }
@@ -130,7 +131,7 @@ impl<T> Chan<T> {
     fn has_room(&self) -> bool {
         let pos = self.tail.load(Ordering::SeqCst);
         let stamp = self.slots[pos % self.cap()].stamp.load(Ordering::SeqCst);
-        stamp.wrapping_sub(pos) as isize >= 0
+        stamp.wrapping_sub(2 * pos) as isize >= 0
     }
 
     pub(crate) fn send(&self, mut v: T) -> Result<(), SendError<T>> {
@@ -172,7 +173,7 @@ impl<T> Chan<T> {
         // SAFETY: the receiver owns `head`.
         let pos = unsafe { *self.head.get() };
         let slot = &self.slots[pos % self.cap()];
-        if slot.stamp.load(Ordering::Acquire) != pos + 1 {
+        if slot.stamp.load(Ordering::Acquire) != 2 * pos + 1 {
             return if self.tail.load(Ordering::Acquire) == pos {
                 Pop::Empty
             } else {
@@ -182,7 +183,7 @@ impl<T> Chan<T> {
         }
         // SAFETY: published (Acquire): the value is ours to move out before freeing the slot.
         let v = unsafe { (*slot.value.get()).assume_init_read() };
-        slot.stamp.store(pos + self.cap(), Ordering::SeqCst);
+        slot.stamp.store(2 * (pos + self.cap()), Ordering::SeqCst);
         // SAFETY: the receiver owns `head`.
         unsafe { *self.head.get() = pos + 1 };
         if self.send_waiters.load(Ordering::SeqCst) != 0 {
@@ -204,7 +205,7 @@ impl<T> Chan<T> {
     pub(crate) unsafe fn ready(&self) -> bool {
         // SAFETY: the receiver owns `head`.
         let pos = unsafe { *self.head.get() };
-        self.slots[pos % self.cap()].stamp.load(Ordering::SeqCst) == pos + 1
+        self.slots[pos % self.cap()].stamp.load(Ordering::SeqCst) == 2 * pos + 1
             || self.tail.load(Ordering::SeqCst) != pos
             || self.senders.load(Ordering::SeqCst) == 0
     }
@@ -246,7 +247,7 @@ impl<T> Drop for Chan<T> {
         let tail = *self.tail.0.get_mut();
         for pos in head..tail {
             let slot = &mut self.slots[pos % self.slots.len()];
-            if *slot.stamp.get_mut() == pos + 1 {
+            if *slot.stamp.get_mut() == 2 * pos + 1 {
                 // SAFETY: published and never received.
                 unsafe { slot.value.get_mut().assume_init_drop() };
             }
