@@ -13,8 +13,9 @@
 //! gives its protocol. The error types are std's own, re-exported, so code matching on them is
 //! unchanged.
 //!
-//! The single receiver of the `list` and `array` flavors parks through an [`RxSlot`]: one word
-//! holding a counted reference to the parked receiver's thread, or null.
+//! The single receiver of the `array` flavor parks through an [`RxSlot`]: one word holding a
+//! counted reference to the parked receiver's thread, or null. (The `list` flavor folds the same
+//! idea into its tail pointer, to save read-modify-writes on its hot path; see its doc.)
 //! - Receiver: takes a message if there is one; otherwise publishes itself in the slot (`SeqCst`
 //!   swap), re-checks for a message or a disconnection (`SeqCst` loads), and only then parks; when it
 //!   wakes it clears the slot and loops.
@@ -146,7 +147,7 @@ impl Drop for RxSlot {
     }
 }
 
-/// The receiving side of the `list` and `array` flavors, for the shared receive loop.
+/// The receiving side of the `array` flavor, for the receive loop below.
 trait Queue<T> {
     /// # Safety
     /// Called by the single receiver.
@@ -156,23 +157,6 @@ trait Queue<T> {
     unsafe fn ready(&self) -> bool;
     fn disconnected(&self) -> bool;
     fn rx(&self) -> &RxSlot;
-}
-
-impl<T> Queue<T> for list::Chan<T> {
-    unsafe fn pop(&self) -> Pop<T> {
-        // SAFETY: forwarded contract.
-        unsafe { list::Chan::pop(self) }
-    }
-    unsafe fn ready(&self) -> bool {
-        // SAFETY: forwarded contract.
-        unsafe { list::Chan::ready(self) }
-    }
-    fn disconnected(&self) -> bool {
-        list::Chan::disconnected(self)
-    }
-    fn rx(&self) -> &RxSlot {
-        &self.rx
-    }
 }
 
 impl<T> Queue<T> for array::Chan<T> {
@@ -444,7 +428,7 @@ impl<T> Receiver<T> {
         // `Sync`, so only one thread at a time can call into it.
         match &self.flavor {
             // SAFETY: see above.
-            RxFlavor::List(c) => unsafe { try_recv_q(&**c) },
+            RxFlavor::List(c) => unsafe { c.try_recv() },
             // SAFETY: see above.
             RxFlavor::Array(c) => unsafe { try_recv_q(&**c) },
             RxFlavor::Zero(c) => c.try_recv(),
@@ -454,7 +438,7 @@ impl<T> Receiver<T> {
     fn recv_deadline(&self, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
         match &self.flavor {
             // SAFETY: the single receiver (see `try_recv`).
-            RxFlavor::List(c) => unsafe { recv_q(&**c, deadline) },
+            RxFlavor::List(c) => unsafe { c.recv(deadline) },
             // SAFETY: the single receiver (see `try_recv`).
             RxFlavor::Array(c) => unsafe { recv_q(&**c, deadline) },
             RxFlavor::Zero(c) => c.recv(deadline),
