@@ -20,11 +20,13 @@
 //!   lock, that the mutex is still held and sets `PARKED`.
 //! - `unlock`: compare-exchange `LOCKED -> 0`; it fails only if `PARKED` is set, and then the slow
 //!   path, under the queue lock, looks at the first waiter. If it has waited at least
-//!   `util::FAIR_AFTER` (0.5 ms), the lock is *handed* to it: `LOCKED` stays set and the waiter
-//!   returns owning it. Otherwise the lock is released and the waiter woken to compete ("retry");
-//!   a retrier that loses queues again at the *front*, keeping its original start time, so it is
-//!   owed a hand-off within about 0.5 ms plus one critical section. This is eventual fairness: no
-//!   starvation, and barging throughput the rest of the time.
+//!   `util::FAIR_AFTER` (0.5 ms), and the lock has not handed itself over in the last 0.5 ms
+//!   (`util::FairClock`), the lock is *handed* to it: `LOCKED` stays set and the waiter returns
+//!   owning it. Otherwise the lock is released and the waiter woken to compete ("retry"); a
+//!   retrier that loses queues again at the *front*, keeping its original start time, so the first
+//!   waiter is served within about 0.5 ms. This is eventual fairness: no starvation, and barging
+//!   throughput the rest of the time (handing over on every release would convoy: each
+//!   acquisition would wait for a parked thread to be scheduled).
 //!
 //! Invariant: `PARKED` changes only under the queue lock, and is set exactly when the queue is
 //! non-empty there. While `LOCKED` is set, only its holder (under the queue lock) changes
@@ -45,7 +47,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Instant;
 
 use super::poison::{self, LockResult, TryLockError, TryLockResult};
-use super::util;
+use super::util::{self, FairClock};
 use super::waitq::{Park, Pos, WaitQueue};
 
 const LOCKED: u8 = 1;
@@ -59,14 +61,14 @@ const RETRY: usize = 2;
 /// The lock without data or poisoning (also used by [`super::Condvar`]).
 pub(crate) struct RawMutex {
     state: AtomicU8,
-    q: WaitQueue<()>,
+    q: WaitQueue<FairClock>,
 }
 
 impl RawMutex {
     pub(crate) const fn new() -> RawMutex {
         RawMutex {
             state: AtomicU8::new(0),
-            q: WaitQueue::new(()),
+            q: WaitQueue::new(FairClock::new()),
         }
     }
 
@@ -179,7 +181,7 @@ impl RawMutex {
             return;
         };
         let more = if g.len() > 1 { PARKED } else { 0 };
-        if util::owed_handoff(since) {
+        if g.data().handoff_due(since) {
             self.state.store(LOCKED | more, Ordering::Relaxed);
             g.wake_front(HANDOFF);
         } else {

@@ -22,7 +22,8 @@
 //! - Release: a writer's `WRITER -> 0` compare-exchange, or a reader's subtraction, finds `WAITERS`
 //!   set when the lock becomes free, and the release slow path, under the queue lock, serves the
 //!   front of the queue: one writer, or every reader queued in a row at the front. As for the mutex,
-//!   if the front waiter has waited at least 0.5 ms the lock is *handed* to that group (the state
+//!   if the front waiter has waited at least 0.5 ms (and the lock has not handed itself over in the
+//!   last 0.5 ms) the lock is *handed* to that group (the state
 //!   gets `WRITER` or their reader count before they run); otherwise the lock is left free and the
 //!   group is woken to retry. A woken retrier may take the lock even though `WAITERS` is set (it was
 //!   at the front), and if it loses it queues again at the front with its original start time.
@@ -49,7 +50,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use super::poison::{self, LockResult, PoisonError, TryLockError, TryLockResult};
-use super::util;
+use super::util::{self, FairClock};
 use super::waitq::{Park, Pos, WaitQueue};
 
 const WRITER: usize = 1;
@@ -67,7 +68,7 @@ const RETRY: usize = 2;
 /// The lock without data or poisoning.
 pub(crate) struct RawRwLock {
     state: AtomicUsize,
-    q: WaitQueue<()>,
+    q: WaitQueue<FairClock>,
 }
 
 #[inline]
@@ -89,7 +90,7 @@ impl RawRwLock {
     const fn new() -> RawRwLock {
         RawRwLock {
             state: AtomicUsize::new(0),
-            q: WaitQueue::new(()),
+            q: WaitQueue::new(FairClock::new()),
         }
     }
 
@@ -282,6 +283,7 @@ impl RawRwLock {
     fn release_slow(&self, writer: bool) {
         let mut g = self.q.lock();
         let mut s = self.state.load(Ordering::Relaxed);
+        let mut fair: Option<bool> = None;
         loop {
             if !writer && (s & WRITER != 0 || s >= ONE_READER || s & WAITERS == 0) {
                 // Someone (a retrier) holds the lock now and will serve the queue when it
@@ -306,7 +308,11 @@ impl RawRwLock {
             } else {
                 g.count_front(|t| t == TAG_READER)
             };
-            let fair = util::owed_handoff(since);
+            // Asked once: the answer moves the lock's fair clock.
+            let fair = match fair {
+                Some(f) => f,
+                None => *fair.insert(g.data().handoff_due(since)),
+            };
             let granted = match (fair, tag) {
                 (false, _) => 0,
                 (true, TAG_WRITER) => WRITER,
