@@ -63,8 +63,7 @@ fn one_worker_holders_switch_while_holding() {
         for h in hs {
             h.join().unwrap();
         }
-        let v = *m.lock().unwrap();
-        v
+        *m.lock().unwrap()
     });
     assert_eq!(total, 1000);
 }

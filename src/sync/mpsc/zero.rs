@@ -24,6 +24,7 @@
 //! - the receiver that finds a sender queued moves the value out of the sender's slot and wakes it
 //!   with `TAKEN`; otherwise it queues (unless no sender is left) and parks until `DELIVERED`,
 //!   `DISCONNECTED` or its deadline.
+//!
 //! The slots are only touched under the queue lock, while their owners are queued (and so cannot
 //! return), which is what makes reaching into another thread's stack sound.
 //!
