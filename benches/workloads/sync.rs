@@ -159,8 +159,9 @@ fn split(total: u64, threads: usize) -> impl Iterator<Item = u64> {
 }
 
 /// `threads` green threads of `rt` take one `hilos::sync::Mutex` `total` times in all, each time
-/// running [`critical_section`] with `cs_iters`. Returns the time from the common start to the
-/// last release. Checks the count.
+/// running [`critical_section`] with `cs_iters`. Returns the time from the common start (a barrier)
+/// until every thread has done its share (a second barrier), so that neither spawning nor thread
+/// exit is timed, only the lock traffic. Checks the count.
 pub fn green_mutex_contention(
     rt: &hilos::Runtime,
     threads: usize,
@@ -171,9 +172,10 @@ pub fn green_mutex_contention(
     rt.block_on(move || {
         let m = Arc::new(Mutex::new((0u64, 0u64)));
         let start = Arc::new(Barrier::new(threads + 1));
+        let end = Arc::new(Barrier::new(threads + 1));
         let hs: Vec<_> = split(total, threads)
             .map(|n| {
-                let (m, start) = (m.clone(), start.clone());
+                let (m, start, end) = (m.clone(), start.clone(), end.clone());
                 hilos::spawn(move || {
                     start.wait();
                     for _ in 0..n {
@@ -181,28 +183,32 @@ pub fn green_mutex_contention(
                         g.0 += 1;
                         critical_section(&mut g.1, cs_iters);
                     }
+                    end.wait();
                 })
             })
             .collect();
         start.wait();
         let t = Instant::now();
+        end.wait();
+        let d = t.elapsed();
         for h in hs {
             h.join().unwrap();
         }
-        let d = t.elapsed();
         assert_eq!(m.lock().unwrap().0, total);
         d
     })
 }
 
-/// As [`green_mutex_contention`], with `threads` kernel threads and `std::sync::Mutex`.
+/// As [`green_mutex_contention`], with `threads` kernel threads, `std::sync::Mutex` and
+/// `std::sync::Barrier`.
 pub fn std_mutex_contention(threads: usize, total: u64, cs_iters: u32) -> Duration {
     use std::sync::{Barrier, Mutex};
     let m = Arc::new(Mutex::new((0u64, 0u64)));
     let start = Arc::new(Barrier::new(threads + 1));
+    let end = Arc::new(Barrier::new(threads + 1));
     let hs: Vec<_> = split(total, threads)
         .map(|n| {
-            let (m, start) = (m.clone(), start.clone());
+            let (m, start, end) = (m.clone(), start.clone(), end.clone());
             std::thread::Builder::new()
                 .stack_size(64 * 1024)
                 .spawn(move || {
@@ -212,16 +218,18 @@ pub fn std_mutex_contention(threads: usize, total: u64, cs_iters: u32) -> Durati
                         g.0 += 1;
                         critical_section(&mut g.1, cs_iters);
                     }
+                    end.wait();
                 })
                 .expect("cannot spawn a kernel thread")
         })
         .collect();
     start.wait();
     let t = Instant::now();
+    end.wait();
+    let d = t.elapsed();
     for h in hs {
         h.join().unwrap();
     }
-    let d = t.elapsed();
     assert_eq!(m.lock().unwrap().0, total);
     d
 }

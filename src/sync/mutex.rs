@@ -14,7 +14,8 @@
 //! - A ticket lock: FIFO again, and it cannot park.
 //!
 //! # The design
-//! One state byte: `LOCKED` (held) and `PARKED` (the wait queue may be non-empty).
+//! One state byte: `LOCKED` (held), `PARKED` (the wait queue may be non-empty) and `WOKEN` (a
+//! waiter was woken to retry and has not run yet).
 //! - `lock`: compare-exchange `0 -> LOCKED`; on failure, the slow path spins a little while nobody is
 //!   parked, then queues in a [`WaitQueue`] (see `waitq`) whose `validate` re-checks, under the queue
 //!   lock, that the mutex is still held and sets `PARKED`.
@@ -27,6 +28,10 @@
 //!   waiter is served within about 0.5 ms. This is eventual fairness: no starvation, and barging
 //!   throughput the rest of the time (handing over on every release would convoy: each
 //!   acquisition would wait for a parked thread to be scheduled).
+//!
+//! - While a waiter woken to retry has not run (`WOKEN`), releases just release: waking one waiter
+//!   per release under heavy contention mostly wakes threads that lose again (as Go's mutex
+//!   found). The retrier clears `WOKEN` when it runs, so the next release serves the queue again.
 //!
 //! Invariant: `PARKED` changes only under the queue lock, and is set exactly when the queue is
 //! non-empty there. While `LOCKED` is set, only its holder (under the queue lock) changes
@@ -52,6 +57,8 @@ use super::waitq::{Park, Pos, WaitQueue};
 
 const LOCKED: u8 = 1;
 const PARKED: u8 = 2;
+/// A waiter has been woken to retry and has not run yet: releases need not wake another.
+const WOKEN: u8 = 4;
 
 /// Token: the lock was handed over; the waiter owns it.
 const HANDOFF: usize = 1;
@@ -111,8 +118,27 @@ impl RawMutex {
             .compare_exchange(LOCKED, 0, Ordering::Release, Ordering::Relaxed)
             .is_err()
         {
-            self.unlock_slow();
+            self.unlock_contended();
         }
+    }
+
+    /// Releases with waiters queued: if one was already woken to retry and has not run yet, it is
+    /// enough to release; otherwise serve the queue.
+    #[cold]
+    fn unlock_contended(&self) {
+        let mut s = self.state.load(Ordering::Relaxed);
+        while s & PARKED == 0 || s & WOKEN != 0 {
+            match self.state.compare_exchange_weak(
+                s,
+                s & !LOCKED,
+                Ordering::Release,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return,
+                Err(x) => s = x,
+            }
+        }
+        self.unlock_slow();
     }
 
     #[cold]
@@ -163,7 +189,9 @@ impl RawMutex {
             match r {
                 Park::Woken(HANDOFF) => return,
                 Park::Woken(_) => {
-                    // Released for us to compete: if we lose, we keep our place at the front.
+                    // Released for us to compete: later releases may wake someone again. If we
+                    // lose, we keep our place at the front.
+                    self.state.fetch_and(!WOKEN, Ordering::Relaxed);
                     pos = Pos::Front;
                     spins = 0;
                 }
@@ -175,19 +203,30 @@ impl RawMutex {
     #[cold]
     fn unlock_slow(&self) {
         let mut g = self.q.lock();
-        // We hold LOCKED, so only we change the state now (see the module doc).
+        // We hold LOCKED, and PARKED is set, so only we change LOCKED and PARKED now; WOKEN may be
+        // cleared concurrently by a retrier, hence the compare-exchange loops.
         let Some((_, since)) = g.front() else {
-            self.state.store(0, Ordering::Release);
+            self.state.fetch_and(!(LOCKED | PARKED), Ordering::Release);
             return;
         };
         let more = if g.len() > 1 { PARKED } else { 0 };
-        if g.data().handoff_due(since) {
-            self.state.store(LOCKED | more, Ordering::Relaxed);
-            g.wake_front(HANDOFF);
-        } else {
-            self.state.store(more, Ordering::Release);
-            g.wake_front(RETRY);
+        let handoff = g.data().handoff_due(since);
+        let mut s = self.state.load(Ordering::Relaxed);
+        loop {
+            let new = if handoff {
+                LOCKED | more | (s & WOKEN)
+            } else {
+                more | WOKEN
+            };
+            match self
+                .state
+                .compare_exchange_weak(s, new, Ordering::Release, Ordering::Relaxed)
+            {
+                Ok(_) => break,
+                Err(x) => s = x,
+            }
         }
+        g.wake_front(if handoff { HANDOFF } else { RETRY });
     }
 }
 
