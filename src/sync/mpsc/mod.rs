@@ -173,38 +173,9 @@ impl Drop for RxSlot {
     }
 }
 
-/// The receiving side of the `array` flavor, for the receive loop below.
-trait Queue<T> {
-    /// # Safety
-    /// Called by the single receiver.
-    unsafe fn pop(&self) -> Pop<T>;
-    /// # Safety
-    /// Called by the single receiver, after publishing itself.
-    unsafe fn ready(&self) -> bool;
-    fn disconnected(&self) -> bool;
-    fn rx(&self) -> &RxSlot;
-}
-
-impl<T> Queue<T> for array::Chan<T> {
-    unsafe fn pop(&self) -> Pop<T> {
-        // SAFETY: forwarded contract.
-        unsafe { array::Chan::pop(self) }
-    }
-    unsafe fn ready(&self) -> bool {
-        // SAFETY: forwarded contract.
-        unsafe { array::Chan::ready(self) }
-    }
-    fn disconnected(&self) -> bool {
-        array::Chan::disconnected(self)
-    }
-    fn rx(&self) -> &RxSlot {
-        &self.rx
-    }
-}
-
 /// # Safety
 /// Called by the single receiver.
-unsafe fn try_recv_q<T>(q: &impl Queue<T>) -> Result<T, TryRecvError> {
+unsafe fn try_recv_q<T>(q: &array::Chan<T>) -> Result<T, TryRecvError> {
     let mut round = 0;
     loop {
         // SAFETY: per the contract.
@@ -231,7 +202,7 @@ unsafe fn try_recv_q<T>(q: &impl Queue<T>) -> Result<T, TryRecvError> {
 
 /// # Safety
 /// Called by the single receiver.
-unsafe fn recv_q<T>(q: &impl Queue<T>, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
+unsafe fn recv_q<T>(q: &array::Chan<T>, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
     loop {
         // SAFETY: per the contract.
         match unsafe { try_recv_q(q) } {
@@ -241,14 +212,14 @@ unsafe fn recv_q<T>(q: &impl Queue<T>, deadline: Option<Instant>) -> Result<T, R
         }
         // SAFETY: per the contract.
         poll_before_park(|| unsafe { q.ready() });
-        q.rx().publish();
+        q.rx.publish();
         // SAFETY: per the contract.
         if unsafe { q.ready() } {
-            q.rx().clear();
+            q.rx.clear();
             continue;
         }
         let woken = scheduler::park(Which::Sys, deadline);
-        q.rx().clear();
+        q.rx.clear();
         if !woken {
             // SAFETY: per the contract.
             return match unsafe { try_recv_q(q) } {
