@@ -1,1 +1,5 @@
-//! I/O that parks only the calling green thread (in progress).
+//! I/O that parks only the calling green thread.
+
+pub(crate) mod driver;
+
+pub use driver::IoBackend;
