@@ -1,0 +1,318 @@
+//! Socket operations shared by the TCP, UDP and Unix types: each parks only a green caller (see
+//! `io::op` for the modes) and honours an optional deadline.
+
+use std::io::{self, IoSlice, IoSliceMut};
+use std::mem;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use io_uring::{opcode, types};
+
+use super::addr::RawAddr;
+use crate::io::op::{self, Interest, Mode};
+
+/// A socket's read and write timeouts, as std keeps them in `SO_RCVTIMEO`/`SO_SNDTIMEO` (here in
+/// the object: the kernel ignores those options on non-blocking sockets).
+#[derive(Default)]
+pub(crate) struct Timeouts {
+    read: AtomicU64,
+    write: AtomicU64,
+}
+
+fn to_nanos(d: Option<Duration>) -> io::Result<u64> {
+    match d {
+        None => Ok(0),
+        Some(d) if d.is_zero() => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "cannot set a 0 duration timeout",
+        )),
+        Some(d) => Ok(d.as_nanos().clamp(1, u64::MAX as u128) as u64),
+    }
+}
+
+fn from_nanos(n: u64) -> Option<Duration> {
+    (n != 0).then(|| Duration::from_nanos(n))
+}
+
+impl Timeouts {
+    pub(crate) fn with(read: Option<Duration>, write: Option<Duration>) -> Timeouts {
+        let t = Timeouts::default();
+        let _ = t.set_read(read);
+        let _ = t.set_write(write);
+        t
+    }
+    pub(crate) fn set_read(&self, d: Option<Duration>) -> io::Result<()> {
+        self.read.store(to_nanos(d)?, Ordering::Relaxed);
+        Ok(())
+    }
+    pub(crate) fn set_write(&self, d: Option<Duration>) -> io::Result<()> {
+        self.write.store(to_nanos(d)?, Ordering::Relaxed);
+        Ok(())
+    }
+    pub(crate) fn read(&self) -> Option<Duration> {
+        from_nanos(self.read.load(Ordering::Relaxed))
+    }
+    pub(crate) fn write(&self) -> Option<Duration> {
+        from_nanos(self.write.load(Ordering::Relaxed))
+    }
+    pub(crate) fn read_deadline(&self) -> Option<Instant> {
+        op::deadline(self.read())
+    }
+    pub(crate) fn write_deadline(&self) -> Option<Instant> {
+        op::deadline(self.write())
+    }
+}
+
+const WB: io::ErrorKind = io::ErrorKind::WouldBlock;
+
+fn clamp(len: usize) -> usize {
+    len.min(i32::MAX as usize)
+}
+
+/// A new non-blocking, close-on-exec socket.
+pub(crate) fn socket(domain: libc::c_int, ty: libc::c_int) -> io::Result<OwnedFd> {
+    // SAFETY: plain system call.
+    let fd = unsafe { libc::socket(domain, ty | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a fresh descriptor nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Switches an existing socket (from std or a raw descriptor) to non-blocking mode.
+pub(crate) fn set_nonblocking(fd: RawFd, on: bool) -> io::Result<()> {
+    // SAFETY: plain fcntl calls.
+    unsafe {
+        let fl = libc::fcntl(fd, libc::F_GETFL);
+        if fl < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let nfl = if on {
+            fl | libc::O_NONBLOCK
+        } else {
+            fl & !libc::O_NONBLOCK
+        };
+        if nfl != fl && libc::fcntl(fd, libc::F_SETFL, nfl) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// `recv(2)` with `flags` (e.g. `MSG_PEEK`).
+pub(crate) fn recv(
+    fd: RawFd,
+    buf: &mut [u8],
+    flags: libc::c_int,
+    deadline: Option<Instant>,
+) -> io::Result<usize> {
+    let (p, len) = (buf.as_mut_ptr(), clamp(buf.len()));
+    // SAFETY: `buf` is borrowed for the whole call, which returns only after the kernel is done.
+    unsafe {
+        op::op(
+            fd,
+            Interest::Read,
+            deadline,
+            WB,
+            || {
+                opcode::Recv::new(types::Fd(fd), p, len as u32)
+                    .flags(flags)
+                    .build()
+            },
+            || op::cvt(libc::recv(fd, p.cast(), len, flags)),
+        )
+    }
+}
+
+/// `send(2)`, without `SIGPIPE`.
+pub(crate) fn send(fd: RawFd, buf: &[u8], deadline: Option<Instant>) -> io::Result<usize> {
+    let (p, len) = (buf.as_ptr(), clamp(buf.len()));
+    let flags = libc::MSG_NOSIGNAL;
+    // SAFETY: `buf` is borrowed for the whole call, which returns only after the kernel is done.
+    unsafe {
+        op::op(
+            fd,
+            Interest::Write,
+            deadline,
+            WB,
+            || {
+                opcode::Send::new(types::Fd(fd), p, len as u32)
+                    .flags(flags)
+                    .build()
+            },
+            || op::cvt(libc::send(fd, p.cast(), len, flags)),
+        )
+    }
+}
+
+/// `recvmsg(2)` into `bufs`; fills `from` with the sender's address if given. Returns the
+/// length and the message flags.
+pub(crate) fn recvmsg(
+    fd: RawFd,
+    bufs: &mut [IoSliceMut<'_>],
+    flags: libc::c_int,
+    from: Option<&mut RawAddr>,
+    deadline: Option<Instant>,
+) -> io::Result<(usize, libc::c_int)> {
+    // SAFETY: all-zero is a valid msghdr.
+    let mut msg: libc::msghdr = unsafe { mem::zeroed() };
+    msg.msg_iov = bufs.as_mut_ptr().cast();
+    msg.msg_iovlen = bufs.len().min(1024) as _;
+    let from: *mut RawAddr = from.map_or(std::ptr::null_mut(), |f| f);
+    if !from.is_null() {
+        // SAFETY: `from` comes from a live `&mut RawAddr`.
+        unsafe {
+            msg.msg_name = (*from).as_mut_ptr().cast();
+            msg.msg_namelen = (*from).len;
+        }
+    }
+    let mp: *mut libc::msghdr = &mut msg;
+    // SAFETY: `msg` and what it points at (the slices, the address) live on this frame or are
+    // borrowed for the whole call, which returns only after the kernel is done with them.
+    let n = unsafe {
+        op::op(
+            fd,
+            Interest::Read,
+            deadline,
+            WB,
+            || {
+                opcode::RecvMsg::new(types::Fd(fd), mp)
+                    .flags(flags as u32)
+                    .build()
+            },
+            || op::cvt(libc::recvmsg(fd, mp, flags)),
+        )?
+    };
+    if !from.is_null() {
+        // SAFETY: the caller's RawAddr outlives this call.
+        unsafe { (*from).len = msg.msg_namelen };
+    }
+    Ok((n, msg.msg_flags))
+}
+
+/// `sendmsg(2)` of `bufs`, to `to` if given, without `SIGPIPE`.
+pub(crate) fn sendmsg(
+    fd: RawFd,
+    bufs: &[IoSlice<'_>],
+    to: Option<(*const libc::sockaddr, libc::socklen_t)>,
+    deadline: Option<Instant>,
+) -> io::Result<usize> {
+    // SAFETY: all-zero is a valid msghdr.
+    let mut msg: libc::msghdr = unsafe { mem::zeroed() };
+    msg.msg_iov = bufs.as_ptr() as *mut libc::iovec;
+    msg.msg_iovlen = bufs.len().min(1024) as _;
+    if let Some((p, len)) = to {
+        msg.msg_name = p as *mut libc::c_void;
+        msg.msg_namelen = len;
+    }
+    let mp: *const libc::msghdr = &msg;
+    let flags = libc::MSG_NOSIGNAL;
+    // SAFETY: as in recvmsg; the kernel only reads here.
+    unsafe {
+        op::op(
+            fd,
+            Interest::Write,
+            deadline,
+            WB,
+            || {
+                opcode::SendMsg::new(types::Fd(fd), mp)
+                    .flags(flags as u32)
+                    .build()
+            },
+            || op::cvt(libc::sendmsg(fd, mp, flags)),
+        )
+    }
+}
+
+/// `accept4(2)`: a new non-blocking, close-on-exec socket and the peer's address.
+pub(crate) fn accept(fd: RawFd, addr: &mut RawAddr) -> io::Result<OwnedFd> {
+    let ap = addr.as_mut_ptr();
+    let lp: *mut libc::socklen_t = &mut addr.len;
+    let flags = libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
+    // SAFETY: `addr` is borrowed for the whole call, which returns only after the kernel is done.
+    let n = unsafe {
+        op::op(
+            fd,
+            Interest::Read,
+            None,
+            WB,
+            || {
+                opcode::Accept::new(types::Fd(fd), ap, lp)
+                    .flags(flags)
+                    .build()
+            },
+            || op::cvt(libc::accept4(fd, ap, lp, flags) as isize),
+        )?
+    };
+    // SAFETY: accept returned a fresh descriptor that we own.
+    Ok(unsafe { OwnedFd::from_raw_fd(n as RawFd) })
+}
+
+fn so_error(fd: RawFd) -> io::Result<()> {
+    let mut err: libc::c_int = 0;
+    let mut len = mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `err` and `len` are live and sized for SO_ERROR.
+    let r = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_ERROR,
+            (&raw mut err).cast(),
+            &mut len,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if err != 0 {
+        return Err(io::Error::from_raw_os_error(err));
+    }
+    Ok(())
+}
+
+/// `connect(2)` on a fresh non-blocking socket; at `deadline`, fails with `TimedOut`.
+pub(crate) fn connect(
+    fd: RawFd,
+    addr: *const libc::sockaddr,
+    len: libc::socklen_t,
+    deadline: Option<Instant>,
+) -> io::Result<()> {
+    const TO: io::ErrorKind = io::ErrorKind::TimedOut;
+    if op::mode() == Mode::Uring {
+        let e = opcode::Connect::new(types::Fd(fd), addr, len).build();
+        loop {
+            // SAFETY: the caller keeps `addr` valid for the call, which returns only after the
+            // kernel is done with it.
+            let (res, timed_out) = unsafe { op::submit_and_wait(e.clone(), deadline) };
+            if res >= 0 {
+                return Ok(());
+            }
+            if timed_out {
+                return Err(op::timeout_error(TO));
+            }
+            match -res {
+                libc::EINTR => continue,
+                // Kernels that return the non-blocking socket's EINPROGRESS: wait below.
+                libc::EINPROGRESS | libc::EALREADY | libc::EAGAIN => break,
+                e => return Err(io::Error::from_raw_os_error(e)),
+            }
+        }
+    } else {
+        // SAFETY: the caller keeps `addr` valid for the call.
+        let r = unsafe { libc::connect(fd, addr, len) };
+        if r == 0 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::EINPROGRESS | libc::EINTR | libc::EALREADY) => {}
+            _ => return Err(e),
+        }
+    }
+    if !op::wait_ready(fd, Interest::Write, deadline)? {
+        return Err(op::timeout_error(TO));
+    }
+    so_error(fd)
+}
