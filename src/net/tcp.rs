@@ -52,6 +52,10 @@ impl TcpListener {
         // bind(2) and listen(2) do not block.
         let inner = each_addr(&addr, |a| std::net::TcpListener::bind(a))?;
         inner.set_nonblocking(true)?;
+        // A green-thread server accepts bursts of thousands of connections: ask for the largest
+        // backlog (the kernel caps it at net.core.somaxconn) rather than std's 128.
+        // SAFETY: listen(2) on a socket we own; calling it again only changes the backlog.
+        unsafe { libc::listen(inner.as_raw_fd(), 65535) };
         Ok(TcpListener { inner })
     }
 
