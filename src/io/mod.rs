@@ -37,6 +37,12 @@ pub use pipe::{PipeReader, PipeWriter, pipe};
 pub(crate) use pipe::{read_fd, read_vectored_fd, write_fd, write_vectored_fd};
 pub use unblock::unblock;
 
+/// The I/O backend of the runtime the caller runs on: `None` on a kernel thread that is not a
+/// worker (see [`crate::Runtime::io_backend`]).
+pub fn current_backend() -> Option<IoBackend> {
+    driver::current_backend()
+}
+
 /// Waits until `fd` is readable (or has hung up, or has an error), or until `timeout` passes,
 /// which gives an error of kind [`std::io::ErrorKind::TimedOut`]. `None`: no timeout.
 ///
