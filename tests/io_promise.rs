@@ -78,6 +78,36 @@ fn tcp_read_with_no_data() {
 }
 
 #[test]
+fn udp_recv() {
+    let a = hilos::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let b = hilos::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let to = a.local_addr().unwrap();
+    while_blocked(
+        move || {
+            let mut buf = [0u8; 16];
+            let (n, _) = a.recv_from(&mut buf).unwrap();
+            assert_eq!(&buf[..n], b"dgram");
+        },
+        move || {
+            b.send_to(b"dgram", to).unwrap();
+        },
+    );
+}
+
+#[test]
+fn unix_stream_read() {
+    let (a, b) = hilos::net::UnixStream::pair().unwrap();
+    while_blocked(
+        move || {
+            let mut buf = [0u8; 16];
+            let n = (&a).read(&mut buf).unwrap();
+            assert_eq!(&buf[..n], b"unix");
+        },
+        move || (&b).write_all(b"unix").unwrap(),
+    );
+}
+
+#[test]
 fn pipe_read() {
     let (r, w) = hilos::io::pipe().unwrap();
     while_blocked(
