@@ -16,6 +16,7 @@ mod stack;
 mod task;
 mod time;
 
+pub mod fs;
 pub mod io;
 pub mod net;
 pub mod runtime;

@@ -27,6 +27,7 @@
 pub(crate) mod driver;
 pub(crate) mod op;
 mod pipe;
+mod stdio;
 mod unblock;
 
 use std::os::fd::{AsFd, AsRawFd};
@@ -34,7 +35,7 @@ use std::time::Duration;
 
 pub use driver::IoBackend;
 pub use pipe::{PipeReader, PipeWriter, pipe};
-pub(crate) use pipe::{read_fd, read_vectored_fd, write_fd, write_vectored_fd};
+pub use stdio::{Stderr, Stdin, Stdout, stderr, stdin, stdout};
 pub use unblock::unblock;
 
 /// The I/O backend of the runtime the caller runs on: `None` on a kernel thread that is not a

@@ -280,35 +280,66 @@ pub(crate) unsafe fn op(
     }
 }
 
-/// An operation on a descriptor that is always "ready" (regular files, terminals in blocking
-/// mode): the ring in [`Mode::Uring`], the blocking pool ([`crate::unblock`]) in [`Mode::Epoll`],
-/// the plain system call in [`Mode::Blocking`].
+/// Asserts that a value may cross to a blocking-pool thread: used for raw buffer pointers that
+/// stay valid because the caller waits for the job (see [`crate::unblock`]).
+pub(crate) struct AssertSend<T>(pub(crate) T);
+// SAFETY: only used for pointers into buffers the waiting caller keeps borrowed; the pool thread
+// is the only one touching them while the caller waits.
+unsafe impl<T> Send for AssertSend<T> {}
+
+/// An operation on a descriptor that is always "ready" (regular files; terminals and pipes of the
+/// standard streams, which hilos does not switch to non-blocking mode): the ring in
+/// [`Mode::Uring`], the blocking pool ([`crate::unblock`]) in [`Mode::Epoll`], the plain system
+/// call in [`Mode::Blocking`]. If `fd` turns out to be non-blocking (`EAGAIN`), waits for
+/// readiness for `interest` and retries.
 ///
 /// # Safety
-/// Every pointer in the entries `sqe` makes must be valid until this returns.
+/// Every pointer in the entries `sqe` makes, and every pointer `direct` uses, must be valid until
+/// this returns.
 pub(crate) unsafe fn file_op(
+    fd: RawFd,
+    interest: Interest,
     sqe: impl Fn() -> squeue::Entry,
-    direct: impl FnMut() -> io::Result<usize> + Send,
+    direct: impl FnMut() -> io::Result<usize>,
 ) -> io::Result<usize> {
-    let mut direct = direct;
-    let mut retrying = move || loop {
-        match direct() {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            r => return r,
+    let mut direct = AssertSend(direct);
+    let mut once = move || {
+        let d = &mut direct;
+        loop {
+            match (d.0)() {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                r => return r,
+            }
         }
     };
-    match mode() {
-        Mode::Blocking => retrying(),
-        Mode::Epoll => super::unblock(retrying),
-        Mode::Uring => loop {
-            // SAFETY: in Uring mode; the caller vouches for the entry's pointers.
-            let (res, _) = unsafe { submit_and_wait(sqe(), None) };
-            if res >= 0 {
-                return Ok(res as usize);
+    loop {
+        let r = match mode() {
+            Mode::Blocking => once(),
+            Mode::Epoll => {
+                let job = AssertSend(&mut once);
+                // SAFETY (of AssertSend): the closure's pointers stay valid while we wait.
+                super::unblock(move || {
+                    let job = job;
+                    (job.0)()
+                })
             }
-            if res != -libc::EINTR {
-                return Err(io::Error::from_raw_os_error(-res));
+            Mode::Uring => {
+                // SAFETY: in Uring mode; the caller vouches for the entry's pointers.
+                let (res, _) = unsafe { submit_and_wait(sqe(), None) };
+                if res >= 0 {
+                    Ok(res as usize)
+                } else if res == -libc::EINTR {
+                    continue;
+                } else {
+                    Err(io::Error::from_raw_os_error(-res))
+                }
             }
-        },
+        };
+        match r {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                wait_ready(fd, interest, None)?;
+            }
+            r => return r,
+        }
     }
 }
