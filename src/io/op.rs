@@ -245,6 +245,11 @@ pub(crate) fn retry<T>(
 /// One operation on a non-blocking descriptor: in [`Mode::Uring`] the operation `sqe()` is
 /// submitted and awaited, elsewhere the attempt `direct` is retried on readiness.
 ///
+/// Writes first try `direct` in [`Mode::Uring`] too: a socket or pipe almost always has room, and
+/// a plain non-blocking system call then saves parking and a trip through the ring. Reads go to
+/// the ring at once: in request/response traffic the next request has usually not arrived when a
+/// reader asks, so a first attempt would mostly fail with `EAGAIN`.
+///
 /// # Safety
 /// Every pointer in the entries `sqe` makes must be valid until this returns.
 pub(crate) unsafe fn op(
@@ -253,10 +258,19 @@ pub(crate) unsafe fn op(
     deadline: Option<Instant>,
     kind: io::ErrorKind,
     sqe: impl Fn() -> squeue::Entry,
-    direct: impl FnMut() -> io::Result<usize>,
+    mut direct: impl FnMut() -> io::Result<usize>,
 ) -> io::Result<usize> {
     if mode() != Mode::Uring {
         return retry(fd, interest, deadline, kind, direct);
+    }
+    if interest == Interest::Write {
+        loop {
+            match direct() {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                r => return r,
+            }
+        }
     }
     loop {
         // SAFETY: in Uring mode; the caller vouches for the entry's pointers.
