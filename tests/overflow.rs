@@ -3,14 +3,16 @@
 
 mod common;
 
+/// Recurses until the stack runs out.
+#[allow(unconditional_recursion)]
+fn recurse(n: u64) -> u64 {
+    let pad = std::hint::black_box([n; 64]);
+    recurse(pad[3] + 1) + pad[7]
+}
+
 #[test]
 fn green_stack_overflow_is_reported_and_aborts() {
     if common::is_child() {
-        #[allow(unconditional_recursion)]
-        fn recurse(n: u64) -> u64 {
-            let pad = std::hint::black_box([n; 64]);
-            recurse(pad[3] + 1) + pad[7]
-        }
         let rt = hilos::Runtime::builder().workers(1).build().unwrap();
         rt.block_on(|| {
             hilos::Builder::new()
@@ -40,11 +42,6 @@ fn green_stack_overflow_is_reported_and_aborts() {
 #[test]
 fn unnamed_green_thread_overflow_says_unnamed() {
     if common::is_child() {
-        #[allow(unconditional_recursion)]
-        fn recurse(n: u64) -> u64 {
-            let pad = std::hint::black_box([n; 64]);
-            recurse(pad[3] + 1) + pad[7]
-        }
         hilos::spawn(|| recurse(0)).join().ok();
         unreachable!();
     }

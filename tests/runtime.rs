@@ -64,7 +64,10 @@ fn drop_waits_for_running_threads() {
             d.store(true, Ordering::Release);
         });
         drop(rt);
-        assert!(done.load(Ordering::Acquire), "drop returned before the thread finished");
+        assert!(
+            done.load(Ordering::Acquire),
+            "drop returned before the thread finished"
+        );
     });
 }
 

@@ -202,7 +202,8 @@ impl Runtime {
         self.io_backend
     }
 
-    /// Green threads of this runtime that have been spawned and have not finished.
+    /// Green threads of this runtime that have been spawned and have not finished. (Exits are
+    /// counted in batches by each worker, so this may briefly over-count, never under-count.)
     pub fn live_threads(&self) -> usize {
         self.shared.live()
     }

@@ -75,7 +75,9 @@ pub(crate) struct Shared {
     idle: Mutex<Vec<usize>>,
     num_idle: AtomicUsize,
     spinning: AtomicUsize,
-    /// Green threads spawned and not yet exited.
+    /// Green threads spawned and not yet exited, give or take exits a worker has not yet
+    /// flushed (`Worker::exits`): it may over-count, never under-count, so no worker can take
+    /// the runtime for finished while a thread is alive.
     live: AtomicUsize,
     shutdown: AtomicBool,
     /// Who waits for `live` to reach zero after shutdown (see `runtime`).
@@ -138,13 +140,13 @@ impl Shared {
     }
 
     /// Queues a fresh green thread (`t` is its scheduling reference).
-    pub(crate) fn spawn(self: &Arc<Shared>, t: TaskRef) {
+    pub(crate) fn spawn(&self, t: TaskRef) {
         self.live.fetch_add(1, Ordering::Relaxed);
         let w = worker_ptr();
         // SAFETY: a non-null worker pointer is the live worker of this kernel thread; the borrow
         // ends before any switch.
         if let Some(w) = unsafe { w.as_mut() }
-            && Arc::ptr_eq(&w.shared, self)
+            && ptr::eq(&*w.shared, self)
         {
             let had_work = !w.fresh.is_empty()
                 // SAFETY: we are on the worker's own kernel thread.
@@ -211,8 +213,9 @@ impl Shared {
         self.shutdown.load(Ordering::SeqCst) && self.live.load(Ordering::SeqCst) == 0
     }
 
-    fn task_exited(&self) {
-        if self.live.fetch_sub(1, Ordering::SeqCst) == 1 && self.shutdown.load(Ordering::SeqCst) {
+    /// Counts `n` exits (a worker's batch).
+    fn tasks_exited(&self, n: usize) {
+        if self.live.fetch_sub(n, Ordering::SeqCst) == n && self.shutdown.load(Ordering::SeqCst) {
             self.wake_all();
             if let Some(t) = self.shutdown_waiter.lock().take() {
                 t.wake();
@@ -243,7 +246,16 @@ struct Worker {
     timers: Timers,
     tick: u32,
     rng: u32,
+    /// Stacks of the runtime's default size, kept by the worker for its next spawns (in front of
+    /// the stack pool, whose thread cache costs a class lookup and a `RefCell` per call).
+    stacks: Vec<stack::Stack>,
+    /// Exits not yet subtracted from `Shared::live`; flushed before the worker looks for the end
+    /// of the runtime or sleeps (one locked instruction per batch instead of per thread).
+    exits: usize,
 }
+
+/// How many default-size stacks a worker keeps for itself.
+const WORKER_STACKS: usize = 32;
 
 thread_local! {
     static WORKER: Cell<*mut Worker> = const { Cell::new(ptr::null_mut()) };
@@ -302,6 +314,8 @@ pub(crate) fn run_worker(
         timers: Timers::new(),
         tick: 0,
         rng: 0x9E37_79B9 ^ (seed.index as u32).wrapping_mul(0x85EB_CA6B) | 1,
+        stacks: Vec::with_capacity(WORKER_STACKS),
+        exits: 0,
     };
     let wp: *mut Worker = &mut w;
     WORKER.with(|c| c.set(wp));
@@ -311,8 +325,31 @@ pub(crate) fn run_worker(
     unsafe { worker_loop(wp) };
     task::set_current_home(ptr::null());
     WORKER.with(|c| c.set(ptr::null_mut()));
+    for s in w.stacks.drain(..) {
+        stack::free(s);
+    }
     // No green thread is left, so no operation is in flight.
     driver::uninstall();
+}
+
+/// The runtime of the worker running on this kernel thread, as a raw pointer (null elsewhere).
+/// Valid while the caller runs on that worker; do not keep it across a switch.
+#[inline]
+pub(crate) fn current_shared_ptr() -> *const Shared {
+    // SAFETY: a non-null pointer is this kernel thread's live worker.
+    unsafe { worker_ptr().as_ref() }.map_or(ptr::null(), |w| Arc::as_ptr(&w.shared))
+}
+
+/// A stack of `shared`'s default size from this worker's own cache, if the caller runs on one of
+/// `shared`'s workers and the cache has one.
+#[inline]
+pub(crate) fn take_default_stack(shared: &Shared) -> Option<stack::Stack> {
+    // SAFETY: a non-null pointer is this kernel thread's live worker; the borrow is short.
+    let w = unsafe { worker_ptr().as_mut() }?;
+    if !ptr::eq(&*w.shared, shared) {
+        return None;
+    }
+    w.stacks.pop()
 }
 
 /// The scheduler context's loop.
@@ -337,6 +374,7 @@ unsafe fn worker_loop(w: *mut Worker) {
         }
         // SAFETY: per the function contract.
         let wr = unsafe { &mut *w };
+        wr.flush_exits();
         if wr.shared.is_done() {
             return;
         }
@@ -359,9 +397,19 @@ unsafe fn run_task(w: *mut Worker, t: TaskRef) {
         let to = (*w).prepare_run(p);
         arch::switch(&raw mut (*w).sched_sp, to);
         // Back on the scheduler context: whoever switched here cleared `current`.
-        if let Some(e) = (*w).exited.take() {
-            (*w).finish_exit(e);
-        }
+        after_switch();
+    }
+}
+
+/// Runs on every context right after a switch lands in it: an exited thread's stack can only be
+/// released once nobody runs on it, i.e. by the next context of its worker.
+#[inline]
+fn after_switch() {
+    let w = worker_ptr();
+    // SAFETY: we run on a worker (a green thread or its scheduler context); the borrow is short.
+    let wr = unsafe { &mut *w };
+    if let Some(e) = wr.exited.take() {
+        wr.finish_exit(e);
     }
 }
 
@@ -374,13 +422,10 @@ impl Worker {
         // SAFETY: `p` is live (we hold its scheduling reference).
         let h = unsafe { p.as_ref() };
         let g = h.green().expect("hilos: a kernel thread was queued");
-        // SAFETY: the thread is not running, and only the kernel thread that holds its scheduling
+        // The thread is not running, and only the kernel thread that holds its scheduling
         // reference touches its context.
-        unsafe {
-            let home = &mut *g.home.get();
-            if home.is_none() {
-                *home = Some(self.home.clone());
-            }
+        if g.home.get().is_null() {
+            g.home.set(Arc::as_ptr(&self.home));
         }
         self.current = p.as_ptr();
         task::set_current_green(p.as_ptr());
@@ -393,16 +438,22 @@ impl Worker {
         let g = t.green().expect("hilos: a kernel thread exited");
         // SAFETY: the thread has exited and switched away for good; nothing else touches its
         // context or stack any more.
-        unsafe {
-            if let Some(s) = (*g.stack.get()).take() {
+        if let Some(s) = unsafe { (*g.stack.get()).take() } {
+            if g.default_stack && self.stacks.len() < WORKER_STACKS {
+                self.stacks.push(s);
+            } else {
                 stack::free(s);
             }
-            // No wake-up can read `home` any more: it is read only after winning PARKED, and an
-            // exited thread never parks again.
-            (*g.home.get()) = None;
         }
         drop(t);
-        self.shared.task_exited();
+        self.exits += 1;
+    }
+
+    /// Subtracts the batched exits from the runtime's live count.
+    fn flush_exits(&mut self) {
+        if self.exits > 0 {
+            self.shared.tasks_exited(std::mem::take(&mut self.exits));
+        }
     }
 
     fn fire_timers(&mut self) {
@@ -614,25 +665,24 @@ unsafe fn switch_away(why: Away) {
             wr.home.local().push_back(TaskRef::from_raw(cur));
         }
         wr.tick = wr.tick.wrapping_add(1);
-        let next = if why == Away::Exit || wr.tick % FAIRNESS_TICKS == 0 {
+        let next = if wr.tick % FAIRNESS_TICKS == 0 {
             None
         } else {
             wr.pick_local(why == Away::Yield)
         };
+        if why == Away::Exit {
+            // Its stack is released by the next context, after the switch (`after_switch`).
+            wr.exited = Some(TaskRef::from_raw(cur));
+        }
         match next {
             Some(n) if n.as_ptr() == cur => {
                 // Woken (or re-queued) before we left: keep running; the scheduling reference
-                // goes back to `current`.
+                // goes back to `current`. (Never for Exit: an exiting thread is in no queue.)
                 std::mem::forget(n);
                 return;
             }
             Some(n) => (g.sp.get(), wr.prepare_run(n.into_raw())),
             None => {
-                if why == Away::Exit {
-                    wr.exited = Some(TaskRef::from_raw(cur));
-                } else if why == Away::Yield {
-                    // Its reference is in the queue already.
-                }
                 wr.current = ptr::null();
                 task::set_current_green(ptr::null());
                 (g.sp.get(), wr.sched_sp)
@@ -640,8 +690,9 @@ unsafe fn switch_away(why: Away) {
         }
     };
     // SAFETY: `save` is the running thread's own save slot; `to` a suspended context's stack
-    // pointer, saved by `switch` or built by `init_stack`.
+    // pointer, saved by `switch` or built by `init_stack`. After an Exit nothing resumes `save`.
     unsafe { arch::switch(save, to) };
+    after_switch();
 }
 
 /// The entry point of every green thread, called by the trampoline `init_stack` sets up.
@@ -650,6 +701,8 @@ unsafe fn switch_away(why: Away) {
 /// `arg` is the thread's header; the thread's scheduling reference is `current`.
 pub(crate) unsafe extern "C" fn green_entry(arg: *mut u8) -> ! {
     let h = NonNull::new(arg as *mut Header).expect("hilos: null thread argument");
+    // A thread's first run is a landing after a switch, like any other.
+    after_switch();
     // SAFETY: the header is alive while the thread runs; `run` does not unwind.
     unsafe { ((*h.as_ptr()).vtable_run())(h) };
     // SAFETY: the thread is done; Exit hands its scheduling reference to the scheduler context.
@@ -679,18 +732,10 @@ pub(crate) fn park(which: task::Which, deadline: Option<Instant>) -> bool {
     // SAFETY: the running green thread's header is alive while it runs.
     let h = unsafe { cur.as_ref() };
     let token = h.token(which);
-    if token.try_consume() {
-        return true;
-    }
     if std::thread::panicking() {
         // Switching away would carry this kernel thread's "panicking" state into another green
         // thread; block the worker instead (DESIGN-NOTES section 2).
         return task::wait_os(token, deadline);
-    }
-    if let Some(d) = deadline
-        && d <= Instant::now()
-    {
-        return false;
     }
     let g = h.green().expect("hilos: current thread is not green");
     let wait_no = g.wait_gen.get().wrapping_add(1);
@@ -699,11 +744,22 @@ pub(crate) fn park(which: task::Which, deadline: Option<Instant>) -> bool {
         task::Which::User => WAIT_USER,
         task::Which::Sys => WAIT_SYS,
     });
+    // One compare-exchange both consumes a pending wake-up and announces the park.
     if !token.begin_park(PARKED) {
         g.wait_on.set(WAIT_NONE);
         return true;
     }
     if let Some(d) = deadline {
+        if d <= Instant::now() {
+            g.wait_on.set(WAIT_NONE);
+            if token.cancel_park(PARKED) {
+                return false;
+            }
+            // A waker won the race and owns the scheduling reference: wait for it to run us.
+            // SAFETY: the token holds our scheduling reference.
+            unsafe { switch_away(Away::Block) };
+            return token.finish_wait();
+        }
         // SAFETY: on a green thread, so the worker is live; the borrow is short.
         let w = unsafe { &mut *worker_ptr() };
         // SAFETY: the header is alive (we are running on it).
@@ -715,6 +771,18 @@ pub(crate) fn park(which: task::Which, deadline: Option<Instant>) -> bool {
     g.wait_on.set(WAIT_NONE);
     // Woken by a waker (NOTIFIED) or by the timer (EMPTY); consume whatever is pending.
     token.finish_wait()
+}
+
+/// Switches the running green thread away until another party makes it runnable with
+/// [`task::schedule`].
+///
+/// # Safety
+/// Call on a green thread that is not panicking, after handing its scheduling reference to
+/// exactly one party (by publishing it in some protocol's state word), which will schedule it
+/// exactly once. Nothing else may wake it meanwhile.
+pub(crate) unsafe fn block_current() {
+    // SAFETY: per the contract.
+    unsafe { switch_away(Away::Block) };
 }
 
 /// Puts the caller to sleep for `dur` (green: a timer on its worker; kernel: `std::thread::sleep`).

@@ -59,10 +59,35 @@ use crate::stack::Stack;
 pub struct ThreadId(NonZeroU64);
 
 impl ThreadId {
+    /// A fresh id. Ids are handed to each kernel thread in blocks, so spawning on several workers
+    /// does not contend on one shared counter.
+    #[inline]
     fn next() -> ThreadId {
-        static NEXT: AtomicU64 = AtomicU64::new(1);
-        let id = NEXT.fetch_add(1, Ordering::Relaxed);
-        ThreadId(NonZeroU64::new(id).expect("hilos: thread id counter wrapped"))
+        const BLOCK: u64 = 1024;
+        static NEXT_BLOCK: AtomicU64 = AtomicU64::new(1);
+        thread_local! {
+            // (next id, end of the block)
+            static IDS: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
+        }
+        let take_block = || {
+            let start = NEXT_BLOCK.fetch_add(BLOCK, Ordering::Relaxed);
+            assert!(
+                start < u64::MAX - BLOCK,
+                "hilos: thread id counter exhausted"
+            );
+            (start, start + BLOCK)
+        };
+        let id = IDS
+            .try_with(|c| {
+                let (mut next, mut end) = c.get();
+                if next == end {
+                    (next, end) = take_block();
+                }
+                c.set((next + 1, end));
+                next
+            })
+            .unwrap_or_else(|_| take_block().0);
+        ThreadId(NonZeroU64::new(id).expect("hilos: thread ids start at 1"))
     }
 
     /// The identifier as a number, unique within the process.
@@ -122,9 +147,20 @@ impl Token {
 
     /// Ends a green wait: consumes whatever wake-up is pending; `true` if there was one (the
     /// thread was woken, not timed out).
+    ///
+    /// A load and a conditional store instead of a swap: the thread is running, so the token is
+    /// `NOTIFIED` or `EMPTY`, and the only concurrent change is a waker storing `NOTIFIED` again
+    /// (it sees no `PARKED`, so it does nothing else). Either order of that store and ours is a
+    /// valid linearisation ("the wake-up came before the consume"), and we save a locked
+    /// instruction on every wake-up.
     #[inline]
     pub(crate) fn finish_wait(&self) -> bool {
-        self.0.swap(EMPTY, Ordering::Acquire) == NOTIFIED
+        if self.0.load(Ordering::Acquire) == NOTIFIED {
+            self.0.store(EMPTY, Ordering::Relaxed);
+            true
+        } else {
+            false
+        }
     }
 
     /// A timer's way out of `PARKED`: `true` if the timer won (no waker will touch the thread).
@@ -167,8 +203,12 @@ pub(crate) struct Green {
     pub(crate) sp: UnsafeCell<*mut u8>,
     /// The thread's stack; `None` once it has exited and the stack went back to the pool.
     pub(crate) stack: UnsafeCell<Option<Stack>>,
-    /// The worker the thread is pinned to; set at its first run, never changed afterwards.
-    pub(crate) home: UnsafeCell<Option<Arc<Home>>>,
+    /// The worker the thread is pinned to; set at its first run, never changed afterwards. Not
+    /// counted: a worker's `Home` lives as long as its runtime's workers, which do not exit while
+    /// any of their threads is alive (see `schedule` for the remote waker).
+    pub(crate) home: Cell<*const Home>,
+    /// The stack has the runtime's default size (so it may go to the worker's stack cache).
+    pub(crate) default_stack: bool,
     /// Number of the current wait, so that a stale timer recognises it is stale.
     pub(crate) wait_gen: Cell<u64>,
     /// What the current wait is on: `WAIT_*`.
@@ -210,31 +250,41 @@ unsafe impl Sync for Header {}
 unsafe impl Send for Header {}
 
 impl Header {
-    /// A new header with `refs` references, for a green thread whose stack is `stack`.
-    pub(crate) fn new_green(
+    /// Writes, in place, a new header with `refs` references for a green thread whose stack is
+    /// `stack` and saved stack pointer `sp`. (In place: spawn is hot, and building the header on
+    /// the stack and copying it into the allocation showed up in profiles.)
+    ///
+    /// # Safety
+    /// `dst` is valid for writes of a `Header` and properly aligned.
+    #[inline]
+    pub(crate) unsafe fn write_green(
+        dst: *mut Header,
         vtable: &'static Vtable,
         name: Option<Box<str>>,
         stack: Stack,
+        default_stack: bool,
         sp: *mut u8,
         refs: usize,
-    ) -> Header {
+    ) {
         let g = stack.guard();
-        Header {
-            refs: AtomicUsize::new(refs),
-            vtable,
-            id: ThreadId::next(),
-            name,
-            user: Token::new(),
-            sys: Token::new(),
-            link: AtomicPtr::new(ptr::null_mut()),
-            kind: Kind::Green(Green {
+        // SAFETY: per the contract, every field pointer is valid for writes.
+        unsafe {
+            ptr::addr_of_mut!((*dst).refs).write(AtomicUsize::new(refs));
+            ptr::addr_of_mut!((*dst).vtable).write(vtable);
+            ptr::addr_of_mut!((*dst).id).write(ThreadId::next());
+            ptr::addr_of_mut!((*dst).name).write(name);
+            ptr::addr_of_mut!((*dst).user).write(Token::new());
+            ptr::addr_of_mut!((*dst).sys).write(Token::new());
+            ptr::addr_of_mut!((*dst).link).write(AtomicPtr::new(ptr::null_mut()));
+            ptr::addr_of_mut!((*dst).kind).write(Kind::Green(Green {
                 sp: UnsafeCell::new(sp),
                 stack: UnsafeCell::new(Some(stack)),
-                home: UnsafeCell::new(None),
+                home: Cell::new(ptr::null()),
+                default_stack,
                 wait_gen: Cell::new(0),
                 wait_on: Cell::new(WAIT_NONE),
                 guard: (g.start, g.end),
-            }),
+            }));
         }
     }
 
@@ -481,9 +531,9 @@ pub(crate) fn overflow_lookup(addr: usize, buf: &mut [u8]) -> Option<usize> {
     // SAFETY: the running green thread's header is alive while it runs.
     let h = unsafe { &*cur };
     let g = h.green()?;
-    // Below the stack top and at or above the guard's start: a fault in the guard, or one that
-    // jumped past it into memory below (large frames are probed page by page, so unlikely).
-    if addr < g.guard.0.saturating_sub(64 * 1024) || addr >= g.guard.1 {
+    // Only the guard itself: Rust probes large frames page by page, so an overflow faults there
+    // first; memory below it belongs to the neighbouring stack of the chunk.
+    if !(g.guard.0..g.guard.1).contains(&addr) {
         return None;
     }
     let name = h.name().unwrap_or("<unnamed>").as_bytes();
@@ -574,6 +624,7 @@ impl Home {
     }
 
     /// Whether the inbox has anything (any thread; used before sleeping).
+    #[inline]
     pub(crate) fn inbox_nonempty(&self) -> bool {
         !self.inbox.load(Ordering::Relaxed).is_null()
     }
@@ -582,10 +633,19 @@ impl Home {
     ///
     /// # Safety
     /// As [`Home::local`].
+    #[inline]
     pub(crate) unsafe fn drain_inbox(&self) -> usize {
-        if self.inbox.load(Ordering::Relaxed).is_null() {
+        if !self.inbox_nonempty() {
             return 0;
         }
+        // SAFETY: per the contract.
+        unsafe { self.drain_inbox_slow() }
+    }
+
+    /// # Safety
+    /// As [`Home::local`].
+    #[cold]
+    unsafe fn drain_inbox_slow(&self) -> usize {
         let mut p = self.inbox.swap(ptr::null_mut(), Ordering::Acquire);
         // The stack is newest first: collect, then append in reverse.
         let mut batch: Vec<TaskRef> = Vec::new();
@@ -622,21 +682,30 @@ impl Drop for Home {
 /// Makes the green thread `t` runnable on its home worker. `t` is its scheduling reference.
 pub(crate) fn schedule(t: TaskRef) {
     let g = t.green().expect("hilos: scheduled a kernel thread");
-    // SAFETY: `home` is written once, at the first run, before the thread can ever park; we read
-    // it after winning PARKED (Acquire) from the thread's own Release, so it is set and stable.
-    let home = unsafe { (*g.home.get()).as_ref() }.expect("hilos: woke a thread that never ran");
-    if ptr::eq(Arc::as_ptr(home), current_home()) {
+    // `home` is written once, at the first run, before the thread can ever park; we read it after
+    // winning PARKED (Acquire) from the thread's own Release, so it is set and stable.
+    let home = g.home.get();
+    assert!(!home.is_null(), "hilos: woke a thread that never ran");
+    if ptr::eq(home, current_home()) {
         // On the home worker: the new thread runs next; the one it displaces queues up.
-        // SAFETY: we are on the owning kernel thread; no other borrow is live across this call.
+        // SAFETY: the thread is alive and parked, so its runtime's workers, which own the Home,
+        // are alive; we are on the owning kernel thread and no other borrow is live.
         unsafe {
+            let home = &*home;
             let next = home.next_slot();
             if let Some(old) = next.replace(t) {
                 home.local().push_back(old);
             }
         }
     } else {
-        // Keep the home alive past the push: once `t` is in the inbox it may run and exit.
-        let home = home.clone();
+        // Keep the home alive past the push: once `t` is in the inbox it may run and exit, and
+        // with it the last thread keeping the runtime's workers alive.
+        // SAFETY: `home` came from `Arc::as_ptr` of a `Home` the runtime's workers own; the thread
+        // is alive and parked, so that Arc is alive while we take our own count.
+        let home = unsafe {
+            Arc::increment_strong_count(home);
+            Arc::from_raw(home)
+        };
         home.push_remote(t);
     }
 }

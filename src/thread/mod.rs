@@ -120,7 +120,7 @@ pub(crate) fn spawn_target() -> Arc<Shared> {
 /// If `F` or `T` borrow anything, the caller must make sure the thread finishes (and its result is
 /// dropped or taken) before those borrows end.
 pub(crate) unsafe fn spawn_unchecked<F, T>(
-    shared: &Arc<Shared>,
+    shared: &Shared,
     name: Option<String>,
     stack_size: Option<usize>,
     scope: Option<Arc<cell::ScopeData>>,
@@ -130,11 +130,24 @@ where
     F: FnOnce() -> T + Send,
     T: Send,
 {
-    let stack = crate::stack::alloc(stack_size.unwrap_or(shared.stack_size))?;
+    let default_stack = stack_size.is_none();
+    let stack = match stack_size {
+        None => match scheduler::take_default_stack(shared) {
+            Some(s) => s,
+            None => crate::stack::alloc(shared.stack_size)?,
+        },
+        Some(size) => crate::stack::alloc(size)?,
+    };
     if let Some(s) = &scope {
         s.running.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
-    let (handle, sched) = cell::new_task::<F, T>(name.map(String::into_boxed_str), stack, scope, f);
+    let (handle, sched) = cell::new_task::<F, T>(
+        name.map(String::into_boxed_str),
+        stack,
+        default_stack,
+        scope,
+        f,
+    );
     shared.spawn(sched);
     // SAFETY: `handle` is the handle's reference to a Cell<F, T>.
     Ok(unsafe { JoinInner::new(handle) })
@@ -186,10 +199,16 @@ impl Builder {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        self.spawn_on(&spawn_target(), f)
+        let cur = scheduler::current_shared_ptr();
+        if cur.is_null() {
+            return self.spawn_on(&crate::runtime::global_shared(), f);
+        }
+        // SAFETY: a non-null pointer is the runtime of the worker we run on, alive while we do;
+        // spawning does not switch away.
+        self.spawn_on(unsafe { &*cur }, f)
     }
 
-    pub(crate) fn spawn_on<F, T>(self, shared: &Arc<Shared>, f: F) -> io::Result<JoinHandle<T>>
+    pub(crate) fn spawn_on<F, T>(self, shared: &Shared, f: F) -> io::Result<JoinHandle<T>>
     where
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,

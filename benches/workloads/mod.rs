@@ -1,0 +1,696 @@
+//! The workloads that compare hilos with `std::thread`, shared by the `compare` example (tables,
+//! report, plots), the criterion benches (`benches/core.rs`) and the harness test
+//! (`tests/harness.rs`), each of which includes this module by path.
+//!
+//! A workload is one function from a [`Ctx`] (sizes, how to run a live-threads probe, where
+//! progress goes) to rows: each [`Row`] holds a hilos figure and a std figure measured in the same
+//! process run, and the ratio is computed from them.
+
+pub mod live;
+pub mod measure;
+pub mod micro;
+
+use std::cell::Cell;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use live::{Kind, LiveOutcome};
+use measure::{Budget, Stats};
+
+/// How big a run is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scale {
+    /// For tests: milliseconds per figure, hundreds of threads.
+    Tiny,
+    /// `--quick`: the whole run in well under 30 s on 2 cores.
+    Quick,
+    /// The default: the whole run in under 3 minutes on 2 cores.
+    Full,
+}
+
+/// The sizes a [`Scale`] implies.
+#[derive(Debug, Clone)]
+pub struct Sizes {
+    /// Timing budget of one micro figure.
+    pub budget: Budget,
+    /// Budget for a slow operation (spawning kernel threads): fewer, shorter repetitions.
+    pub slow_budget: Budget,
+    /// Thread counts tried by the live-threads workload, per kind.
+    pub live_steps_hilos: Vec<usize>,
+    /// Thread counts tried for std (it stops at its first failure anyway).
+    pub live_steps_std: Vec<usize>,
+}
+
+impl Sizes {
+    /// The sizes of a scale.
+    pub fn of(scale: Scale) -> Sizes {
+        let ms = Duration::from_millis;
+        let budget = |warmup, rep, reps| Budget {
+            warmup: ms(warmup),
+            rep_target: ms(rep),
+            reps,
+            max_iters: 1 << 26,
+        };
+        match scale {
+            Scale::Tiny => Sizes {
+                budget: budget(1, 2, 3),
+                slow_budget: budget(1, 2, 3),
+                live_steps_hilos: vec![100, 300],
+                live_steps_std: vec![100, 300],
+            },
+            Scale::Quick => Sizes {
+                budget: budget(50, 40, 5),
+                slow_budget: budget(50, 60, 5),
+                live_steps_hilos: vec![1_000, 10_000, 100_000],
+                live_steps_std: vec![1_000, 10_000],
+            },
+            Scale::Full => Sizes {
+                budget: budget(200, 150, 11),
+                slow_budget: budget(200, 200, 9),
+                live_steps_hilos: vec![1_000, 10_000, 100_000, 1_000_000],
+                live_steps_std: vec![1_000, 10_000, 100_000, 1_000_000],
+            },
+        }
+    }
+}
+
+/// What a workload runs with.
+pub struct Ctx<'a> {
+    /// The scale of the run.
+    pub scale: Scale,
+    /// Sizes for that scale.
+    pub sizes: Sizes,
+    /// Runs one live-threads probe (in a child process for the example, in-process for tests).
+    pub probe: &'a dyn Fn(Kind, usize) -> LiveOutcome,
+    /// Receives one line per step, for the user to follow.
+    pub progress: &'a dyn Fn(&str),
+    /// Switch costs measured by the `switch` workload, in ns per switch: (green, kernel). The
+    /// contention model uses them.
+    pub switch_costs: Cell<Option<(f64, f64)>>,
+}
+
+impl<'a> Ctx<'a> {
+    /// A context for `scale`.
+    pub fn new(
+        scale: Scale,
+        probe: &'a dyn Fn(Kind, usize) -> LiveOutcome,
+        progress: &'a dyn Fn(&str),
+    ) -> Ctx<'a> {
+        Ctx {
+            scale,
+            sizes: Sizes::of(scale),
+            probe,
+            progress,
+            switch_costs: Cell::new(None),
+        }
+    }
+
+    fn say(&self, msg: impl AsRef<str>) {
+        (self.progress)(msg.as_ref())
+    }
+}
+
+/// What a figure means, and so which way is better.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Metric {
+    /// Nanoseconds per operation (lower is better).
+    NsPerOp,
+    /// Bytes per thread (lower is better).
+    BytesPerThread,
+    /// A count of threads (higher is better).
+    Threads,
+    /// Operations per second (higher is better).
+    PerSec,
+}
+
+impl Metric {
+    /// Short unit name, for JSON and headers.
+    pub fn unit(self) -> &'static str {
+        match self {
+            Metric::NsPerOp => "ns/op",
+            Metric::BytesPerThread => "bytes/thread",
+            Metric::Threads => "threads",
+            Metric::PerSec => "ops/s",
+        }
+    }
+
+    /// Whether a higher figure is better.
+    pub fn higher_is_better(self) -> bool {
+        matches!(self, Metric::Threads | Metric::PerSec)
+    }
+
+    /// A figure for people: `1.23 µs`, `8.0 KiB`, `32,751`, `1.2 M/s`.
+    pub fn format(self, v: f64) -> String {
+        match self {
+            Metric::NsPerOp => format_ns(v),
+            Metric::BytesPerThread => format_bytes(v),
+            Metric::Threads => group_thousands(v.round() as u64),
+            Metric::PerSec => format_rate(v),
+        }
+    }
+}
+
+/// `v` nanoseconds for people.
+pub fn format_ns(v: f64) -> String {
+    if v < 1_000.0 {
+        format!("{v:.1} ns")
+    } else if v < 1_000_000.0 {
+        format!("{:.2} µs", v / 1e3)
+    } else if v < 1e9 {
+        format!("{:.2} ms", v / 1e6)
+    } else {
+        format!("{:.2} s", v / 1e9)
+    }
+}
+
+/// `v` bytes for people.
+pub fn format_bytes(v: f64) -> String {
+    let a = v.abs();
+    if a < 1024.0 {
+        format!("{v:.0} B")
+    } else if a < 1024.0 * 1024.0 {
+        format!("{:.1} KiB", v / 1024.0)
+    } else if a < 1024.0 * 1024.0 * 1024.0 {
+        format!("{:.1} MiB", v / (1024.0 * 1024.0))
+    } else {
+        format!("{:.2} GiB", v / (1024.0 * 1024.0 * 1024.0))
+    }
+}
+
+/// `v` per second for people.
+pub fn format_rate(v: f64) -> String {
+    if v < 1e3 {
+        format!("{v:.1}/s")
+    } else if v < 1e6 {
+        format!("{:.1} k/s", v / 1e3)
+    } else {
+        format!("{:.2} M/s", v / 1e6)
+    }
+}
+
+/// A ratio for people: `0.85×`, `4.1×`, `37×`, `3,287×`.
+pub fn format_ratio(x: f64) -> String {
+    if x < 1.0 {
+        format!("{x:.2}×")
+    } else if x < 10.0 {
+        format!("{x:.1}×")
+    } else {
+        format!("{}×", group_thousands(x.round() as u64))
+    }
+}
+
+/// `1234567` as `1,234,567`.
+pub fn group_thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// One side of a row.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// A measured figure, with the range over repetitions when there were several.
+    Measured {
+        /// The figure (the median for timings).
+        v: f64,
+        /// Fastest and slowest repetition, per operation.
+        range: Option<(f64, f64)>,
+    },
+    /// A lower bound: every step tried reached this much (no ratio is taken from it).
+    AtLeast(f64),
+    /// No figure, and why (short: it goes into a table cell).
+    Missing(String),
+}
+
+impl Value {
+    /// A figure without a range.
+    pub fn of(v: f64) -> Value {
+        Value::Measured { v, range: None }
+    }
+
+    /// The median of timing stats, with their range.
+    pub fn timing(s: &Stats) -> Value {
+        Value::Measured {
+            v: s.median_ns,
+            range: Some((s.min_ns, s.max_ns)),
+        }
+    }
+
+    /// The figure, if measured exactly.
+    pub fn get(&self) -> Option<f64> {
+        match self {
+            Value::Measured { v, .. } => Some(*v),
+            Value::AtLeast(_) | Value::Missing(_) => None,
+        }
+    }
+
+    /// The figure or the lower bound, if there is one.
+    pub fn figure(&self) -> Option<f64> {
+        match self {
+            Value::Measured { v, .. } | Value::AtLeast(v) => Some(*v),
+            Value::Missing(_) => None,
+        }
+    }
+
+    /// The figure for people, or why there is none.
+    pub fn display(&self, metric: Metric) -> String {
+        match self {
+            Value::Measured { v, .. } => metric.format(*v),
+            Value::AtLeast(v) => format!("≥ {}", metric.format(*v)),
+            Value::Missing(why) => why.clone(),
+        }
+    }
+}
+
+/// One line of the results table: the same case measured with hilos and with std.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    /// The workload's name.
+    pub workload: &'static str,
+    /// What was measured (`"empty thread"`, `"memory/thread, N = 10,000"`).
+    pub case: String,
+    /// Unit and direction of both figures.
+    pub metric: Metric,
+    /// The x value of the row in a plot (a thread or connection count), if it belongs to one.
+    pub x: Option<f64>,
+    /// hilos's figure.
+    pub hilos: Value,
+    /// std's figure.
+    pub std: Value,
+    /// The seed model's prediction for hilos, beside the measured figure, where there is one.
+    pub hilos_model: Option<f64>,
+    /// The seed model's prediction for std.
+    pub std_model: Option<f64>,
+    /// Anything a reader needs to read the row right.
+    pub note: String,
+}
+
+impl Row {
+    /// A row with no model prediction and no note.
+    pub fn new(workload: &'static str, case: impl Into<String>, metric: Metric) -> Row {
+        Row {
+            workload,
+            case: case.into(),
+            metric,
+            x: None,
+            hilos: Value::Missing("—".into()),
+            std: Value::Missing("—".into()),
+            hilos_model: None,
+            std_model: None,
+            note: String::new(),
+        }
+    }
+
+    /// How many times better hilos is than std on this row (above 1: hilos is better), when both
+    /// figures were measured.
+    pub fn ratio(&self) -> Option<f64> {
+        let (h, s) = (self.hilos.get()?, self.std.get()?);
+        let r = if self.metric.higher_is_better() {
+            h / s
+        } else {
+            s / h
+        };
+        r.is_finite().then_some(r)
+    }
+}
+
+/// Why a workload gave no rows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// It cannot run in this version of hilos (what it needs is not written yet).
+    Unavailable(String),
+    /// It ran and failed.
+    Failed(String),
+}
+
+/// A workload: a name for `--only`, what it measures, and the function that measures it.
+pub struct Workload {
+    /// Name, as `--only` takes it.
+    pub name: &'static str,
+    /// One line on what it measures.
+    pub about: &'static str,
+    /// How it is measured, for the report.
+    pub method: &'static str,
+    /// Runs it.
+    pub run: fn(&Ctx) -> Result<Vec<Row>, Failure>,
+}
+
+/// Every workload, in the order the harness runs them.
+pub fn all() -> Vec<Workload> {
+    vec![
+        Workload {
+            name: "spawn",
+            about: "spawn + join of an empty thread",
+            method: "hilos: a green thread of the global runtime (one worker per core) spawns an \
+                     empty green thread and joins it; std: the main thread spawns an empty \
+                     std::thread and joins it. Median time per spawn+join over repetitions.",
+            run: spawn_join,
+        },
+        Workload {
+            name: "switch",
+            about: "yield_now between two green threads vs a park/unpark handoff between two kernel threads",
+            method: "hilos: two green threads on a one-worker runtime take turns with yield_now; \
+                     std: two kernel threads hand a turn back and forth with std::thread::park / \
+                     unpark (a futex). Median time per round trip (two switches). The bare row is \
+                     hilos's context switch alone (no scheduler), when the build can time it.",
+            run: switch,
+        },
+        Workload {
+            name: "channel",
+            about: "channel ping-pong between two threads",
+            method: "not measured yet",
+            run: |_| Err(Failure::Unavailable(NEEDS_SYNC.into())),
+        },
+        Workload {
+            name: "mutex",
+            about: "mutex contention at T = 4, 64, 1,000 with the seed model's 1/(L + c) prediction",
+            method: "not measured yet",
+            run: |_| Err(Failure::Unavailable(NEEDS_SYNC.into())),
+        },
+        Workload {
+            name: "threads",
+            about: "threads alive at once, memory per thread and spawn cost as N grows",
+            method: "One child process per (kind, N): spawn N threads (default stack sizes) that \
+                     each count themselves alive and park until released; once all N run, read \
+                     VmRSS and VmPTE (/proc/self/status) and KernelStack (/proc/meminfo) and \
+                     subtract the figures read before spawning; then release, unpark and join \
+                     all. Memory/thread = (RSS + page tables + kernel stacks) / N. Spawn+join per \
+                     thread = (time until all N run + time to release and join them) / N. A \
+                     kind stops at its first failure, which is reported.",
+            run: threads,
+        },
+        Workload {
+            name: "fairness",
+            about: "blocked-I/O fairness: N threads blocked on sockets while one computes",
+            method: "not measured yet",
+            run: |_| Err(Failure::Unavailable(NEEDS_NET.into())),
+        },
+        Workload {
+            name: "echo",
+            about: "echo throughput at 100, 1,000 and 10,000 connections",
+            method: "not measured yet",
+            run: |_| Err(Failure::Unavailable(NEEDS_NET.into())),
+        },
+    ]
+}
+
+const NEEDS_SYNC: &str = "not available yet: needs hilos::sync (issue 3)";
+const NEEDS_NET: &str = "not available yet: needs hilos::net (issue 4)";
+
+/// The seed model's throughput of a contended lock: one critical section of `l_ns` plus one
+/// switch of `c_ns` per acquisition, in acquisitions per second.
+pub fn seed_model_throughput(l_ns: f64, c_ns: f64) -> f64 {
+    1e9 / (l_ns + c_ns)
+}
+
+/// The switch costs (green, kernel) in ns per switch: those the `switch` workload measured, or
+/// measured now.
+pub fn switch_costs(ctx: &Ctx) -> (f64, f64) {
+    if let Some(c) = ctx.switch_costs.get() {
+        return c;
+    }
+    let rt = micro::one_worker_runtime();
+    let u = measure::per_op(&ctx.sizes.budget, |i| micro::hilos_yield_roundtrips(&rt, i));
+    let k = measure::per_op(&ctx.sizes.budget, micro::std_park_roundtrips);
+    let c = (u.median_ns / 2.0, k.median_ns / 2.0);
+    ctx.switch_costs.set(Some(c));
+    c
+}
+
+fn spawn_join(ctx: &Ctx) -> Result<Vec<Row>, Failure> {
+    let mut row = Row::new("spawn", "spawn + join, empty thread", Metric::NsPerOp);
+    ctx.say("spawn: hilos");
+    let h = measure::per_op(&ctx.sizes.budget, micro::hilos_spawn_join);
+    ctx.say(format!("spawn: hilos {}", format_ns(h.median_ns)));
+    ctx.say("spawn: std");
+    let s = measure::per_op(&ctx.sizes.slow_budget, micro::std_spawn_join);
+    ctx.say(format!("spawn: std {}", format_ns(s.median_ns)));
+    row.hilos = Value::timing(&h);
+    row.std = Value::timing(&s);
+    row.note = "hilos from a green thread; std from a kernel thread".into();
+    Ok(vec![row])
+}
+
+fn switch(ctx: &Ctx) -> Result<Vec<Row>, Failure> {
+    ctx.say("switch: hilos yield_now round trip");
+    let rt = micro::one_worker_runtime();
+    let u = measure::per_op(&ctx.sizes.budget, |i| micro::hilos_yield_roundtrips(&rt, i));
+    drop(rt);
+    ctx.say(format!("switch: hilos {}", format_ns(u.median_ns)));
+    ctx.say("switch: std park/unpark handoff round trip");
+    let k = measure::per_op(&ctx.sizes.budget, micro::std_park_roundtrips);
+    ctx.say(format!("switch: std {}", format_ns(k.median_ns)));
+    ctx.switch_costs
+        .set(Some((u.median_ns / 2.0, k.median_ns / 2.0)));
+
+    let mut rows = Vec::new();
+    let mut handoff = Row::new("switch", "round trip (2 switches)", Metric::NsPerOp);
+    handoff.hilos = Value::timing(&u);
+    handoff.std = Value::timing(&k);
+    handoff.note = "hilos: yield_now, 1 worker; std: park/unpark handoff".into();
+    rows.push(handoff);
+
+    let mut bare = Row::new("switch", "bare context switch round trip", Metric::NsPerOp);
+    if micro::bare_switch_available() {
+        ctx.say("switch: bare");
+        let b = measure::per_op(&ctx.sizes.budget, |i| {
+            micro::bare_switch_roundtrips(i).unwrap_or(Duration::ZERO)
+        });
+        bare.hilos = Value::timing(&b);
+    } else {
+        bare.hilos = Value::Missing("n/a".into());
+        bare.note = "this build cannot time the bare switch".into();
+    }
+    bare.std = Value::Missing("—".into());
+    if bare.note.is_empty() {
+        bare.note = "no scheduler; no kernel equivalent".into();
+    }
+    rows.push(bare);
+    Ok(rows)
+}
+
+/// Refuse a probe that would take more than half of the memory the machine has left.
+fn too_big(n: usize, per_thread: Option<f64>) -> Option<String> {
+    let per = per_thread?;
+    let need = per * n as f64;
+    let avail = live::mem_available()? as f64;
+    (need > avail / 2.0).then(|| {
+        format!(
+            "skipped: would need about {}, {} available",
+            format_bytes(need),
+            format_bytes(avail)
+        )
+    })
+}
+
+/// The outcome of each step N of one kind, or why the step was not run.
+type Steps = Vec<(usize, Result<LiveOutcome, String>)>;
+
+fn threads(ctx: &Ctx) -> Result<Vec<Row>, Failure> {
+    let steps = |k| match k {
+        Kind::Hilos => &ctx.sizes.live_steps_hilos,
+        Kind::Std => &ctx.sizes.live_steps_std,
+    };
+    let mut all_n: Vec<usize> = Kind::BOTH.iter().flat_map(|&k| steps(k).clone()).collect();
+    all_n.sort_unstable();
+    all_n.dedup();
+
+    // Per kind: the outcome at each N, or why it was not tried.
+    let mut results: Vec<(Kind, Steps)> = Vec::new();
+    for kind in Kind::BOTH {
+        let mut per_n = Vec::new();
+        let mut stopped: Option<String> = None;
+        let mut last_per_thread = None;
+        for &n in &all_n {
+            if !steps(kind).contains(&n) {
+                per_n.push((n, Err("not run".into())));
+                continue;
+            }
+            if let Some(why) = &stopped {
+                per_n.push((n, Err(why.clone())));
+                continue;
+            }
+            if let Some(why) = too_big(n, last_per_thread) {
+                ctx.say(format!(
+                    "threads: {kind} N = {} {why}",
+                    group_thousands(n as u64)
+                ));
+                per_n.push((n, Err(why)));
+                continue;
+            }
+            ctx.say(format!("threads: {kind} N = {}", group_thousands(n as u64)));
+            let out = (ctx.probe)(kind, n);
+            let summary = match (&out.error, out.bytes_per_thread()) {
+                (Some(e), _) => format!("reached {}: {e}", group_thousands(out.reached as u64)),
+                (None, Some(b)) => format!(
+                    "{} per thread, spawn+join {} per thread",
+                    format_bytes(b),
+                    format_ns(out.spawn_join_ns_per_thread().unwrap_or(0.0))
+                ),
+                (None, None) => "nothing reached".into(),
+            };
+            ctx.say(format!(
+                "threads: {kind} N = {}: {summary}",
+                group_thousands(n as u64)
+            ));
+            if out.complete() {
+                last_per_thread = out.bytes_per_thread();
+            } else {
+                stopped = Some(format!(
+                    "stopped at {}",
+                    group_thousands(out.reached as u64)
+                ));
+            }
+            per_n.push((n, Ok(out)));
+        }
+        results.push((kind, per_n));
+    }
+
+    let side = |kind: Kind, i: usize, f: &dyn Fn(&LiveOutcome) -> Option<f64>| -> Value {
+        let (_, per_n) = results.iter().find(|(k, _)| *k == kind).unwrap();
+        match &per_n[i].1 {
+            Ok(out) if out.complete() => f(out).map_or(Value::Missing("—".into()), Value::of),
+            Ok(out) => Value::Missing(format!(
+                "stopped at {}",
+                group_thousands(out.reached as u64)
+            )),
+            Err(why) => Value::Missing(why.clone()),
+        }
+    };
+    let mut rows = Vec::new();
+    for (i, &n) in all_n.iter().enumerate() {
+        let nn = group_thousands(n as u64);
+        let mut mem = Row::new(
+            "threads",
+            format!("memory/thread, N = {nn}"),
+            Metric::BytesPerThread,
+        );
+        mem.x = Some(n as f64);
+        mem.hilos = side(Kind::Hilos, i, &|o| o.bytes_per_thread());
+        mem.std = side(Kind::Std, i, &|o| o.bytes_per_thread());
+        let breakdown = |kind: Kind| {
+            let (_, per_n) = results.iter().find(|(k, _)| *k == kind).unwrap();
+            match &per_n[i].1 {
+                Ok(o) if o.complete() => Some(format!(
+                    "{kind} {} RSS + {} kernel",
+                    format_bytes(o.rss as f64 / n as f64),
+                    format_bytes((o.page_tables + o.kernel_stacks) as f64 / n as f64)
+                )),
+                _ => None,
+            }
+        };
+        mem.note = Kind::BOTH
+            .iter()
+            .filter_map(|&k| breakdown(k))
+            .collect::<Vec<_>>()
+            .join("; ");
+        rows.push(mem);
+
+        let mut spawn = Row::new(
+            "threads",
+            format!("spawn+join/thread, N = {nn} live"),
+            Metric::NsPerOp,
+        );
+        spawn.x = Some(n as f64);
+        spawn.hilos = side(Kind::Hilos, i, &|o| o.spawn_join_ns_per_thread());
+        spawn.std = side(Kind::Std, i, &|o| o.spawn_join_ns_per_thread());
+        rows.push(spawn);
+    }
+
+    // The most alive at once, and what stopped each kind.
+    let mut max = Row::new("threads", "most alive at once", Metric::Threads);
+    let mut notes = Vec::new();
+    for (kind, per_n) in &results {
+        let best = per_n
+            .iter()
+            .filter_map(|(_, r)| r.as_ref().ok())
+            .map(|o| o.reached)
+            .max()
+            .unwrap_or(0);
+        let failure = per_n.iter().find_map(|(n, r)| {
+            let e = r.as_ref().ok()?.error.as_ref()?;
+            Some(format!("at N = {}: {e}", group_thousands(*n as u64)))
+        });
+        let value = match failure {
+            Some(e) => {
+                notes.push(format!("{kind}: {e}"));
+                Value::of(best as f64)
+            }
+            None => {
+                notes.push(format!("{kind}: every step tried was reached"));
+                Value::AtLeast(best as f64)
+            }
+        };
+        match kind {
+            Kind::Hilos => max.hilos = value,
+            Kind::Std => max.std = value,
+        }
+    }
+    max.note = notes.join("; ");
+    rows.push(max);
+    Ok(rows)
+}
+
+/// A plain-text table of `rows`, columns aligned, for a terminal.
+pub fn text_table(rows: &[Row]) -> String {
+    let header = ["workload", "case", "hilos", "std", "hilos gain", "note"];
+    let cells: Vec<[String; 6]> = rows.iter().map(row_cells).collect();
+    let mut widths = header.map(|h| h.chars().count());
+    for c in &cells {
+        for (w, s) in widths.iter_mut().zip(c.iter()) {
+            *w = (*w).max(s.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let line = |out: &mut String, c: &[String]| {
+        let mut l = String::new();
+        for (i, (s, w)) in c.iter().zip(widths).enumerate() {
+            if i + 1 == c.len() {
+                l.push_str(s);
+            } else {
+                let pad = w - s.chars().count();
+                if (2..=4).contains(&i) {
+                    let _ = write!(l, "{}{s}  ", " ".repeat(pad));
+                } else {
+                    let _ = write!(l, "{s}{}  ", " ".repeat(pad));
+                }
+            }
+        }
+        out.push_str(l.trim_end());
+        out.push('\n');
+    };
+    line(&mut out, &header.map(String::from));
+    line(
+        &mut out,
+        &widths
+            .map(|w| "-".repeat(w))
+            .into_iter()
+            .collect::<Vec<_>>(),
+    );
+    for c in &cells {
+        line(&mut out, c);
+    }
+    out
+}
+
+/// The cells of a row for a table: workload, case, hilos, std, gain, note.
+pub fn row_cells(r: &Row) -> [String; 6] {
+    let with_model = |v: &Value, m: Option<f64>| match m {
+        Some(m) => format!("{} (model {})", v.display(r.metric), r.metric.format(m)),
+        None => v.display(r.metric),
+    };
+    [
+        r.workload.to_string(),
+        r.case.clone(),
+        with_model(&r.hilos, r.hilos_model),
+        with_model(&r.std, r.std_model),
+        r.ratio().map_or(String::new(), format_ratio),
+        r.note.clone(),
+    ]
+}
