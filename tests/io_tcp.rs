@@ -111,11 +111,12 @@ fn connect_timeout_to_a_full_backlog() {
         rt1().block_on(|| {
             // A listener with a backlog of 0 that never accepts: once its queue is full the
             // kernel drops further SYNs, so a connect hangs (on loopback, no network needed).
+            // SAFETY: plain system call.
             let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0) };
+            // SAFETY: `fd` is a fresh socket nothing else owns.
             let std_l = unsafe {
                 <std::net::TcpListener as std::os::fd::FromRawFd>::from_raw_fd(fd)
             };
-            let addr = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
             let sa = libc::sockaddr_in {
                 sin_family: libc::AF_INET as _,
                 sin_port: 0,
@@ -128,7 +129,6 @@ fn connect_timeout_to_a_full_backlog() {
             }, 0);
             // SAFETY: plain system call.
             assert_eq!(unsafe { libc::listen(fd, 0) }, 0);
-            let _ = addr;
             let a = std_l.local_addr().unwrap();
             let mut held = Vec::new();
             let mut timed_out = None;
@@ -252,6 +252,7 @@ fn emfile_on_accept() {
             // SAFETY: plain system calls.
             let lowest = unsafe { libc::dup(0) };
             assert!(lowest > 0);
+            // SAFETY: closes the descriptor dup just made.
             unsafe { libc::close(lowest) };
             let mut old = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
             // SAFETY: live rlimit structs.

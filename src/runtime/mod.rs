@@ -64,7 +64,9 @@ impl Builder {
     /// Starts the runtime's workers.
     ///
     /// Fails with `InvalidInput` for zero workers or an unusable stack size, or with the OS error
-    /// if a worker thread or a stack cannot be had.
+    /// if a worker thread, a stack or a worker's I/O driver cannot be had. io_uring being
+    /// unavailable is not an error: the runtime then uses the epoll fallback (see
+    /// [`Runtime::io_backend`]).
     pub fn build(self) -> io::Result<Runtime> {
         let n = match self.workers {
             Some(0) => {

@@ -81,10 +81,10 @@ impl Epoll {
     }
 
     fn mask_of(waiters: &[*const Waiter]) -> u32 {
-        // SAFETY: registered waiters are alive (their threads wait for them).
-        let m = waiters
-            .iter()
-            .fold(0, |m, &w| m | unsafe { (*w).interest });
+        let m = waiters.iter().fold(0, |m, &w| {
+            // SAFETY: registered waiters are alive (their threads wait for them).
+            m | unsafe { (*w).interest }
+        });
         if m & libc::EPOLLIN as u32 != 0 {
             m | libc::EPOLLRDHUP as u32
         } else {

@@ -87,6 +87,17 @@ pub(crate) fn is_unavailable(e: &io::Error) -> bool {
     ) || e.kind() == io::ErrorKind::Unsupported
 }
 
+/// Says once per process, on stderr, that io_uring could not be had.
+fn note_fallback(e: &io::Error) {
+    static SAID: AtomicBool = AtomicBool::new(false);
+    if !SAID.swap(true, Ordering::Relaxed) {
+        eprintln!(
+            "hilos: io_uring is not available ({e}); using the epoll fallback \
+             (sockets and pipes through epoll, files through the blocking pool)"
+        );
+    }
+}
+
 /// Picks the backend for a new runtime: `HILOS_IO=epoll` forces the fallback, otherwise io_uring
 /// if a probe ring can be set up and has every opcode hilos uses.
 pub(crate) fn choose_backend() -> IoBackend {
@@ -98,13 +109,7 @@ pub(crate) fn choose_backend() -> IoBackend {
     match uring::probe() {
         Ok(()) => IoBackend::IoUring,
         Err(e) => {
-            static SAID: AtomicBool = AtomicBool::new(false);
-            if !SAID.swap(true, Ordering::Relaxed) {
-                eprintln!(
-                    "hilos: io_uring is not available ({e}); using the epoll fallback \
-                     (sockets and pipes through epoll, files through the blocking pool)"
-                );
-            }
+            note_fallback(&e);
             IoBackend::Epoll
         }
     }
@@ -124,7 +129,10 @@ impl Driver {
         match backend {
             IoBackend::IoUring => match uring::Uring::new(wake_fd) {
                 Ok(u) => Ok(Driver::Uring(u)),
-                Err(e) if is_unavailable(&e) => Ok(Driver::Epoll(epoll::Epoll::new(wake_fd)?)),
+                Err(e) if is_unavailable(&e) => {
+                    note_fallback(&e);
+                    Ok(Driver::Epoll(epoll::Epoll::new(wake_fd)?))
+                }
                 Err(e) => Err(e),
             },
             IoBackend::Epoll => Ok(Driver::Epoll(epoll::Epoll::new(wake_fd)?)),
