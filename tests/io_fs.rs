@@ -33,7 +33,7 @@ fn write_read_seek_append_truncate() {
             assert_eq!(&b[..], &data[5000..5010]);
             f.read_exact(&mut b).unwrap();
             assert_eq!(&b[..], &data[..10]);
-            assert_eq!(f.seek(SeekFrom::Current(0)).unwrap(), 10);
+            assert_eq!(f.stream_position().unwrap(), 10);
             f.seek(SeekFrom::End(-3)).unwrap();
             let mut tail = Vec::new();
             f.read_to_end(&mut tail).unwrap();

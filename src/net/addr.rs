@@ -85,6 +85,7 @@ impl ToSocketAddrs for String {
     }
 }
 impl ToSocketAddrs for [SocketAddr] {
+    #[allow(clippy::unnecessary_to_owned)]
     fn to_socket_addrs(&self) -> io::Result<std::vec::IntoIter<SocketAddr>> {
         Ok(self.to_vec().into_iter())
     }

@@ -115,7 +115,8 @@ pub(crate) fn choose_backend() -> IoBackend {
     }
 }
 
-/// A worker's driver.
+/// A worker's driver (one per worker, in a thread-local: the size difference does not matter).
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Driver {
     Uring(uring::Uring),
     Epoll(epoll::Epoll),

@@ -201,18 +201,12 @@ impl Uring {
             ts = types::Timespec::from(t);
             args = args.timespec(&ts);
         }
-        loop {
-            match self.ring.submitter().submit_with_args(1, &args) {
-                Ok(_) => break,
-                Err(e) => match e.raw_os_error() {
-                    // Timed out, or interrupted by a signal: the caller re-checks everything.
-                    Some(libc::ETIME | libc::EINTR) => break,
-                    Some(libc::EBUSY | libc::EAGAIN) => {
-                        self.reap();
-                        break;
-                    }
-                    _ => panic!("hilos: io_uring_enter failed: {e}"),
-                },
+        if let Err(e) = self.ring.submitter().submit_with_args(1, &args) {
+            match e.raw_os_error() {
+                // Timed out, interrupted by a signal, or a full completion queue (reaped below):
+                // the caller re-checks everything anyway.
+                Some(libc::ETIME | libc::EINTR | libc::EBUSY | libc::EAGAIN) => {}
+                _ => panic!("hilos: io_uring_enter failed: {e}"),
             }
         }
         self.reap();
