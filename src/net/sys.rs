@@ -4,7 +4,7 @@
 use std::io::{self, IoSlice, IoSliceMut};
 use std::mem;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use io_uring::{opcode, types};
@@ -101,6 +101,12 @@ pub(crate) fn set_nonblocking(fd: RawFd, on: bool) -> io::Result<()> {
     Ok(())
 }
 
+/// `IORING_RECVSEND_POLL_FIRST` (Linux 5.19): arm the poll before trying the receive. A reader
+/// usually asks before its data arrived, so the first attempt would fail anyway. Kernels without
+/// it reject the flag with `EINVAL`; it is then dropped for the rest of the process.
+const RECVSEND_POLL_FIRST: u16 = 1;
+static POLL_FIRST: AtomicBool = AtomicBool::new(true);
+
 /// `recv(2)` with `flags` (e.g. `MSG_PEEK`).
 pub(crate) fn recv(
     fd: RawFd,
@@ -109,20 +115,32 @@ pub(crate) fn recv(
     deadline: Option<Instant>,
 ) -> io::Result<usize> {
     let (p, len) = (buf.as_mut_ptr(), clamp(buf.len()));
-    // SAFETY: `buf` is borrowed for the whole call, which returns only after the kernel is done.
-    unsafe {
-        op::op(
-            fd,
-            Interest::Read,
-            deadline,
-            WB,
-            || {
-                opcode::Recv::new(types::Fd(fd), p, len as u32)
-                    .flags(flags)
-                    .build()
-            },
-            || op::cvt(libc::recv(fd, p.cast(), len, flags)),
-        )
+    loop {
+        let poll_first = POLL_FIRST.load(Ordering::Relaxed);
+        let prio = if poll_first { RECVSEND_POLL_FIRST } else { 0 };
+        // SAFETY: `buf` is borrowed for the whole call, which returns only after the kernel is
+        // done with it.
+        let r = unsafe {
+            op::op(
+                fd,
+                Interest::Read,
+                deadline,
+                WB,
+                || {
+                    opcode::Recv::new(types::Fd(fd), p, len as u32)
+                        .flags(flags)
+                        .ioprio(prio)
+                        .build()
+                },
+                || op::cvt(libc::recv(fd, p.cast(), len, flags)),
+            )
+        };
+        match r {
+            Err(e) if poll_first && e.raw_os_error() == Some(libc::EINVAL) => {
+                POLL_FIRST.store(false, Ordering::Relaxed);
+            }
+            r => return r,
+        }
     }
 }
 
