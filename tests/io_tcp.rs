@@ -218,6 +218,26 @@ fn reset_peer_and_closed_peer_give_errors_and_the_listener_keeps_serving() {
 }
 
 #[test]
+fn closed_descriptors_give_errors() {
+    // A descriptor number at the limit cannot be open.
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: a live rlimit struct.
+    unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
+    let bad = lim.rlim_cur.min(i32::MAX as u64) as i32;
+    let check = move || {
+        // SAFETY (I/O safety aside, this only asks the kernel about a number): nothing is
+        // closed or read through it.
+        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(bad) };
+        let e = hilos::io::wait_readable(fd, Some(Duration::from_secs(5))).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EBADF), "{e:?}");
+    };
+    within(60, move || {
+        rt1().block_on(check);
+        check();
+    });
+}
+
+#[test]
 fn emfile_on_accept() {
     // Lowers the process's descriptor limit: only in a child process of its own.
     if !is_child() || std::env::var_os("HILOS_EMFILE").is_none() {

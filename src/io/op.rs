@@ -200,6 +200,10 @@ fn poll_blocking(fd: RawFd, interest: Interest, deadline: Option<Instant>) -> io
         // SAFETY: one live pollfd.
         let r = unsafe { libc::poll(&mut p, 1, ms) };
         if r > 0 {
+            if p.revents & libc::POLLNVAL != 0 {
+                // Not an open descriptor: the error the other modes give.
+                return Err(io::Error::from_raw_os_error(libc::EBADF));
+            }
             return Ok(true);
         }
         if r < 0 {
