@@ -326,6 +326,18 @@ fn conversions_to_and_from_std_and_kernel_thread_use() {
     c.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
     let e = (&c).read(&mut [0u8; 4]).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::WouldBlock);
+    // Connect, accept, read and write from kernel threads only.
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let a = l.local_addr().unwrap();
+    let t = std::thread::spawn(move || {
+        let (s, _) = l.accept().unwrap();
+        (&s).write_all(b"from a kernel thread").unwrap();
+    });
+    let k = TcpStream::connect(a).unwrap();
+    let mut got = String::new();
+    (&k).read_to_string(&mut got).unwrap();
+    assert_eq!(got, "from a kernel thread");
+    t.join().unwrap();
     // Socket options pass through.
     c.set_nodelay(true).unwrap();
     assert!(c.nodelay().unwrap());

@@ -22,7 +22,15 @@
 //! # Things that still block the worker
 //! `std::net`, `std::fs`, `std::io::stdin()` and other std I/O, `std::thread::sleep` and
 //! `std::sync::Mutex` block the whole worker kernel thread, not only the green thread. Use the
-//! types here, or wrap the call in [`crate::unblock`].
+//! types here, or wrap the call in [`crate::unblock`]. Do not hold a `StdoutLock` or another
+//! reentrant std lock across a blocking hilos call: another green thread of the same worker
+//! kernel thread would then take the "same thread's" lock.
+//!
+//! # Green threads stay on their worker
+//! A green thread that has run stays on its worker kernel thread for good, and so do the
+//! connections it serves. A server whose one accept loop spawns a green thread per connection
+//! tends to keep most connections on the accept loop's worker (the spawner's worker runs the new
+//! thread first when the accept loop parks).
 
 pub(crate) mod driver;
 pub(crate) mod op;
