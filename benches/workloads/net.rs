@@ -31,8 +31,13 @@ pub enum Proto {
 /// Whose server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Imp {
-    /// Green thread per connection, on a default hilos runtime (one worker per core).
+    /// Green thread per connection, on a default hilos runtime (one worker per core), one accept
+    /// loop: what a user writes first.
     Hilos,
+    /// Green thread per connection, one 1-worker hilos runtime per core, each with its own
+    /// accept loop on its own `SO_REUSEPORT` listener (the kernel spreads connections over them):
+    /// the connections are spread evenly over the cores, whatever the scheduler's placement.
+    HilosPerCore,
     /// Kernel thread per connection, std's blocking sockets.
     Std,
 }
@@ -41,6 +46,7 @@ impl Imp {
     pub fn name(self) -> &'static str {
         match self {
             Imp::Hilos => "hilos",
+            Imp::HilosPerCore => "hilos_per_core",
             Imp::Std => "std",
         }
     }
@@ -67,12 +73,15 @@ pub fn maybe_serve() {
     let (imp, proto) = match kind {
         "hilos-echo" => (Imp::Hilos, Proto::Echo),
         "hilos-http" => (Imp::Hilos, Proto::Http),
+        "hilos_per_core-echo" => (Imp::HilosPerCore, Proto::Echo),
+        "hilos_per_core-http" => (Imp::HilosPerCore, Proto::Http),
         "std-echo" => (Imp::Std, Proto::Echo),
         "std-http" => (Imp::Std, Proto::Http),
         _ => panic!("unknown server kind {kind}"),
     };
     let addr = match imp {
         Imp::Hilos => hilos_server(proto),
+        Imp::HilosPerCore => hilos_per_core_server(proto),
         Imp::Std => std_server(proto),
     };
     println!("{addr}");
@@ -209,6 +218,75 @@ pub fn hilos_server(proto: Proto) -> SocketAddr {
             }
         }
     });
+    addr
+}
+
+/// A listening socket on `addr` with `SO_REUSEPORT` set, so that several can share the port.
+fn reuseport_listener(addr: SocketAddr) -> std::net::TcpListener {
+    use std::os::fd::FromRawFd;
+    let SocketAddr::V4(a) = addr else {
+        panic!("IPv4 only")
+    };
+    // SAFETY: plain system calls on a socket we create and own; `sin` and `one` are live.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        assert!(fd >= 0);
+        let one: libc::c_int = 1;
+        for opt in [libc::SO_REUSEADDR, libc::SO_REUSEPORT] {
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                opt,
+                (&raw const one).cast(),
+                std::mem::size_of_val(&one) as u32,
+            );
+        }
+        let sin = libc::sockaddr_in {
+            sin_family: libc::AF_INET as libc::sa_family_t,
+            sin_port: a.port().to_be(),
+            sin_addr: libc::in_addr {
+                s_addr: u32::from_ne_bytes(a.ip().octets()),
+            },
+            sin_zero: [0; 8],
+        };
+        let r = libc::bind(
+            fd,
+            (&raw const sin).cast(),
+            std::mem::size_of_val(&sin) as u32,
+        );
+        assert_eq!(r, 0, "bind: {}", std::io::Error::last_os_error());
+        assert_eq!(libc::listen(fd, 65535), 0);
+        std::net::TcpListener::from_raw_fd(fd)
+    }
+}
+
+/// The per-core hilos server: one 1-worker runtime per core, each with its own accept loop on
+/// its own `SO_REUSEPORT` listener. Returns the shared address.
+pub fn hilos_per_core_server(proto: Proto) -> SocketAddr {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let first = reuseport_listener("127.0.0.1:0".parse().unwrap());
+    let addr = first.local_addr().unwrap();
+    let mut listeners = vec![first];
+    for _ in 1..cores {
+        listeners.push(reuseport_listener(addr));
+    }
+    for l in listeners {
+        let rt = hilos::Runtime::builder().workers(1).build().unwrap();
+        let l = hilos::net::TcpListener::from(l);
+        rt.spawn(move || {
+            for s in l.incoming() {
+                match s {
+                    Ok(s) => {
+                        let _ = s.set_nodelay(true);
+                        hilos::spawn(move || serve_conn(s, proto));
+                    }
+                    Err(_) => hilos::sleep(Duration::from_millis(1)),
+                }
+            }
+        });
+        // The process serves until it exits.
+        rt.shutdown_background();
+    }
     addr
 }
 
