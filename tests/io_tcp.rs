@@ -66,6 +66,47 @@ fn peek_and_timeouts_on_peek() {
 }
 
 #[test]
+fn non_blocking_mode_as_std() {
+    within(60, || {
+        rt1().block_on(|| {
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            l.set_nonblocking(true).unwrap();
+            let t0 = Instant::now();
+            assert_eq!(l.accept().unwrap_err().kind(), ErrorKind::WouldBlock);
+            let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+            let s = loop {
+                match l.accept() {
+                    Ok((s, _)) => break s,
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => hilos::yield_now(),
+                    Err(e) => panic!("{e}"),
+                }
+            };
+            s.set_nonblocking(true).unwrap();
+            let mut buf = [0u8; 8];
+            assert_eq!((&s).read(&mut buf).unwrap_err().kind(), ErrorKind::WouldBlock);
+            assert!(t0.elapsed() < Duration::from_secs(2));
+            (&c).write_all(b"now").unwrap();
+            let n = loop {
+                match (&s).read(&mut buf) {
+                    Ok(n) => break n,
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => hilos::yield_now(),
+                    Err(e) => panic!("{e}"),
+                }
+            };
+            assert_eq!(&buf[..n], b"now");
+            // The mode carries over to std and back.
+            let std_s = std::net::TcpStream::from(s);
+            assert_eq!((&std_s).read(&mut buf).unwrap_err().kind(), ErrorKind::WouldBlock);
+            std_s.set_nonblocking(false).unwrap();
+            let s = TcpStream::from(std_s);
+            s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+            assert_eq!((&s).read(&mut buf).unwrap_err().kind(), ErrorKind::WouldBlock);
+            assert!(!l.local_addr().unwrap().ip().is_unspecified());
+        })
+    });
+}
+
+#[test]
 fn zero_timeouts_are_rejected_as_std() {
     rt1().block_on(|| {
         let (c, _s) = pair();

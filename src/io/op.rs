@@ -264,6 +264,16 @@ pub(crate) unsafe fn op(
     sqe: impl Fn() -> squeue::Entry,
     mut direct: impl FnMut() -> io::Result<usize>,
 ) -> io::Result<usize> {
+    if deadline.is_some_and(|d| d <= Instant::now()) {
+        // Out of time before starting (or std's non-blocking mode): one attempt, no waiting.
+        loop {
+            match direct() {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Err(timeout_error(kind)),
+                r => return r,
+            }
+        }
+    }
     if mode() != Mode::Uring {
         return retry(fd, interest, deadline, kind, direct);
     }

@@ -12,12 +12,15 @@ use io_uring::{opcode, types};
 use super::addr::RawAddr;
 use crate::io::op::{self, Interest, Mode};
 
-/// A socket's read and write timeouts, as std keeps them in `SO_RCVTIMEO`/`SO_SNDTIMEO` (here in
-/// the object: the kernel ignores those options on non-blocking sockets).
+/// A socket's read and write timeouts, as std keeps them in `SO_RCVTIMEO`/`SO_SNDTIMEO`, and its
+/// non-blocking flag, as std keeps it in `O_NONBLOCK`. Here they live in the object: hilos keeps
+/// every socket's descriptor in non-blocking mode and waits for it itself, and the kernel ignores
+/// the timeout options on non-blocking sockets.
 #[derive(Default)]
 pub(crate) struct Timeouts {
     read: AtomicU64,
     write: AtomicU64,
+    nonblocking: AtomicBool,
 }
 
 fn to_nanos(d: Option<Duration>) -> io::Result<u64> {
@@ -42,6 +45,19 @@ impl Timeouts {
         let _ = t.set_write(write);
         t
     }
+    /// The same settings, for a clone of the socket.
+    pub(crate) fn duplicate(&self) -> Timeouts {
+        let t = Timeouts::with(self.read(), self.write());
+        t.set_nonblocking(self.nonblocking());
+        t
+    }
+    /// std's "non-blocking mode": calls that would wait fail with `WouldBlock` instead.
+    pub(crate) fn set_nonblocking(&self, on: bool) {
+        self.nonblocking.store(on, Ordering::Relaxed);
+    }
+    pub(crate) fn nonblocking(&self) -> bool {
+        self.nonblocking.load(Ordering::Relaxed)
+    }
     pub(crate) fn set_read(&self, d: Option<Duration>) -> io::Result<()> {
         self.read.store(to_nanos(d)?, Ordering::Relaxed);
         Ok(())
@@ -56,10 +72,18 @@ impl Timeouts {
     pub(crate) fn write(&self) -> Option<Duration> {
         from_nanos(self.write.load(Ordering::Relaxed))
     }
+    /// The deadline of a read starting now; in non-blocking mode, now (a single attempt).
     pub(crate) fn read_deadline(&self) -> Option<Instant> {
+        if self.nonblocking() {
+            return Some(Instant::now());
+        }
         op::deadline(self.read())
     }
+    /// The deadline of a write starting now; in non-blocking mode, now (a single attempt).
     pub(crate) fn write_deadline(&self) -> Option<Instant> {
+        if self.nonblocking() {
+            return Some(Instant::now());
+        }
         op::deadline(self.write())
     }
 }
@@ -81,7 +105,14 @@ pub(crate) fn socket(domain: libc::c_int, ty: libc::c_int) -> io::Result<OwnedFd
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-/// Switches an existing socket (from std or a raw descriptor) to non-blocking mode.
+/// Whether the descriptor has `O_NONBLOCK` set.
+pub(crate) fn is_nonblocking(fd: RawFd) -> bool {
+    // SAFETY: plain fcntl call.
+    let fl = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    fl >= 0 && fl & libc::O_NONBLOCK != 0
+}
+
+/// Sets or clears `O_NONBLOCK` on a descriptor.
 pub(crate) fn set_nonblocking(fd: RawFd, on: bool) -> io::Result<()> {
     // SAFETY: plain fcntl calls.
     unsafe {
@@ -245,7 +276,11 @@ pub(crate) fn sendmsg(
 }
 
 /// `accept4(2)`: a new non-blocking, close-on-exec socket and the peer's address.
-pub(crate) fn accept(fd: RawFd, addr: &mut RawAddr) -> io::Result<OwnedFd> {
+pub(crate) fn accept(
+    fd: RawFd,
+    addr: &mut RawAddr,
+    deadline: Option<Instant>,
+) -> io::Result<OwnedFd> {
     let ap = addr.as_mut_ptr();
     let lp: *mut libc::socklen_t = &mut addr.len;
     let flags = libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
@@ -254,7 +289,7 @@ pub(crate) fn accept(fd: RawFd, addr: &mut RawAddr) -> io::Result<OwnedFd> {
         op::op(
             fd,
             Interest::Read,
-            None,
+            deadline,
             WB,
             || {
                 opcode::Accept::new(types::Fd(fd), ap, lp)

@@ -28,6 +28,8 @@ use super::sys::{self, Timeouts};
 /// ```
 pub struct TcpListener {
     inner: std::net::TcpListener,
+    /// Only the non-blocking flag is used.
+    timeouts: Timeouts,
 }
 
 /// A TCP stream between a local and a remote socket, as [`std::net::TcpStream`].
@@ -52,18 +54,23 @@ impl TcpListener {
         // bind(2) and listen(2) do not block.
         let inner = each_addr(&addr, |a| std::net::TcpListener::bind(a))?;
         inner.set_nonblocking(true)?;
+        let timeouts = Timeouts::default();
         // A green-thread server accepts bursts of thousands of connections: ask for the largest
         // backlog (the kernel caps it at net.core.somaxconn) rather than std's 128.
         // SAFETY: listen(2) on a socket we own; calling it again only changes the backlog.
         unsafe { libc::listen(inner.as_raw_fd(), 65535) };
-        Ok(TcpListener { inner })
+        Ok(TcpListener { inner, timeouts })
     }
 
     /// Accepts a new connection, parking the calling green thread until one arrives. Returns the
     /// stream and the peer's address.
     pub fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
         let mut addr = RawAddr::empty();
-        let fd = sys::accept(self.inner.as_raw_fd(), &mut addr)?;
+        let fd = sys::accept(
+            self.inner.as_raw_fd(),
+            &mut addr,
+            self.timeouts.read_deadline(),
+        )?;
         let stream = TcpStream {
             inner: std::net::TcpStream::from(fd),
             timeouts: Timeouts::default(),
@@ -86,6 +93,7 @@ impl TcpListener {
     pub fn try_clone(&self) -> io::Result<TcpListener> {
         Ok(TcpListener {
             inner: self.inner.try_clone()?,
+            timeouts: self.timeouts.duplicate(),
         })
     }
 
@@ -104,10 +112,12 @@ impl TcpListener {
         self.inner.take_error()
     }
 
-    /// Sets the descriptor's `O_NONBLOCK`. hilos keeps its sockets non-blocking and waits for
-    /// them itself; with `false`, calls from green threads may block the worker.
+    /// Moves the socket into or out of non-blocking mode, as std's: in non-blocking mode, a call
+    /// that would wait fails with [`io::ErrorKind::WouldBlock`] instead. (Either way the
+    /// descriptor itself stays non-blocking: hilos does the waiting.)
     pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
-        self.inner.set_nonblocking(nonblocking)
+        self.timeouts.set_nonblocking(nonblocking);
+        Ok(())
     }
 }
 
@@ -175,7 +185,7 @@ impl TcpStream {
     pub fn try_clone(&self) -> io::Result<TcpStream> {
         Ok(TcpStream {
             inner: self.inner.try_clone()?,
-            timeouts: Timeouts::with(self.timeouts.read(), self.timeouts.write()),
+            timeouts: self.timeouts.duplicate(),
         })
     }
 
@@ -236,11 +246,12 @@ impl TcpStream {
         self.inner.take_error()
     }
 
-    /// Sets the descriptor's `O_NONBLOCK`. hilos keeps its sockets non-blocking and waits for
-    /// them itself: with `false`, calls from green threads may block the worker; with `true`
-    /// (the default) they park only the green thread.
+    /// Moves the socket into or out of non-blocking mode, as std's: in non-blocking mode, a call
+    /// that would wait fails with [`io::ErrorKind::WouldBlock`] instead. (Either way the
+    /// descriptor itself stays non-blocking: hilos does the waiting.)
     pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
-        self.inner.set_nonblocking(nonblocking)
+        self.timeouts.set_nonblocking(nonblocking);
+        Ok(())
     }
 }
 
@@ -322,14 +333,14 @@ macro_rules! fd_conversions {
             }
         }
         impl FromRawFd for $t {
-            /// Takes ownership of the socket `fd` and switches it to non-blocking mode.
+            /// Takes ownership of the socket `fd` (as `From` the std type does).
             unsafe fn from_raw_fd(fd: RawFd) -> $t {
                 // SAFETY: the caller gives us ownership of an open socket.
                 <$t>::from(unsafe { <$std>::from_raw_fd(fd) })
             }
         }
         impl From<OwnedFd> for $t {
-            /// Takes ownership of the socket `fd` and switches it to non-blocking mode.
+            /// Takes ownership of the socket `fd` (as `From` the std type does).
             fn from(fd: OwnedFd) -> $t {
                 <$t>::from(<$std>::from(fd))
             }
@@ -341,16 +352,20 @@ macro_rules! fd_conversions {
             }
         }
         impl From<$std> for $t {
-            /// Adopts a std socket, switching it to non-blocking mode (hilos waits for it).
+            /// Adopts a std socket (in whichever mode it was: hilos keeps the descriptor
+            /// non-blocking and waits for it itself, unless the socket was non-blocking).
             fn from($s: $std) -> $t {
+                let nonblocking = sys::is_nonblocking($s.as_raw_fd());
                 let _ = sys::set_nonblocking($s.as_raw_fd(), true);
-                $make
+                let t = $make;
+                t.timeouts.set_nonblocking(nonblocking);
+                t
             }
         }
         impl From<$t> for $std {
-            /// Back to a std socket in blocking mode, for std's blocking calls.
+            /// Back to a std socket, in the mode it had here (blocking by default).
             fn from($o: $t) -> $std {
-                let _ = sys::set_nonblocking($o.inner.as_raw_fd(), false);
+                let _ = sys::set_nonblocking($o.inner.as_raw_fd(), $o.timeouts.nonblocking());
                 $unmake
             }
         }
@@ -382,6 +397,9 @@ fd_conversions!(
 fd_conversions!(
     TcpListener,
     std::net::TcpListener,
-    |s| TcpListener { inner: s },
+    |s| TcpListener {
+        inner: s,
+        timeouts: Timeouts::default()
+    },
     |o| o.inner
 );

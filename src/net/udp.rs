@@ -126,7 +126,7 @@ impl UdpSocket {
     pub fn try_clone(&self) -> io::Result<UdpSocket> {
         Ok(UdpSocket {
             inner: self.inner.try_clone()?,
-            timeouts: Timeouts::with(self.timeouts.read(), self.timeouts.write()),
+            timeouts: self.timeouts.duplicate(),
         })
     }
 
@@ -175,9 +175,12 @@ impl UdpSocket {
         self.inner.take_error()
     }
 
-    /// Sets the descriptor's `O_NONBLOCK` (hilos keeps it set and waits itself).
+    /// Moves the socket into or out of non-blocking mode, as std's: in non-blocking mode, a call
+    /// that would wait fails with [`io::ErrorKind::WouldBlock`] instead. (Either way the
+    /// descriptor itself stays non-blocking: hilos does the waiting.)
     pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
-        self.inner.set_nonblocking(nonblocking)
+        self.timeouts.set_nonblocking(nonblocking);
+        Ok(())
     }
 }
 

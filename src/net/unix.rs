@@ -19,6 +19,8 @@ use super::tcp::fd_conversions;
 /// A Unix stream socket server, as [`std::os::unix::net::UnixListener`].
 pub struct UnixListener {
     inner: unet::UnixListener,
+    /// Only the non-blocking flag is used.
+    timeouts: Timeouts,
 }
 
 /// A Unix stream socket, as [`std::os::unix::net::UnixStream`].
@@ -137,7 +139,11 @@ impl UnixListener {
     /// Accepts a connection, parking only the calling green thread until one arrives.
     pub fn accept(&self) -> io::Result<(UnixStream, SocketAddr)> {
         let mut addr = RawAddr::empty();
-        let fd = sys::accept(self.inner.as_raw_fd(), &mut addr)?;
+        let fd = sys::accept(
+            self.inner.as_raw_fd(),
+            &mut addr,
+            self.timeouts.read_deadline(),
+        )?;
         let s = UnixStream {
             inner: unet::UnixStream::from(fd),
             timeouts: Timeouts::default(),
@@ -159,6 +165,7 @@ impl UnixListener {
     pub fn try_clone(&self) -> io::Result<UnixListener> {
         Ok(UnixListener {
             inner: self.inner.try_clone()?,
+            timeouts: self.timeouts.duplicate(),
         })
     }
 
@@ -167,9 +174,12 @@ impl UnixListener {
         self.inner.take_error()
     }
 
-    /// Sets the descriptor's `O_NONBLOCK` (hilos keeps it set and waits itself).
+    /// Moves the socket into or out of non-blocking mode, as std's: in non-blocking mode, a call
+    /// that would wait fails with [`io::ErrorKind::WouldBlock`] instead. (Either way the
+    /// descriptor itself stays non-blocking: hilos does the waiting.)
     pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
-        self.inner.set_nonblocking(nonblocking)
+        self.timeouts.set_nonblocking(nonblocking);
+        Ok(())
     }
 }
 
@@ -210,7 +220,7 @@ impl UnixStream {
     pub fn try_clone(&self) -> io::Result<UnixStream> {
         Ok(UnixStream {
             inner: self.inner.try_clone()?,
-            timeouts: Timeouts::with(self.timeouts.read(), self.timeouts.write()),
+            timeouts: self.timeouts.duplicate(),
         })
     }
 
@@ -264,9 +274,12 @@ impl UnixStream {
         self.inner.shutdown(how)
     }
 
-    /// Sets the descriptor's `O_NONBLOCK` (hilos keeps it set and waits itself).
+    /// Moves the socket into or out of non-blocking mode, as std's: in non-blocking mode, a call
+    /// that would wait fails with [`io::ErrorKind::WouldBlock`] instead. (Either way the
+    /// descriptor itself stays non-blocking: hilos does the waiting.)
     pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
-        self.inner.set_nonblocking(nonblocking)
+        self.timeouts.set_nonblocking(nonblocking);
+        Ok(())
     }
 }
 
@@ -440,7 +453,7 @@ impl UnixDatagram {
     pub fn try_clone(&self) -> io::Result<UnixDatagram> {
         Ok(UnixDatagram {
             inner: self.inner.try_clone()?,
-            timeouts: Timeouts::with(self.timeouts.read(), self.timeouts.write()),
+            timeouts: self.timeouts.duplicate(),
         })
     }
 
@@ -454,9 +467,12 @@ impl UnixDatagram {
         self.inner.shutdown(how)
     }
 
-    /// Sets the descriptor's `O_NONBLOCK` (hilos keeps it set and waits itself).
+    /// Moves the socket into or out of non-blocking mode, as std's: in non-blocking mode, a call
+    /// that would wait fails with [`io::ErrorKind::WouldBlock`] instead. (Either way the
+    /// descriptor itself stays non-blocking: hilos does the waiting.)
     pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
-        self.inner.set_nonblocking(nonblocking)
+        self.timeouts.set_nonblocking(nonblocking);
+        Ok(())
     }
 }
 
@@ -495,6 +511,9 @@ fd_conversions!(
 fd_conversions!(
     UnixListener,
     unet::UnixListener,
-    |s| UnixListener { inner: s },
+    |s| UnixListener {
+        inner: s,
+        timeouts: Timeouts::default()
+    },
     |o| o.inner
 );
