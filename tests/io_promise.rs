@@ -202,6 +202,45 @@ fn long_sleep() {
 }
 
 #[test]
+fn many_sleepers_share_one_kernel_wait() {
+    // 20,000 green threads sleep at once: no kernel thread, timer or descriptor each (the worker's
+    // timer heap and its one ring wait serve them all), and each wakes on time.
+    const N: usize = 20_000;
+    let fds = || std::fs::read_dir("/proc/self/fd").unwrap().count();
+    let threads = || std::fs::read_dir("/proc/self/task").unwrap().count();
+    within(120, move || {
+        rt1().block_on(move || {
+            let (fd0, th0) = (fds(), threads());
+            let t0 = Instant::now();
+            let hs: Vec<_> = (0..N)
+                .map(|i| {
+                    hilos::Builder::new()
+                        .spawn(move || {
+                            let d = Duration::from_millis(300 + (i % 100) as u64);
+                            let t = Instant::now();
+                            hilos::sleep(d);
+                            t.elapsed() >= d
+                        })
+                        .unwrap()
+                })
+                .collect();
+            hilos::sleep(Duration::from_millis(100));
+            // Everybody is asleep now (nothing else runs on this worker).
+            let (fd1, th1) = (fds(), threads());
+            let mut on_time = 0;
+            for h in hs {
+                on_time += h.join().unwrap() as usize;
+            }
+            assert_eq!(on_time, N, "some sleeper woke early");
+            assert!(t0.elapsed() < Duration::from_secs(60));
+            // Other tests run in this process too: allow a little slack, far below N.
+            assert!(fd1 < fd0 + 100, "descriptors grew from {fd0} to {fd1}");
+            assert!(th1 < th0 + 100, "threads grew from {th0} to {th1}");
+        })
+    });
+}
+
+#[test]
 fn under_epoll() {
     io_util::rerun_under_epoll("under_epoll");
 }
