@@ -19,6 +19,10 @@
 //! - [`Mode::Blocking`] (a kernel thread, or a green thread that is panicking): the system call,
 //!   with `poll(2)` for readiness on non-blocking descriptors, blocking the kernel thread as std.
 //!
+//! Rejected: readiness (poll, then the system call) on io_uring too: two steps per operation
+//! where the ring does one, and no batching of the operations themselves; doing every operation
+//! on the blocking pool: a kernel thread hop per call.
+//!
 //! `EINTR` is retried here and never returned. A deadline that passes gives the caller's error
 //! kind: `WouldBlock` for reads and writes (what std's socket timeouts give on Linux), `TimedOut`
 //! for connecting and for [`crate::io::wait_readable`].

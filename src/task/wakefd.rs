@@ -14,6 +14,10 @@
 //! completes at once. Wakers write only when the worker announced it sleeps (`Home::sleeping`,
 //! after a `SeqCst` fence; see `task` and `scheduler`), so a busy worker costs them no system call.
 //!
+//! Rejected: a futex (cannot end an `io_uring_enter` or `epoll_wait`); a signal (turns every
+//! system call of the worker into a possible `EINTR`); `IORING_OP_MSG_RING` (the waker needs a
+//! ring of its own, which kernel threads and the epoll fallback do not have).
+//!
 //! The eventfd is in blocking mode: io_uring honours `O_NONBLOCK` on plain reads of some files,
 //! which would make the armed read fail with `EAGAIN` instead of waiting. The epoll driver reads it
 //! only after `epoll_wait` reported it readable, and only the owning worker reads it.

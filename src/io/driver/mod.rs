@@ -25,6 +25,15 @@
 //!   on its ring (or registered with its epoll instance). Timers stay in the worker's heap
 //!   (`time`): a million sleeping threads cost one kernel timeout, not a million.
 //!
+//! # Alternatives rejected
+//! - One reactor kernel thread per runtime that owns the ring and hands completions to workers: a
+//!   cross-thread wake-up per completion, and no `SINGLE_ISSUER`/`DEFER_TASKRUN`.
+//! - One ring shared by the workers: a lock around every submission and reap.
+//! - A `LinkTimeout` per timed operation: one kernel timer per waiting thread, which is what the
+//!   per-worker timer heap avoids; a timeout instead wakes the thread, which then cancels.
+//! - Returning at the deadline without waiting for the cancelled operation's completion: the
+//!   kernel could still write into a buffer on a stack that has moved on.
+//!
 //! # Required orderings
 //! - A submitted operation's record and buffers must stay valid until its completion is reaped:
 //!   the waiting code never returns before that, even after a timeout (it cancels with
