@@ -16,11 +16,14 @@ mod stack;
 mod task;
 mod time;
 
+pub mod fs;
 pub mod io;
+pub mod net;
 pub mod runtime;
 pub mod sync;
 pub mod thread;
 
+pub use io::unblock;
 pub use runtime::Runtime;
 pub use thread::{
     Builder, JoinHandle, Scope, ScopedJoinHandle, Thread, ThreadId, current, park, park_timeout,

@@ -1,1 +1,88 @@
-//! I/O that parks only the calling green thread (in progress).
+//! I/O that parks only the calling green thread.
+//!
+//! hilos's sockets ([`crate::net`]), files ([`crate::fs`]), [`pipe`]s and standard streams look
+//! like std's and block like std's, but on a green thread a call that has to wait parks only that
+//! green thread: the other green threads of its worker keep running. On a plain kernel thread the
+//! same calls block the kernel thread, as std's do.
+//!
+//! # Backends
+//! Each worker has its own io_uring: operations are submitted in batches, completed by the kernel
+//! and reaped by the worker that submitted them (a started green thread never leaves its worker).
+//! Where io_uring is unavailable (old kernels, container seccomp profiles, `RLIMIT_MEMLOCK`), or
+//! with `HILOS_IO=epoll` in the environment, a runtime uses an epoll readiness driver for sockets
+//! and pipes and the blocking pool ([`crate::unblock`]) for files. [`crate::Runtime::io_backend`]
+//! says which one a runtime uses; a fallback is also reported once on stderr.
+//!
+//! # Timeouts and cancellation
+//! A timed-out operation is cancelled in the kernel, and the call still waits for the kernel to
+//! let go of the buffer before it returns: a buffer on the caller's stack is never written after
+//! the call returned. Timeouts cost no kernel timer each: they are entries in the worker's timer
+//! heap, and the worker's one kernel wait sleeps until the earliest.
+//!
+//! # Things that still block the worker
+//! `std::net`, `std::fs`, `std::io::stdin()` and other std I/O, `std::thread::sleep` and
+//! `std::sync::Mutex` block the whole worker kernel thread, not only the green thread. Use the
+//! types here, or wrap the call in [`crate::unblock`]. Do not hold a `StdoutLock` or another
+//! reentrant std lock across a blocking hilos call: another green thread of the same worker
+//! kernel thread would then take the "same thread's" lock.
+//!
+//! # Green threads stay on their worker
+//! A green thread that has run stays on its worker kernel thread for good, and so do the
+//! connections it serves. A server whose one accept loop spawns a green thread per connection
+//! tends to keep most connections on the accept loop's worker (the spawner's worker runs the new
+//! thread first when the accept loop parks).
+
+pub(crate) mod driver;
+pub(crate) mod op;
+mod pipe;
+mod stdio;
+mod unblock;
+
+use std::os::fd::{AsFd, AsRawFd};
+use std::time::Duration;
+
+pub use driver::IoBackend;
+pub use pipe::{PipeReader, PipeWriter, pipe};
+pub use stdio::{Stderr, Stdin, Stdout, stderr, stdin, stdout};
+pub use unblock::unblock;
+
+/// The I/O backend of the runtime the caller runs on: `None` on a kernel thread that is not a
+/// worker (see [`crate::Runtime::io_backend`]).
+pub fn current_backend() -> Option<IoBackend> {
+    driver::current_backend()
+}
+
+/// Waits until `fd` is readable (or has hung up, or has an error), or until `timeout` passes,
+/// which gives an error of kind [`std::io::ErrorKind::TimedOut`]. `None`: no timeout.
+///
+/// This is the way to wait on a descriptor hilos does not own (a C library's socket, an inotify
+/// descriptor): only the calling green thread waits. Descriptors that are always ready, such as
+/// regular files, return at once.
+///
+/// ```
+/// use std::io::Write;
+/// let (r, mut w) = hilos::io::pipe().unwrap();
+/// let h = hilos::spawn(move || hilos::io::wait_readable(&r, None));
+/// w.write_all(b"x").unwrap();
+/// h.join().unwrap().unwrap();
+/// ```
+pub fn wait_readable(fd: impl AsFd, timeout: Option<Duration>) -> std::io::Result<()> {
+    wait(fd.as_fd().as_raw_fd(), op::Interest::Read, timeout)
+}
+
+/// As [`wait_readable`], for writability.
+pub fn wait_writable(fd: impl AsFd, timeout: Option<Duration>) -> std::io::Result<()> {
+    wait(fd.as_fd().as_raw_fd(), op::Interest::Write, timeout)
+}
+
+fn wait(
+    fd: std::os::fd::RawFd,
+    interest: op::Interest,
+    timeout: Option<Duration>,
+) -> std::io::Result<()> {
+    if op::wait_ready(fd, interest, op::deadline(timeout))? {
+        Ok(())
+    } else {
+        Err(op::timeout_error(std::io::ErrorKind::TimedOut))
+    }
+}

@@ -64,7 +64,9 @@ impl Builder {
     /// Starts the runtime's workers.
     ///
     /// Fails with `InvalidInput` for zero workers or an unusable stack size, or with the OS error
-    /// if a worker thread or a stack cannot be had.
+    /// if a worker thread, a stack or a worker's I/O driver cannot be had. io_uring being
+    /// unavailable is not an error: the runtime then uses the epoll fallback (see
+    /// [`Runtime::io_backend`]).
     pub fn build(self) -> io::Result<Runtime> {
         let n = match self.workers {
             Some(0) => {
@@ -79,32 +81,61 @@ impl Builder {
         // Check the stack size now, so a bad one is an error here and not at every spawn.
         stack::free(stack::alloc(self.stack_size)?);
         stack::overflow::install(task::overflow_lookup);
-        let (shared, seeds) = Shared::new(n, self.stack_size);
+        // Probe io_uring once per runtime (HILOS_IO=epoll forces the fallback).
+        let backend = crate::io::driver::choose_backend();
+        let (shared, seeds) = Shared::new(n, self.stack_size, backend)?;
         let mut workers = Vec::with_capacity(n);
+        // Each worker creates its I/O driver on its own kernel thread and reports here.
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let mut failure = None;
         for seed in seeds {
             let s = shared.clone();
+            let ready = ready_tx.clone();
             let spawned = std::thread::Builder::new()
                 .name(format!("hilos-worker-{}", workers.len()))
-                .spawn(move || scheduler::run_worker(s, seed));
+                .spawn(move || scheduler::run_worker(s, seed, ready));
             match spawned {
                 Ok(h) => workers.push(h),
                 Err(e) => {
-                    // Stop the ones already started; nothing was spawned on them yet.
-                    shared.begin_shutdown();
-                    for h in workers {
-                        let _ = h.join();
-                    }
-                    return Err(io::Error::new(
+                    failure = Some(io::Error::new(
                         e.kind(),
                         format!("cannot start a hilos worker thread: {e}"),
                     ));
+                    break;
                 }
             }
+        }
+        drop(ready_tx);
+        let mut io_backend = backend;
+        for _ in 0..workers.len() {
+            match ready_rx.recv() {
+                Ok(Ok(b)) => {
+                    if b != backend {
+                        io_backend = b;
+                    }
+                }
+                Ok(Err(e)) => {
+                    failure.get_or_insert(io::Error::new(
+                        e.kind(),
+                        format!("cannot set up a hilos worker's I/O driver: {e}"),
+                    ));
+                }
+                Err(_) => break,
+            }
+        }
+        if let Some(e) = failure {
+            // Stop the ones already started; nothing was spawned on them yet.
+            shared.begin_shutdown();
+            for h in workers {
+                let _ = h.join();
+            }
+            return Err(e);
         }
         Ok(Runtime {
             shared,
             workers,
             background: false,
+            io_backend,
         })
     }
 
@@ -130,6 +161,7 @@ pub struct Runtime {
     shared: Arc<Shared>,
     workers: Vec<std::thread::JoinHandle<()>>,
     background: bool,
+    io_backend: crate::io::IoBackend,
 }
 
 static GLOBAL: OnceLock<Runtime> = OnceLock::new();
@@ -160,6 +192,16 @@ impl Runtime {
     /// The number of worker kernel threads.
     pub fn workers(&self) -> usize {
         self.shared.workers.len()
+    }
+
+    /// The I/O backend this runtime's workers use: [`IoBackend::IoUring`] normally, or
+    /// [`IoBackend::Epoll`] where io_uring is unavailable or `HILOS_IO=epoll` is set (see
+    /// [`crate::io`]).
+    ///
+    /// [`IoBackend::IoUring`]: crate::io::IoBackend::IoUring
+    /// [`IoBackend::Epoll`]: crate::io::IoBackend::Epoll
+    pub fn io_backend(&self) -> crate::io::IoBackend {
+        self.io_backend
     }
 
     /// Green threads of this runtime that have been spawned and have not finished. (Exits are
@@ -276,6 +318,7 @@ impl std::fmt::Debug for Runtime {
         f.debug_struct("Runtime")
             .field("workers", &self.workers())
             .field("live_threads", &self.live_threads())
+            .field("io_backend", &self.io_backend)
             .finish()
     }
 }

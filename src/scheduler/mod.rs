@@ -26,10 +26,21 @@
 //! A worker with nothing to do first spins a little, stealing (at most half the workers spin at
 //! once), then announces itself asleep (`Home::sleeping`, the runtime's idle list), issues a
 //! `SeqCst` fence, re-checks its inbox, the injector and every deque, and only then sleeps with the
-//! earliest timer deadline as timeout. Producers push, fence, and then look at the announcements:
+//! earliest timer deadline as timeout, in its I/O driver's wait (`io::driver`), which its eventfd
+//! ends. Producers push, fence, and then look at the announcements:
 //! a remote wake-up unparks the home worker if it sleeps; a spawn wakes an idle worker if there is
 //! more queued work than the spawner itself is about to run and no worker is spinning. Either the
-//! producer sees the announcement or the worker's re-check sees the work.
+//! producer sees the announcement or the worker's re-check sees the work. A wake-up is a write to
+//! the worker's eventfd, made only when the worker announced it sleeps; a write that lands before
+//! the worker enters its wait is kept in the eventfd's counter and ends that wait at once.
+//!
+//! # I/O
+//! Each worker creates its I/O driver on its own kernel thread when it starts and reports the
+//! outcome to `Builder::build`. On every pass through the scheduler context the worker calls
+//! `io::driver::poll`, which hands the submissions batched by its green threads to the kernel and
+//! reaps completions without blocking (readying their threads); so submissions are flushed before
+//! the scheduler context switches into a green thread, and `io::driver::wait` flushes them before
+//! sleeping.
 //!
 //! # Accessing per-worker state
 //! The worker's state is reached through a thread-local pointer read by `#[inline(never)]`
@@ -45,6 +56,7 @@ use crossbeam_deque::{Injector, Steal, Stealer, Worker as Deque};
 use parking_lot::Mutex;
 
 use crate::arch;
+use crate::io::driver::{self, IoBackend};
 use crate::stack;
 use crate::task::{
     self, Header, Home, PARKED, TaskRef, WAIT_NONE, WAIT_SLEEP, WAIT_SYS, WAIT_USER,
@@ -72,6 +84,9 @@ pub(crate) struct Shared {
     shutdown_waiter: Mutex<Option<TaskRef>>,
     /// Default usable stack size for threads of this runtime.
     pub(crate) stack_size: usize,
+    /// The I/O backend chosen for this runtime's workers (a worker may still fall back to epoll
+    /// if its own ring cannot be had; see `run_worker`).
+    pub(crate) backend: IoBackend,
 }
 
 /// What other threads may touch of a worker.
@@ -88,13 +103,18 @@ pub(crate) struct WorkerSeed {
 
 impl Shared {
     /// A runtime's scheduling state with `n` workers; returns the seeds to start them with.
-    pub(crate) fn new(n: usize, stack_size: usize) -> (Arc<Shared>, Vec<WorkerSeed>) {
+    /// Fails if a worker's eventfd cannot be had.
+    pub(crate) fn new(
+        n: usize,
+        stack_size: usize,
+        backend: IoBackend,
+    ) -> std::io::Result<(Arc<Shared>, Vec<WorkerSeed>)> {
         let mut seeds = Vec::with_capacity(n);
         let mut workers = Vec::with_capacity(n);
         for index in 0..n {
             let fresh = Deque::new_fifo();
             workers.push(WorkerShared {
-                home: Arc::new(Home::new()),
+                home: Arc::new(Home::new()?),
                 stealer: fresh.stealer(),
             });
             seeds.push(WorkerSeed { index, fresh });
@@ -109,8 +129,9 @@ impl Shared {
             shutdown: AtomicBool::new(false),
             shutdown_waiter: Mutex::new(None),
             stack_size,
+            backend,
         });
-        (shared, seeds)
+        Ok((shared, seeds))
     }
 
     /// Green threads spawned on this runtime and not yet finished.
@@ -162,13 +183,18 @@ impl Shared {
             i
         };
         if let Some(i) = i {
-            self.workers[i].home.parker.unpark();
+            self.workers[i].home.parker.wake();
         }
     }
 
+    /// Wakes every sleeping worker (shutdown). The callers' `SeqCst` store of the state the
+    /// workers re-check, then this fence, pairs with the fence in `Worker::idle`.
     fn wake_all(&self) {
+        fence(Ordering::SeqCst);
         for w in self.workers.iter() {
-            w.home.parker.unpark();
+            if w.home.sleeping.load(Ordering::Relaxed) {
+                w.home.parker.wake();
+            }
         }
     }
 
@@ -255,9 +281,28 @@ pub(crate) fn on_runtime(shared: &Shared) -> bool {
 }
 
 /// Runs a worker on the calling kernel thread until its runtime shuts down and drains.
-pub(crate) fn run_worker(shared: Arc<Shared>, seed: WorkerSeed) {
-    let _alt = stack::overflow::ensure_altstack();
+///
+/// First creates the worker's I/O driver on this kernel thread (io_uring's `SINGLE_ISSUER` ring
+/// belongs to the thread that made it) and sends the outcome through `ready`: the backend in use,
+/// or the error, in which case the worker returns at once.
+pub(crate) fn run_worker(
+    shared: Arc<Shared>,
+    seed: WorkerSeed,
+    ready: std::sync::mpsc::Sender<std::io::Result<IoBackend>>,
+) {
     let home = shared.workers[seed.index].home.clone();
+    match driver::Driver::new(shared.backend, home.parker.raw_fd()) {
+        Ok(d) => {
+            let _ = ready.send(Ok(d.backend()));
+            driver::install(d);
+        }
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    }
+    drop(ready);
+    let _alt = stack::overflow::ensure_altstack();
     let mut w = Worker {
         index: seed.index,
         shared,
@@ -283,6 +328,8 @@ pub(crate) fn run_worker(shared: Arc<Shared>, seed: WorkerSeed) {
     for s in w.stacks.drain(..) {
         stack::free(s);
     }
+    // No green thread is left, so no operation is in flight.
+    driver::uninstall();
 }
 
 /// The runtime of the worker running on this kernel thread, as a raw pointer (null elsewhere).
@@ -315,6 +362,9 @@ unsafe fn worker_loop(w: *mut Worker) {
         let next = unsafe {
             let wr = &mut *w;
             wr.fire_timers();
+            // Flush batched submissions and ready the threads whose I/O completed; so nothing
+            // submitted waits longer than one pass through here.
+            driver::poll();
             wr.find_work()
         };
         if let Some(t) = next {
@@ -568,7 +618,9 @@ impl Worker {
                 .next_deadline()
                 .map(|d| d.saturating_duration_since(Instant::now()));
             if timeout != Some(Duration::ZERO) {
-                self.home.parker.park(timeout);
+                // Sleeps in io_uring_enter / epoll_wait: an I/O completion, the eventfd (a remote
+                // wake-up) or the next timer deadline ends it; completions are reaped after it.
+                driver::wait(timeout);
             }
         }
         self.home.sleeping.store(false, Ordering::Relaxed);

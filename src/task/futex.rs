@@ -1,6 +1,6 @@
-//! Thin wrappers over the Linux `futex(2)` wait and wake operations, and a one-word parker.
+//! Thin wrappers over the Linux `futex(2)` wait and wake operations.
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::AtomicU32;
 use std::time::Duration;
 
 /// Sleeps while `*word == expected`, at most `timeout`. Returns on a wake, a timeout, a signal or
@@ -36,36 +36,5 @@ pub(crate) fn wake(word: &AtomicU32, n: i32) {
             libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
             n,
         );
-    }
-}
-
-/// A parker for one kernel thread: `unpark` before `park` makes `park` return at once.
-pub(crate) struct Parker {
-    state: AtomicU32,
-}
-
-const IDLE: u32 = 0;
-const NOTIFIED: u32 = 1;
-
-impl Parker {
-    pub(crate) const fn new() -> Parker {
-        Parker {
-            state: AtomicU32::new(IDLE),
-        }
-    }
-
-    /// Sleeps until `unpark` or `timeout`, consuming the notification.
-    pub(crate) fn park(&self, timeout: Option<Duration>) {
-        if self.state.swap(IDLE, Ordering::Acquire) == NOTIFIED {
-            return;
-        }
-        wait(&self.state, IDLE, timeout);
-        self.state.swap(IDLE, Ordering::Acquire);
-    }
-
-    pub(crate) fn unpark(&self) {
-        if self.state.swap(NOTIFIED, Ordering::Release) == IDLE {
-            wake(&self.state, 1);
-        }
     }
 }

@@ -37,6 +37,7 @@
 //! count is touched on the wake-up path.
 
 pub(crate) mod futex;
+pub(crate) mod wakefd;
 
 use std::cell::{Cell, UnsafeCell};
 use std::collections::VecDeque;
@@ -554,8 +555,8 @@ pub(crate) struct Home {
     inbox: AtomicPtr<Header>,
     /// Set by the owner just before it sleeps, cleared when it wakes.
     pub(crate) sleeping: AtomicBool,
-    /// The owner sleeps on this word.
-    pub(crate) parker: futex::Parker,
+    /// The owner sleeps in its I/O driver's wait; this eventfd ends that wait (see `wakefd`).
+    pub(crate) parker: wakefd::WakeFd,
 }
 
 // SAFETY: `local` and `next` are touched only by the owning worker's kernel thread (checked by
@@ -565,14 +566,14 @@ unsafe impl Sync for Home {}
 unsafe impl Send for Home {}
 
 impl Home {
-    pub(crate) fn new() -> Home {
-        Home {
+    pub(crate) fn new() -> std::io::Result<Home> {
+        Ok(Home {
             local: UnsafeCell::new(VecDeque::with_capacity(256)),
             next: UnsafeCell::new(None),
             inbox: AtomicPtr::new(ptr::null_mut()),
             sleeping: AtomicBool::new(false),
-            parker: futex::Parker::new(),
-        }
+            parker: wakefd::WakeFd::new()?,
+        })
     }
 
     /// Owner only: the local queue.
@@ -618,7 +619,7 @@ impl Home {
         // Pairs with the fence in the owner's sleep path (module doc).
         std::sync::atomic::fence(Ordering::SeqCst);
         if self.sleeping.load(Ordering::Relaxed) {
-            self.parker.unpark();
+            self.parker.wake();
         }
     }
 

@@ -1,0 +1,429 @@
+//! Files whose reads and writes park only the calling green thread, as [`std::fs`].
+//!
+//! With the io_uring backend, reads, writes and syncs are io_uring operations; opening, metadata
+//! and truncation run on the blocking pool ([`crate::unblock`]). With the epoll fallback (regular
+//! files cannot be polled), every operation that may block runs on the blocking pool. From a
+//! plain kernel thread, every call is the plain system call.
+
+use std::fmt;
+use std::io::{self, IoSlice, IoSliceMut, Read, Seek, SeekFrom, Write};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::path::Path;
+
+use io_uring::{opcode, types};
+
+use crate::io::op::{self, Interest};
+use crate::unblock;
+
+pub use std::fs::{Metadata, Permissions};
+
+/// An open file, as [`std::fs::File`]. `Read`, `Write` and `Seek` are implemented for the type
+/// and for `&File`.
+pub struct File {
+    inner: std::fs::File,
+}
+
+/// Options to open a [`File`] with, as [`std::fs::OpenOptions`].
+#[derive(Clone, Debug)]
+pub struct OpenOptions(std::fs::OpenOptions);
+
+impl Default for OpenOptions {
+    fn default() -> OpenOptions {
+        OpenOptions::new()
+    }
+}
+
+impl OpenOptions {
+    /// All options off.
+    pub fn new() -> OpenOptions {
+        OpenOptions(std::fs::OpenOptions::new())
+    }
+    /// Opens for reading.
+    pub fn read(&mut self, on: bool) -> &mut OpenOptions {
+        self.0.read(on);
+        self
+    }
+    /// Opens for writing.
+    pub fn write(&mut self, on: bool) -> &mut OpenOptions {
+        self.0.write(on);
+        self
+    }
+    /// Opens for appending: every write goes to the end.
+    pub fn append(&mut self, on: bool) -> &mut OpenOptions {
+        self.0.append(on);
+        self
+    }
+    /// Truncates the file to length 0 when opening it.
+    pub fn truncate(&mut self, on: bool) -> &mut OpenOptions {
+        self.0.truncate(on);
+        self
+    }
+    /// Creates the file if it does not exist.
+    pub fn create(&mut self, on: bool) -> &mut OpenOptions {
+        self.0.create(on);
+        self
+    }
+    /// Creates the file, failing if it exists.
+    pub fn create_new(&mut self, on: bool) -> &mut OpenOptions {
+        self.0.create_new(on);
+        self
+    }
+    /// Opens the file at `path` with these options, parking only the calling green thread.
+    pub fn open<P: AsRef<Path>>(&self, path: P) -> io::Result<File> {
+        let p = path.as_ref();
+        let o = &self.0;
+        unblock(move || o.open(p)).map(|inner| File { inner })
+    }
+}
+
+impl std::os::unix::fs::OpenOptionsExt for OpenOptions {
+    fn mode(&mut self, mode: u32) -> &mut OpenOptions {
+        self.0.mode(mode);
+        self
+    }
+    fn custom_flags(&mut self, flags: i32) -> &mut OpenOptions {
+        self.0.custom_flags(flags);
+        self
+    }
+}
+
+/// io_uring's "use and advance the file position" offset.
+const CUR_POS: u64 = u64::MAX;
+
+fn clamp(len: usize) -> u32 {
+    len.min(i32::MAX as usize) as u32
+}
+
+impl File {
+    /// Opens `path` for reading.
+    pub fn open<P: AsRef<Path>>(path: P) -> io::Result<File> {
+        OpenOptions::new().read(true).open(path)
+    }
+
+    /// Opens `path` for writing, creating it or truncating it.
+    pub fn create<P: AsRef<Path>>(path: P) -> io::Result<File> {
+        OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(path)
+    }
+
+    /// Creates `path` for reading and writing, failing if it exists.
+    pub fn create_new<P: AsRef<Path>>(path: P) -> io::Result<File> {
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(path)
+    }
+
+    /// Options to open a file with.
+    pub fn options() -> OpenOptions {
+        OpenOptions::new()
+    }
+
+    fn fd(&self) -> RawFd {
+        self.inner.as_raw_fd()
+    }
+
+    fn read_off(&self, buf: &mut [u8], off: u64) -> io::Result<usize> {
+        let (fd, p, len) = (self.fd(), buf.as_mut_ptr(), clamp(buf.len()));
+        // SAFETY: `buf` is borrowed for the whole call, which returns only when the kernel (or
+        // the pool thread) is done with it.
+        unsafe {
+            op::file_op(
+                fd,
+                Interest::Read,
+                || opcode::Read::new(types::Fd(fd), p, len).offset(off).build(),
+                || {
+                    op::cvt(if off == CUR_POS {
+                        libc::read(fd, p.cast(), len as usize)
+                    } else {
+                        libc::pread(fd, p.cast(), len as usize, off as libc::off_t)
+                    })
+                },
+            )
+        }
+    }
+
+    fn write_off(&self, buf: &[u8], off: u64) -> io::Result<usize> {
+        let (fd, p, len) = (self.fd(), buf.as_ptr(), clamp(buf.len()));
+        // SAFETY: as in read_off.
+        unsafe {
+            op::file_op(
+                fd,
+                Interest::Write,
+                || opcode::Write::new(types::Fd(fd), p, len).offset(off).build(),
+                || {
+                    op::cvt(if off == CUR_POS {
+                        libc::write(fd, p.cast(), len as usize)
+                    } else {
+                        libc::pwrite(fd, p.cast(), len as usize, off as libc::off_t)
+                    })
+                },
+            )
+        }
+    }
+
+    /// Reads from `offset` without moving the file position (`pread`).
+    pub fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        check_offset(offset)?;
+        self.read_off(buf, offset)
+    }
+
+    /// Writes at `offset` without moving the file position (`pwrite`).
+    pub fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<usize> {
+        check_offset(offset)?;
+        self.write_off(buf, offset)
+    }
+
+    /// Reads exactly `buf.len()` bytes from `offset`.
+    pub fn read_exact_at(&self, mut buf: &mut [u8], mut offset: u64) -> io::Result<()> {
+        while !buf.is_empty() {
+            match self.read_at(buf, offset)? {
+                0 => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "failed to fill whole buffer",
+                    ));
+                }
+                n => {
+                    buf = &mut buf[n..];
+                    offset += n as u64;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes all of `buf` at `offset`.
+    pub fn write_all_at(&self, mut buf: &[u8], mut offset: u64) -> io::Result<()> {
+        while !buf.is_empty() {
+            match self.write_at(buf, offset)? {
+                0 => return Err(io::ErrorKind::WriteZero.into()),
+                n => {
+                    buf = &buf[n..];
+                    offset += n as u64;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn fsync(&self, data_only: bool) -> io::Result<()> {
+        let fd = self.fd();
+        let flags = if data_only {
+            types::FsyncFlags::DATASYNC
+        } else {
+            types::FsyncFlags::empty()
+        };
+        // SAFETY: the entry carries no pointer.
+        unsafe {
+            op::file_op(
+                fd,
+                Interest::Write,
+                || opcode::Fsync::new(types::Fd(fd)).flags(flags).build(),
+                || {
+                    op::cvt(if data_only {
+                        libc::fdatasync(fd)
+                    } else {
+                        libc::fsync(fd)
+                    } as isize)
+                },
+            )
+        }
+        .map(drop)
+    }
+
+    /// Flushes data and metadata to the device (`fsync`).
+    pub fn sync_all(&self) -> io::Result<()> {
+        self.fsync(false)
+    }
+
+    /// Flushes data to the device (`fdatasync`).
+    pub fn sync_data(&self) -> io::Result<()> {
+        self.fsync(true)
+    }
+
+    /// Truncates or extends the file to `size` bytes (extending leaves a hole).
+    pub fn set_len(&self, size: u64) -> io::Result<()> {
+        let f = &self.inner;
+        unblock(move || f.set_len(size))
+    }
+
+    /// The file's metadata.
+    pub fn metadata(&self) -> io::Result<Metadata> {
+        let f = &self.inner;
+        unblock(move || f.metadata())
+    }
+
+    /// Changes the file's permissions.
+    pub fn set_permissions(&self, perm: Permissions) -> io::Result<()> {
+        let f = &self.inner;
+        unblock(move || f.set_permissions(perm))
+    }
+
+    /// A new handle to the same open file (sharing its position).
+    pub fn try_clone(&self) -> io::Result<File> {
+        Ok(File {
+            inner: self.inner.try_clone()?,
+        })
+    }
+}
+
+fn check_offset(off: u64) -> io::Result<()> {
+    if off > i64::MAX as u64 {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    Ok(())
+}
+
+impl std::os::unix::fs::FileExt for File {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        File::read_at(self, buf, offset)
+    }
+    fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<usize> {
+        File::write_at(self, buf, offset)
+    }
+}
+
+impl Read for &File {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.read_off(buf, CUR_POS)
+    }
+    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+        let buf = bufs
+            .iter_mut()
+            .find(|b| !b.is_empty())
+            .map_or(&mut [][..], |b| &mut **b);
+        self.read(buf)
+    }
+}
+
+impl Write for &File {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.write_off(buf, CUR_POS)
+    }
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        let buf = bufs.iter().find(|b| !b.is_empty()).map_or(&[][..], |b| &**b);
+        self.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Seek for &File {
+    fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
+        // lseek(2) touches no data: it does not block.
+        (&self.inner).seek(pos)
+    }
+}
+
+impl Read for File {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        (&*self).read(buf)
+    }
+    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+        (&*self).read_vectored(bufs)
+    }
+}
+
+impl Write for File {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        (&*self).write(buf)
+    }
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        (&*self).write_vectored(bufs)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Seek for File {
+    fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
+        (&*self).seek(pos)
+    }
+}
+
+impl AsFd for File {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.inner.as_fd()
+    }
+}
+impl AsRawFd for File {
+    fn as_raw_fd(&self) -> RawFd {
+        self.inner.as_raw_fd()
+    }
+}
+impl IntoRawFd for File {
+    fn into_raw_fd(self) -> RawFd {
+        self.inner.into_raw_fd()
+    }
+}
+impl FromRawFd for File {
+    unsafe fn from_raw_fd(fd: RawFd) -> File {
+        // SAFETY: the caller gives us ownership of an open file.
+        File::from(unsafe { std::fs::File::from_raw_fd(fd) })
+    }
+}
+impl From<OwnedFd> for File {
+    fn from(fd: OwnedFd) -> File {
+        File::from(std::fs::File::from(fd))
+    }
+}
+impl From<File> for OwnedFd {
+    fn from(f: File) -> OwnedFd {
+        f.inner.into()
+    }
+}
+impl From<std::fs::File> for File {
+    fn from(inner: std::fs::File) -> File {
+        File { inner }
+    }
+}
+impl From<File> for std::fs::File {
+    fn from(f: File) -> std::fs::File {
+        f.inner
+    }
+}
+impl fmt::Debug for File {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.inner, f)
+    }
+}
+
+/// Reads the whole file at `path`, as [`std::fs::read`].
+pub fn read<P: AsRef<Path>>(path: P) -> io::Result<Vec<u8>> {
+    let mut f = File::open(path)?;
+    let mut v = Vec::new();
+    f.read_to_end(&mut v)?;
+    Ok(v)
+}
+
+/// Reads the whole file at `path` as UTF-8, as [`std::fs::read_to_string`].
+pub fn read_to_string<P: AsRef<Path>>(path: P) -> io::Result<String> {
+    let mut f = File::open(path)?;
+    let mut s = String::new();
+    f.read_to_string(&mut s)?;
+    Ok(s)
+}
+
+/// Writes `contents` as the whole file at `path` (created or truncated), as [`std::fs::write`].
+pub fn write<P: AsRef<Path>, C: AsRef<[u8]>>(path: P, contents: C) -> io::Result<()> {
+    File::create(path)?.write_all(contents.as_ref())
+}
+
+/// The metadata of the file at `path` (following symbolic links).
+pub fn metadata<P: AsRef<Path>>(path: P) -> io::Result<Metadata> {
+    let p = path.as_ref();
+    unblock(move || std::fs::metadata(p))
+}
+
+/// Removes the file at `path`.
+pub fn remove_file<P: AsRef<Path>>(path: P) -> io::Result<()> {
+    let p = path.as_ref();
+    unblock(move || std::fs::remove_file(p))
+}
