@@ -13,7 +13,9 @@ mod workloads;
 
 use std::time::Duration;
 
-use criterion::{BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
+use criterion::{
+    BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
+};
 
 fn ping_pong(c: &mut Criterion) {
     let mut g = c.benchmark_group("ping_pong");
@@ -46,13 +48,17 @@ fn mutex(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(3));
     let rt2 = workloads::runtime(2);
     for t in [4usize, 64, 1000] {
-        g.bench_with_input(BenchmarkId::new("hilos green, 2 workers", t), &t, |b, &t| {
-            b.iter_custom(|iters| {
-                (0..iters)
-                    .map(|_| workloads::green_mutex_contention(&rt2, t, TOTAL, cs))
-                    .sum()
-            })
-        });
+        g.bench_with_input(
+            BenchmarkId::new("hilos green, 2 workers", t),
+            &t,
+            |b, &t| {
+                b.iter_custom(|iters| {
+                    (0..iters)
+                        .map(|_| workloads::green_mutex_contention(&rt2, t, TOTAL, cs))
+                        .sum()
+                })
+            },
+        );
         g.bench_with_input(BenchmarkId::new("std kernel threads", t), &t, |b, &t| {
             b.iter_custom(|iters| {
                 (0..iters)

@@ -10,7 +10,8 @@ use std::io::{Read, Write};
 
 use hilos::net::{TcpListener, TcpStream};
 
-const RESPONSE: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\r\nHello, world!";
+const RESPONSE: &[u8] =
+    b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\r\nHello, world!";
 
 /// Serves one connection until the client closes it or asks to (`Connection: close`, or
 /// HTTP/1.0 without keep-alive). Pipelined requests are answered in one write.

@@ -40,7 +40,12 @@ fn run_server(backend: &str) {
     // when the runtime is built; children get it explicitly).
     let exe = std::env::current_exe().unwrap();
     let server_out = std::process::Command::new(&exe)
-        .args(["--exact", "echo_server_child", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "echo_server_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env("HILOS_TEST_CHILD", "1")
         .env("HILOS_ECHO_ROLE", "server")
         .env("HILOS_IO", backend)
@@ -119,7 +124,12 @@ fn echo_server_child() {
     });
     let exe = std::env::current_exe().unwrap();
     let client = std::process::Command::new(exe)
-        .args(["--exact", "echo_client_child", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "echo_client_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env("HILOS_TEST_CHILD", "1")
         .env("HILOS_ECHO_ROLE", "client")
         .env("HILOS_ECHO_ADDR", addr.to_string())
@@ -138,7 +148,11 @@ fn echo_server_child() {
         peak.load(Ordering::SeqCst),
         rt2().io_backend()
     );
-    assert_eq!(peak.load(Ordering::SeqCst), CONNS, "not all connections were open at once");
+    assert_eq!(
+        peak.load(Ordering::SeqCst),
+        CONNS,
+        "not all connections were open at once"
+    );
 }
 
 /// The client process: 10,000 green threads connect, wait for the server's greeting (sent once

@@ -25,7 +25,8 @@ fn read_timeout_is_honoured_and_the_buffer_is_left_alone() {
     within(60, || {
         rt1().block_on(|| {
             let (c, s) = pair();
-            s.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+            s.set_read_timeout(Some(Duration::from_millis(200)))
+                .unwrap();
             assert_eq!(s.read_timeout().unwrap(), Some(Duration::from_millis(200)));
             let mut buf = [0xAAu8; 64];
             let t0 = Instant::now();
@@ -35,7 +36,10 @@ fn read_timeout_is_honoured_and_the_buffer_is_left_alone() {
                 matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut),
                 "{e:?}"
             );
-            assert!(took >= Duration::from_millis(200), "returned early: {took:?}");
+            assert!(
+                took >= Duration::from_millis(200),
+                "returned early: {took:?}"
+            );
             assert!(took < Duration::from_millis(200) + SLACK, "late: {took:?}");
             // Data sent after the timeout must not land in the old buffer...
             (&c).write_all(b"late data").unwrap();
@@ -83,7 +87,10 @@ fn non_blocking_mode_as_std() {
             };
             s.set_nonblocking(true).unwrap();
             let mut buf = [0u8; 8];
-            assert_eq!((&s).read(&mut buf).unwrap_err().kind(), ErrorKind::WouldBlock);
+            assert_eq!(
+                (&s).read(&mut buf).unwrap_err().kind(),
+                ErrorKind::WouldBlock
+            );
             assert!(t0.elapsed() < Duration::from_secs(2));
             (&c).write_all(b"now").unwrap();
             let n = loop {
@@ -96,11 +103,17 @@ fn non_blocking_mode_as_std() {
             assert_eq!(&buf[..n], b"now");
             // The mode carries over to std and back.
             let std_s = std::net::TcpStream::from(s);
-            assert_eq!((&std_s).read(&mut buf).unwrap_err().kind(), ErrorKind::WouldBlock);
+            assert_eq!(
+                (&std_s).read(&mut buf).unwrap_err().kind(),
+                ErrorKind::WouldBlock
+            );
             std_s.set_nonblocking(false).unwrap();
             let s = TcpStream::from(std_s);
             s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
-            assert_eq!((&s).read(&mut buf).unwrap_err().kind(), ErrorKind::WouldBlock);
+            assert_eq!(
+                (&s).read(&mut buf).unwrap_err().kind(),
+                ErrorKind::WouldBlock
+            );
             assert!(!l.local_addr().unwrap().ip().is_unspecified());
         })
     });
@@ -136,11 +149,17 @@ fn write_timeout_when_the_peer_does_not_read() {
             let e = loop {
                 let t = Instant::now();
                 match (&c).write(&chunk) {
-                    Ok(n) => assert!(n > 0 && t0.elapsed() < Duration::from_secs(20), "never filled"),
+                    Ok(n) => assert!(
+                        n > 0 && t0.elapsed() < Duration::from_secs(20),
+                        "never filled"
+                    ),
                     Err(e) => break (e, t.elapsed()),
                 }
             };
-            assert!(matches!(e.0.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut), "{e:?}");
+            assert!(
+                matches!(e.0.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut),
+                "{e:?}"
+            );
             assert!(e.1 >= Duration::from_millis(200) && e.1 < Duration::from_millis(200) + SLACK);
         })
     });
@@ -155,19 +174,27 @@ fn connect_timeout_to_a_full_backlog() {
             // SAFETY: plain system call.
             let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0) };
             // SAFETY: `fd` is a fresh socket nothing else owns.
-            let std_l = unsafe {
-                <std::net::TcpListener as std::os::fd::FromRawFd>::from_raw_fd(fd)
-            };
+            let std_l =
+                unsafe { <std::net::TcpListener as std::os::fd::FromRawFd>::from_raw_fd(fd) };
             let sa = libc::sockaddr_in {
                 sin_family: libc::AF_INET as _,
                 sin_port: 0,
-                sin_addr: libc::in_addr { s_addr: u32::from_ne_bytes([127, 0, 0, 1]) },
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from_ne_bytes([127, 0, 0, 1]),
+                },
                 sin_zero: [0; 8],
             };
             // SAFETY: a live sockaddr_in of the right size.
-            assert_eq!(unsafe {
-                libc::bind(fd, (&raw const sa).cast(), std::mem::size_of_val(&sa) as u32)
-            }, 0);
+            assert_eq!(
+                unsafe {
+                    libc::bind(
+                        fd,
+                        (&raw const sa).cast(),
+                        std::mem::size_of_val(&sa) as u32,
+                    )
+                },
+                0
+            );
             // SAFETY: plain system call.
             assert_eq!(unsafe { libc::listen(fd, 0) }, 0);
             let a = std_l.local_addr().unwrap();
@@ -185,7 +212,10 @@ fn connect_timeout_to_a_full_backlog() {
             }
             let (e, took) = timed_out.expect("no connect timed out");
             assert_eq!(e.kind(), ErrorKind::TimedOut, "{e:?}");
-            assert!(took >= Duration::from_millis(300) && took < Duration::from_millis(300) + SLACK, "{took:?}");
+            assert!(
+                took >= Duration::from_millis(300) && took < Duration::from_millis(300) + SLACK,
+                "{took:?}"
+            );
         })
     });
 }
@@ -199,7 +229,10 @@ fn reset_peer_and_closed_peer_give_errors_and_the_listener_keeps_serving() {
             // A peer that resets: SO_LINGER 0 then close sends RST.
             let c = TcpStream::connect(a).unwrap();
             let (s, _) = l.accept().unwrap();
-            let lin = libc::linger { l_onoff: 1, l_linger: 0 };
+            let lin = libc::linger {
+                l_onoff: 1,
+                l_linger: 0,
+            };
             // SAFETY: a live linger struct on a socket we own.
             unsafe {
                 libc::setsockopt(
@@ -261,7 +294,10 @@ fn reset_peer_and_closed_peer_give_errors_and_the_listener_keeps_serving() {
 #[test]
 fn closed_descriptors_give_errors() {
     // A descriptor number at the limit cannot be open.
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: a live rlimit struct.
     unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
     let bad = lim.rlim_cur.min(i32::MAX as u64) as i32;
@@ -308,18 +344,26 @@ fn emfile_on_accept() {
             let l = TcpListener::bind("127.0.0.1:0").unwrap();
             let a = l.local_addr().unwrap();
             // Clients connect (the kernel completes the handshakes before accept).
-            let clients: Vec<_> = (0..3).map(|_| std::net::TcpStream::connect(a).unwrap()).collect();
+            let clients: Vec<_> = (0..3)
+                .map(|_| std::net::TcpStream::connect(a).unwrap())
+                .collect();
             // The lowest free descriptor number becomes the limit: no new descriptor fits.
             // SAFETY: plain system calls.
             let lowest = unsafe { libc::dup(0) };
             assert!(lowest > 0);
             // SAFETY: closes the descriptor dup just made.
             unsafe { libc::close(lowest) };
-            let mut old = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+            let mut old = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
             // SAFETY: live rlimit structs.
             unsafe {
                 libc::getrlimit(libc::RLIMIT_NOFILE, &mut old);
-                let low = libc::rlimit { rlim_cur: lowest as u64, rlim_max: old.rlim_max };
+                let low = libc::rlimit {
+                    rlim_cur: lowest as u64,
+                    rlim_max: old.rlim_max,
+                };
                 assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &low), 0);
             }
             let e = l.accept().unwrap_err();
@@ -352,7 +396,9 @@ fn conversions_to_and_from_std_and_kernel_thread_use() {
         s.write_all(&buf).unwrap();
     });
     let std_c = std::net::TcpStream::connect(a).unwrap();
-    std_c.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    std_c
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
     let c = TcpStream::from(std_c);
     assert_eq!(c.read_timeout().unwrap(), Some(Duration::from_secs(30)));
     rt1().block_on(|| {
@@ -364,7 +410,8 @@ fn conversions_to_and_from_std_and_kernel_thread_use() {
     t.join().unwrap();
     // A kernel thread's read with a timeout.
     let (c, _s) = rt1().block_on(pair);
-    c.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+    c.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
     let e = (&c).read(&mut [0u8; 4]).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::WouldBlock);
     // Connect, accept, read and write from kernel threads only.
@@ -403,7 +450,10 @@ fn vectored_io_and_name_resolution() {
         let (mut x, mut y) = ([0u8; 1], [0u8; 3]);
         let mut got = 0;
         while got < 4 {
-            let mut bufs = [std::io::IoSliceMut::new(&mut x), std::io::IoSliceMut::new(&mut y)];
+            let mut bufs = [
+                std::io::IoSliceMut::new(&mut x),
+                std::io::IoSliceMut::new(&mut y),
+            ];
             got += (&s).read_vectored(&mut bufs).unwrap();
         }
         assert_eq!((&x, &y), (b"a", b"bcd"));

@@ -47,7 +47,10 @@ fn udp_round_trips() {
             c.send(b"connected").unwrap();
             let mut buf = [0u8; 64];
             let (n, from) = a.peek_from(&mut buf).unwrap();
-            assert_eq!((&buf[..n], from), (&b"connected"[..], c.local_addr().unwrap()));
+            assert_eq!(
+                (&buf[..n], from),
+                (&b"connected"[..], c.local_addr().unwrap())
+            );
             let (n, _) = a.recv_from(&mut buf).unwrap();
             assert_eq!(&buf[..n], b"connected");
             a.send_to(b"back", c.local_addr().unwrap()).unwrap();
@@ -64,13 +67,17 @@ fn udp_recv_timeout_leaves_the_buffer_alone() {
         rt1().block_on(|| {
             let a = UdpSocket::bind("127.0.0.1:0").unwrap();
             let b = UdpSocket::bind("127.0.0.1:0").unwrap();
-            a.set_read_timeout(Some(Duration::from_millis(150))).unwrap();
+            a.set_read_timeout(Some(Duration::from_millis(150)))
+                .unwrap();
             let mut buf = [0x55u8; 32];
             let t0 = Instant::now();
             let e = a.recv_from(&mut buf).unwrap_err();
             let took = t0.elapsed();
             assert_eq!(e.kind(), ErrorKind::WouldBlock, "{e:?}");
-            assert!(took >= Duration::from_millis(150) && took < Duration::from_secs(2), "{took:?}");
+            assert!(
+                took >= Duration::from_millis(150) && took < Duration::from_secs(2),
+                "{took:?}"
+            );
             b.send_to(b"late", a.local_addr().unwrap()).unwrap();
             hilos::sleep(Duration::from_millis(50));
             assert!(buf.iter().all(|&x| x == 0x55));
@@ -145,7 +152,8 @@ fn unix_datagrams_and_timeouts() {
             assert_eq!(&buf[..n], b"anon");
             assert!(from.is_unnamed());
             // Timeout.
-            a.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+            a.set_read_timeout(Some(Duration::from_millis(100)))
+                .unwrap();
             let t0 = Instant::now();
             assert_eq!(a.recv(&mut buf).unwrap_err().kind(), ErrorKind::WouldBlock);
             assert!(t0.elapsed() >= Duration::from_millis(100));

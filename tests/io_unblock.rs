@@ -28,7 +28,10 @@ fn returns_values_borrows_and_resumes_panics() {
         })
     });
     // On a kernel thread it simply runs the closure.
-    assert_eq!(hilos::unblock(|| std::thread::current().id()), std::thread::current().id());
+    assert_eq!(
+        hilos::unblock(|| std::thread::current().id()),
+        std::thread::current().id()
+    );
 }
 
 #[test]
@@ -94,7 +97,11 @@ fn the_pool_is_bounded() {
                 h.join().unwrap();
             }
         });
-        assert_eq!(peak.load(Ordering::SeqCst), 3, "the pool ran more (or fewer) at once");
+        assert_eq!(
+            peak.load(Ordering::SeqCst),
+            3,
+            "the pool ran more (or fewer) at once"
+        );
         let pool_threads = std::fs::read_dir("/proc/self/task")
             .unwrap()
             .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())

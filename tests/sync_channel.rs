@@ -21,7 +21,12 @@ enum Kind {
     Rendezvous,
 }
 
-const KINDS: [Kind; 4] = [Kind::Unbounded, Kind::Bounded(1), Kind::Bounded(16), Kind::Rendezvous];
+const KINDS: [Kind; 4] = [
+    Kind::Unbounded,
+    Kind::Bounded(1),
+    Kind::Bounded(16),
+    Kind::Rendezvous,
+];
 
 /// Either sender type, to run one test over every flavor.
 enum Tx<T> {
@@ -133,11 +138,21 @@ fn recv_timeout() {
                 }
             });
             let t = Instant::now();
-            assert_eq!(rx.recv_timeout(Duration::from_millis(30)), Err(RecvTimeoutError::Timeout));
+            assert_eq!(
+                rx.recv_timeout(Duration::from_millis(30)),
+                Err(RecvTimeoutError::Timeout)
+            );
             assert!(t.elapsed() >= Duration::from_millis(30));
-            assert_eq!(ticks.load(Ordering::SeqCst), 10, "{k:?}: the worker was blocked");
+            assert_eq!(
+                ticks.load(Ordering::SeqCst),
+                10,
+                "{k:?}: the worker was blocked"
+            );
             ticker.join().unwrap();
-            assert_eq!(rx.recv_timeout(Duration::ZERO), Err(RecvTimeoutError::Timeout));
+            assert_eq!(
+                rx.recv_timeout(Duration::ZERO),
+                Err(RecvTimeoutError::Timeout)
+            );
             let tx2 = tx.clone();
             let h = hilos::spawn(move || {
                 hilos::sleep(Duration::from_millis(5));
@@ -186,9 +201,16 @@ fn receiver_gone() {
         for k in KINDS {
             let (tx, rx) = pair::<String>(k);
             drop(rx);
-            assert_eq!(tx.send("a".into()), Err(SendError("a".to_string())), "{k:?}");
+            assert_eq!(
+                tx.send("a".into()),
+                Err(SendError("a".to_string())),
+                "{k:?}"
+            );
             if let Tx::Y(s) = &tx {
-                assert_eq!(s.try_send("b".into()), Err(TrySendError::Disconnected("b".into())));
+                assert_eq!(
+                    s.try_send("b".into()),
+                    Err(TrySendError::Disconnected("b".into()))
+                );
             }
         }
         // Senders parked on a full buffer, or waiting for a rendezvous, fail with their value.
@@ -205,7 +227,10 @@ fn receiver_gone() {
                 .collect();
             hilos::sleep(Duration::from_millis(5));
             drop(rx);
-            let mut back: Vec<u32> = hs.into_iter().map(|h| h.join().unwrap().unwrap_err().0).collect();
+            let mut back: Vec<u32> = hs
+                .into_iter()
+                .map(|h| h.join().unwrap().unwrap_err().0)
+                .collect();
             back.sort();
             assert_eq!(back, [1, 2, 3], "{k:?}");
         }
@@ -260,7 +285,10 @@ fn rendezvous_send_returns_after_recv() {
         });
         let t = Instant::now();
         tx.send(5).unwrap();
-        assert!(t.elapsed() >= Duration::from_millis(20), "send returned before the receive");
+        assert!(
+            t.elapsed() >= Duration::from_millis(20),
+            "send returned before the receive"
+        );
         let (v, rx) = h.join().unwrap();
         assert_eq!(v, 5);
         // With the receiver waiting in recv, try_send succeeds.
@@ -300,7 +328,10 @@ fn iterators() {
     }
     assert_eq!(rx.try_iter().collect::<Vec<_>>(), [0, 1, 2]);
     drop(tx);
-    assert_eq!(format!("{rx:?} {:?}", rx.iter()), "Receiver { .. } Iter { rx: Receiver { .. } }");
+    assert_eq!(
+        format!("{rx:?} {:?}", rx.iter()),
+        "Receiver { .. } Iter { rx: Receiver { .. } }"
+    );
 }
 
 /// Green senders, kernel receiver; kernel senders, green receiver; green ends on two runtimes;
@@ -321,11 +352,20 @@ fn mixed_green_and_kernel() {
                         tx.send(i * 1000 + j).unwrap();
                     }
                 };
-                hs.push(if i % 2 == 0 { rt1.spawn(f) } else { rt2.spawn(f) });
+                hs.push(if i % 2 == 0 {
+                    rt1.spawn(f)
+                } else {
+                    rt2.spawn(f)
+                });
             }
             drop(tx);
             let sum: u64 = rx.iter().sum();
-            assert_eq!(sum, (0..4u64).map(|i| (0..500).map(|j| i * 1000 + j).sum::<u64>()).sum());
+            assert_eq!(
+                sum,
+                (0..4u64)
+                    .map(|i| (0..500).map(|j| i * 1000 + j).sum::<u64>())
+                    .sum()
+            );
             for h in hs {
                 h.join().unwrap();
             }

@@ -49,7 +49,10 @@ fn producer_consumer_queue() {
                 let q = q.clone();
                 hilos::spawn(move || {
                     for i in 0..500 {
-                        let mut g = q.not_full.wait_while(q.q.lock().unwrap(), |v| v.len() >= 4).unwrap();
+                        let mut g = q
+                            .not_full
+                            .wait_while(q.q.lock().unwrap(), |v| v.len() >= 4)
+                            .unwrap();
                         g.push_back(p * 1000 + i);
                         drop(g);
                         q.not_empty.notify_one();
@@ -63,7 +66,10 @@ fn producer_consumer_queue() {
                 hilos::spawn(move || {
                     let mut sum = 0;
                     for _ in 0..1000 {
-                        let mut g = q.not_empty.wait_while(q.q.lock().unwrap(), |v| v.is_empty()).unwrap();
+                        let mut g = q
+                            .not_empty
+                            .wait_while(q.q.lock().unwrap(), |v| v.is_empty())
+                            .unwrap();
                         sum += g.pop_front().unwrap();
                         drop(g);
                         q.not_full.notify_one();
@@ -76,7 +82,9 @@ fn producer_consumer_queue() {
             p.join().unwrap();
         }
         let total: u64 = consumers.into_iter().map(|c| c.join().unwrap()).sum();
-        let expect: u64 = (0..8u64).map(|p| (0..500).map(|i| p * 1000 + i).sum::<u64>()).sum();
+        let expect: u64 = (0..8u64)
+            .map(|p| (0..500).map(|i| p * 1000 + i).sum::<u64>())
+            .sum();
         assert_eq!(total, expect);
     });
 }
@@ -100,12 +108,17 @@ fn wait_timeout_times_out_without_blocking_the_worker() {
         };
         let (m, c) = &*pair;
         let t = Instant::now();
-        let (g, r) = c.wait_timeout(m.lock().unwrap(), Duration::from_millis(50)).unwrap();
+        let (g, r) = c
+            .wait_timeout(m.lock().unwrap(), Duration::from_millis(50))
+            .unwrap();
         assert!(r.timed_out());
         assert!(t.elapsed() >= Duration::from_millis(50));
         assert_eq!(*g, 0);
         drop(g);
-        assert!(ticks.load(Ordering::Relaxed) >= 5, "the worker was blocked during the wait");
+        assert!(
+            ticks.load(Ordering::Relaxed) >= 5,
+            "the worker was blocked during the wait"
+        );
         // wait_timeout_while: times out with the condition still true.
         let (g, r) = c
             .wait_timeout_while(m.lock().unwrap(), Duration::from_millis(20), |v| *v == 0)
@@ -137,7 +150,9 @@ fn wait_timeout_while_satisfied_in_time() {
         drop(g);
         h.join().unwrap();
         // A huge timeout is "no deadline".
-        let (g, r) = c.wait_timeout_while(m.lock().unwrap(), Duration::MAX, |v| *v == 0).unwrap();
+        let (g, r) = c
+            .wait_timeout_while(m.lock().unwrap(), Duration::MAX, |v| *v == 0)
+            .unwrap();
         assert!(!r.timed_out());
         drop(g);
     });
@@ -205,10 +220,11 @@ fn no_notification_lost_to_a_timeout() {
                         start.wait();
                         let mut got = 0;
                         loop {
-                            let mut g = s.c.wait_while(s.m.lock().unwrap(), |t| {
-                                *t == 0 && !s.done.load(Ordering::Relaxed)
-                            })
-                            .unwrap();
+                            let mut g =
+                                s.c.wait_while(s.m.lock().unwrap(), |t| {
+                                    *t == 0 && !s.done.load(Ordering::Relaxed)
+                                })
+                                .unwrap();
                             if *g == 0 {
                                 return got;
                             }
@@ -296,7 +312,9 @@ fn mixed_green_and_kernel() {
             let (m, c) = &*p2;
             drop(c.wait_while(m.lock().unwrap(), |r| !*r).unwrap());
         });
-        rt.spawn(move || ran2.store(true, Ordering::SeqCst)).join().unwrap();
+        rt.spawn(move || ran2.store(true, Ordering::SeqCst))
+            .join()
+            .unwrap();
         assert!(ran.load(Ordering::SeqCst));
         let (m, c) = &*pair;
         *m.lock().unwrap() = true;

@@ -18,10 +18,16 @@ fn basics() {
         let mut g = m.lock().unwrap();
         g.push(2);
         assert!(matches!(m.try_lock(), Err(TryLockError::WouldBlock)));
-        assert_eq!(format!("{m:?}"), "Mutex { data: <locked>, poisoned: false, .. }");
+        assert_eq!(
+            format!("{m:?}"),
+            "Mutex { data: <locked>, poisoned: false, .. }"
+        );
         assert_eq!(format!("{g:?}"), "[1, 2]");
     }
-    assert_eq!(format!("{m:?}"), "Mutex { data: [1, 2], poisoned: false, .. }");
+    assert_eq!(
+        format!("{m:?}"),
+        "Mutex { data: [1, 2], poisoned: false, .. }"
+    );
     m.try_lock().unwrap().push(3);
     let mut m = m;
     m.get_mut().unwrap().push(4);
@@ -174,7 +180,11 @@ fn across_runtimes_and_kernel_threads() {
                     *g = v + 1;
                 }
             };
-            green.push(if i % 2 == 0 { rt1.spawn(f) } else { rt2.spawn(f) });
+            green.push(if i % 2 == 0 {
+                rt1.spawn(f)
+            } else {
+                rt2.spawn(f)
+            });
         }
         let kernel: Vec<_> = (0..2)
             .map(|_| {
@@ -300,7 +310,10 @@ fn no_starvation_under_barging() {
             worst
         });
         // Generous for a loaded 2-core machine; without hand-off the victim never finishes.
-        assert!(worst < Duration::from_secs(1), "{workers} workers: worst wait {worst:?}");
+        assert!(
+            worst < Duration::from_secs(1),
+            "{workers} workers: worst wait {worst:?}"
+        );
     }
 }
 
@@ -355,13 +368,19 @@ fn run_std(ops: &[Op]) -> Vec<Seen> {
                 Ok(g) => {
                     let value = *g;
                     guard = Some(g);
-                    Seen::Lock { poisoned: false, value }
+                    Seen::Lock {
+                        poisoned: false,
+                        value,
+                    }
                 }
                 Err(std::sync::TryLockError::Poisoned(e)) => {
                     let g = e.into_inner();
                     let value = *g;
                     guard = Some(g);
-                    Seen::Lock { poisoned: true, value }
+                    Seen::Lock {
+                        poisoned: true,
+                        value,
+                    }
                 }
                 Err(std::sync::TryLockError::WouldBlock) => Seen::WouldBlock,
             },
@@ -390,8 +409,14 @@ fn run_std(ops: &[Op]) -> Vec<Seen> {
     }
     drop(guard);
     out.push(match m.into_inner() {
-        Ok(v) => Seen::Lock { poisoned: false, value: v },
-        Err(e) => Seen::Lock { poisoned: true, value: e.into_inner() },
+        Ok(v) => Seen::Lock {
+            poisoned: false,
+            value: v,
+        },
+        Err(e) => Seen::Lock {
+            poisoned: true,
+            value: e.into_inner(),
+        },
     });
     out
 }
@@ -415,13 +440,19 @@ fn run_hilos(ops: &[Op]) -> Vec<Seen> {
                 Ok(g) => {
                     let value = *g;
                     guard = Some(g);
-                    Seen::Lock { poisoned: false, value }
+                    Seen::Lock {
+                        poisoned: false,
+                        value,
+                    }
                 }
                 Err(TryLockError::Poisoned(e)) => {
                     let g = e.into_inner();
                     let value = *g;
                     guard = Some(g);
-                    Seen::Lock { poisoned: true, value }
+                    Seen::Lock {
+                        poisoned: true,
+                        value,
+                    }
                 }
                 Err(TryLockError::WouldBlock) => Seen::WouldBlock,
             },
@@ -450,8 +481,14 @@ fn run_hilos(ops: &[Op]) -> Vec<Seen> {
     }
     drop(guard);
     out.push(match m.into_inner() {
-        Ok(v) => Seen::Lock { poisoned: false, value: v },
-        Err(e) => Seen::Lock { poisoned: true, value: e.into_inner() },
+        Ok(v) => Seen::Lock {
+            poisoned: false,
+            value: v,
+        },
+        Err(e) => Seen::Lock {
+            poisoned: true,
+            value: e.into_inner(),
+        },
     });
     out
 }

@@ -157,8 +157,12 @@ fn lazy_lock_poisoned_by_panic() {
         let waiter = hilos::spawn(move || *LazyLock::force(&l3));
         assert!(first.join().is_err());
         let e = waiter.join().unwrap_err();
-        let msg = e.downcast_ref::<&str>().copied().map(String::from)
-            .or_else(|| e.downcast_ref::<String>().cloned()).unwrap_or_default();
+        let msg = e
+            .downcast_ref::<&str>()
+            .copied()
+            .map(String::from)
+            .or_else(|| e.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
         assert!(msg.contains("poisoned"), "{msg}");
         assert!(LazyLock::get(&lazy).is_none());
     });
@@ -195,6 +199,13 @@ fn lazy_lock_api() {
     // force_mut poisons on panic too.
     quiet_expected_panics();
     let mut p: LazyLock<u8> = LazyLock::new(|| expected_panic());
-    assert!(std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| *LazyLock::force_mut(&mut p))).is_err());
-    assert!(std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| *LazyLock::force(&p))).is_err());
+    assert!(
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| *LazyLock::force_mut(
+            &mut p
+        )))
+        .is_err()
+    );
+    assert!(
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| *LazyLock::force(&p))).is_err()
+    );
 }

@@ -26,7 +26,10 @@ fn basics() {
         *w += 1;
         assert!(matches!(l.try_read(), Err(TryLockError::WouldBlock)));
         assert!(matches!(l.try_write(), Err(TryLockError::WouldBlock)));
-        assert_eq!(format!("{l:?}"), "RwLock { data: <locked>, poisoned: false, .. }");
+        assert_eq!(
+            format!("{l:?}"),
+            "RwLock { data: <locked>, poisoned: false, .. }"
+        );
         assert_eq!(format!("{w:?} {w}"), "6 6");
     }
     let mut l = l;
@@ -86,7 +89,10 @@ fn one_worker_readers_share_writer_excludes() {
             h.join().unwrap();
         }
         assert_eq!(*l.read().unwrap(), 60);
-        assert!(max_inside.load(Ordering::SeqCst) > 1, "readers never shared the lock");
+        assert!(
+            max_inside.load(Ordering::SeqCst) > 1,
+            "readers never shared the lock"
+        );
     });
 }
 
@@ -342,13 +348,19 @@ macro_rules! run {
                     Ok(g) => {
                         let value = *g;
                         reads.push(g);
-                        Seen::Got { poisoned: false, value }
+                        Seen::Got {
+                            poisoned: false,
+                            value,
+                        }
                     }
                     Err(TryLockError::Poisoned(e)) => {
                         let g = e.into_inner();
                         let value = *g;
                         reads.push(g);
-                        Seen::Got { poisoned: true, value }
+                        Seen::Got {
+                            poisoned: true,
+                            value,
+                        }
                     }
                     Err(TryLockError::WouldBlock) => Seen::WouldBlock,
                 },
@@ -356,13 +368,19 @@ macro_rules! run {
                     Ok(g) => {
                         let value = *g;
                         write = Some(g);
-                        Seen::Got { poisoned: false, value }
+                        Seen::Got {
+                            poisoned: false,
+                            value,
+                        }
                     }
                     Err(TryLockError::Poisoned(e)) => {
                         let g = e.into_inner();
                         let value = *g;
                         write = Some(g);
-                        Seen::Got { poisoned: true, value }
+                        Seen::Got {
+                            poisoned: true,
+                            value,
+                        }
                     }
                     Err(TryLockError::WouldBlock) => Seen::WouldBlock,
                 },
@@ -388,7 +406,8 @@ macro_rules! run {
                     if reads.is_empty() {
                         let w = write.take();
                         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                            let _w = w.unwrap_or_else(|| l.write().unwrap_or_else(|e| e.into_inner()));
+                            let _w =
+                                w.unwrap_or_else(|| l.write().unwrap_or_else(|e| e.into_inner()));
                             expected_panic();
                         }));
                         Seen::Nothing
@@ -405,8 +424,14 @@ macro_rules! run {
         drop(reads);
         drop(write);
         out.push(match l.into_inner() {
-            Ok(value) => Seen::Got { poisoned: false, value },
-            Err(e) => Seen::Got { poisoned: true, value: e.into_inner() },
+            Ok(value) => Seen::Got {
+                poisoned: false,
+                value,
+            },
+            Err(e) => Seen::Got {
+                poisoned: true,
+                value: e.into_inner(),
+            },
         });
         out
     }};

@@ -79,7 +79,11 @@ fn acquire_timeout() {
         assert!(sem.acquire_timeout(Duration::from_millis(20)).is_none());
         assert!(t.elapsed() >= Duration::from_millis(20));
         let s2 = sem.clone();
-        let h = hilos::spawn(move || s2.acquire_timeout(Duration::from_secs(10)).map(|p| p.forget()).is_some());
+        let h = hilos::spawn(move || {
+            s2.acquire_timeout(Duration::from_secs(10))
+                .map(|p| p.forget())
+                .is_some()
+        });
         hilos::sleep(Duration::from_millis(5));
         drop(p);
         assert!(h.join().unwrap());

@@ -77,5 +77,9 @@ fn thousand_threads_million_messages_million_locks() {
     assert_eq!(count, n);
     assert_eq!(sum, n * (n - 1) / 2);
     assert_eq!(locks, n);
-    eprintln!("stress: {n} messages, {locks} locks, {} threads in {:?}", 2 * PAIRS, t.elapsed());
+    eprintln!(
+        "stress: {n} messages, {locks} locks, {} threads in {:?}",
+        2 * PAIRS,
+        t.elapsed()
+    );
 }

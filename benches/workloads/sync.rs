@@ -32,12 +32,19 @@ pub fn green_ping_pong(rt: &hilos::Runtime, iters: u64, spread: bool) -> Duratio
     use hilos::sync::mpsc::channel;
     use std::sync::atomic::{AtomicBool, Ordering};
     assert!(
-        if spread { rt.workers() >= 2 } else { rt.workers() == 1 },
+        if spread {
+            rt.workers() >= 2
+        } else {
+            rt.workers() == 1
+        },
         "green_ping_pong: wrong number of workers"
     );
     let (to_b, b_rx) = channel::<u64>();
     let (to_a, a_rx) = channel::<u64>();
-    let (a_on, b_on) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+    let (a_on, b_on) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicBool::new(false)),
+    );
     let (a_on2, b_on2) = (a_on.clone(), b_on.clone());
     // A announces itself, then spins (keeping its worker busy, so that B, spawned next from
     // outside, is taken by another worker) until B runs.
@@ -71,7 +78,11 @@ pub fn green_ping_pong(rt: &hilos::Runtime, iters: u64, spread: bool) -> Duratio
     });
     let (d, wa) = a.join().unwrap();
     let wb = b.join().unwrap();
-    assert_eq!(wa != wb, spread, "green_ping_pong: threads on {wa} and {wb}");
+    assert_eq!(
+        wa != wb,
+        spread,
+        "green_ping_pong: threads on {wa} and {wb}"
+    );
     d
 }
 

@@ -154,7 +154,11 @@ impl File {
             op::file_op(
                 fd,
                 Interest::Write,
-                || opcode::Write::new(types::Fd(fd), p, len).offset(off).build(),
+                || {
+                    opcode::Write::new(types::Fd(fd), p, len)
+                        .offset(off)
+                        .build()
+                },
                 || {
                     op::cvt(if off == CUR_POS {
                         libc::write(fd, p.cast(), len as usize)
@@ -306,7 +310,10 @@ impl Write for &File {
         self.write_off(buf, CUR_POS)
     }
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        let buf = bufs.iter().find(|b| !b.is_empty()).map_or(&[][..], |b| &**b);
+        let buf = bufs
+            .iter()
+            .find(|b| !b.is_empty())
+            .map_or(&[][..], |b| &**b);
         self.write(buf)
     }
     fn flush(&mut self) -> io::Result<()> {

@@ -178,9 +178,7 @@ impl RawRwLock {
     /// The caller holds the write lock.
     unsafe fn downgrade(&self) {
         // WRITER (1) + 3 = ONE_READER (4), in one step.
-        let prev = self
-            .state
-            .fetch_add(ONE_READER - WRITER, Ordering::Release);
+        let prev = self.state.fetch_add(ONE_READER - WRITER, Ordering::Release);
         if prev & WAITERS == 0 {
             return;
         }

@@ -151,12 +151,10 @@ impl Semaphore {
             if s >> 1 >= MAX_PERMITS {
                 panic!("too many permits for a Semaphore");
             }
-            match self.state.compare_exchange_weak(
-                s,
-                s + ONE,
-                Ordering::Release,
-                Ordering::Relaxed,
-            ) {
+            match self
+                .state
+                .compare_exchange_weak(s, s + ONE, Ordering::Release, Ordering::Relaxed)
+            {
                 Ok(_) => return,
                 Err(x) => s = x,
             }
@@ -175,12 +173,10 @@ impl Semaphore {
     fn try_take(&self) -> bool {
         let mut s = self.state.load(Ordering::Relaxed);
         while s & WAITERS == 0 && s >= ONE {
-            match self.state.compare_exchange_weak(
-                s,
-                s - ONE,
-                Ordering::Acquire,
-                Ordering::Relaxed,
-            ) {
+            match self
+                .state
+                .compare_exchange_weak(s, s - ONE, Ordering::Acquire, Ordering::Relaxed)
+            {
                 Ok(_) => return true,
                 Err(x) => s = x,
             }

@@ -338,12 +338,16 @@ pub(crate) struct QGuard<'a, S> {
 impl<S> QGuard<'_, S> {
     #[inline]
     fn inner(&mut self) -> &mut Inner<S> {
-        self.g.as_mut().expect("hilos: queue guard used after release")
+        self.g
+            .as_mut()
+            .expect("hilos: queue guard used after release")
     }
 
     #[inline]
     fn inner_ref(&self) -> &Inner<S> {
-        self.g.as_ref().expect("hilos: queue guard used after release")
+        self.g
+            .as_ref()
+            .expect("hilos: queue guard used after release")
     }
 
     /// The primitive's state.
@@ -490,7 +494,10 @@ mod tests {
         }
         stop.store(true, Ordering::Relaxed);
         let given = waker.join().unwrap();
-        assert_eq!(woken, given, "woken {woken}, given {given}, timed out {timed_out}");
+        assert_eq!(
+            woken, given,
+            "woken {woken}, given {given}, timed out {timed_out}"
+        );
         assert_eq!(q.queued(), 0);
     }
 

@@ -76,7 +76,10 @@ pub fn rerun_under_epoll(skip: &str) {
     );
     eprintln!(
         "under epoll: {}",
-        stdout.lines().find(|l| l.contains("test result")).unwrap_or("")
+        stdout
+            .lines()
+            .find(|l| l.contains("test result"))
+            .unwrap_or("")
     );
 }
 
