@@ -45,6 +45,14 @@ fn check_row(r: &Row) {
             }
         }
     }
+    for m in [r.hilos_model, r.std_model].into_iter().flatten() {
+        assert!(
+            m.is_finite() && m > 0.0,
+            "{} / {}: bad model figure {m}",
+            r.workload,
+            r.case
+        );
+    }
     if let Some(ratio) = r.ratio() {
         assert!(
             ratio.is_finite() && ratio > 0.0,
@@ -101,6 +109,29 @@ fn every_workload_runs_at_tiny_size_and_the_report_is_written() {
         assert!(first.ratio().is_some(), "{name}: no ratio: {first:?}");
     }
     assert!(ctx.switch_costs.get().is_some());
+    // Channel ping-pong: one worker and two workers, both sides measured.
+    let channel = rows_of("channel");
+    assert_eq!(channel.len(), 2, "{channel:?}");
+    for r in &channel {
+        assert_eq!(r.metric, Metric::NsPerOp);
+        assert!(r.ratio().is_some(), "channel: no ratio: {r:?}");
+    }
+    // Mutex contention: one row per T, both sides measured, the model beside each figure.
+    let mutex = rows_of("mutex");
+    assert_eq!(
+        mutex.iter().map(|r| r.x).collect::<Vec<_>>(),
+        ctx.sizes
+            .mutex_threads
+            .iter()
+            .map(|&t| Some(t as f64))
+            .collect::<Vec<_>>()
+    );
+    for r in &mutex {
+        assert_eq!(r.metric, Metric::PerSec);
+        assert!(r.ratio().is_some(), "mutex: no ratio: {r:?}");
+        assert!(r.hilos_model.is_some() && r.std_model.is_some(), "{r:?}");
+        assert!(workloads::row_cells(r)[2].contains("(model "), "{r:?}");
+    }
     // The live-threads workload reached every tiny N with both kinds.
     let threads = rows_of("threads");
     let mem: Vec<&Row> = threads
@@ -195,6 +226,7 @@ fn median_and_formats() {
     assert_eq!(machine::civil_from_days(0), (1970, 1, 1));
     assert_eq!(machine::civil_from_days(11_016), (2000, 2, 29));
     assert_eq!(machine::civil_from_days(20_000), (2024, 10, 4));
+    assert_eq!(workloads::seed_model_throughput(100.0, 100.0), 5e6);
     let mut r = Row::new("x", "y", Metric::PerSec);
     r.hilos = Value::of(300.0);
     r.std = Value::of(100.0);

@@ -9,6 +9,7 @@
 pub mod live;
 pub mod measure;
 pub mod micro;
+pub mod sync;
 
 use std::cell::Cell;
 use std::fmt::Write as _;
@@ -39,6 +40,12 @@ pub struct Sizes {
     pub live_steps_hilos: Vec<usize>,
     /// Thread counts tried for std (it stops at its first failure anyway).
     pub live_steps_std: Vec<usize>,
+    /// Thread counts of the mutex-contention workload.
+    pub mutex_threads: Vec<usize>,
+    /// Acquisitions in all, per mutex-contention run.
+    pub mutex_total: u64,
+    /// Timed mutex-contention runs per figure (after one untimed warm-up run).
+    pub mutex_reps: usize,
 }
 
 impl Sizes {
@@ -57,18 +64,27 @@ impl Sizes {
                 slow_budget: budget(1, 2, 3),
                 live_steps_hilos: vec![100, 300],
                 live_steps_std: vec![100, 300],
+                mutex_threads: vec![4, 16],
+                mutex_total: 2_000,
+                mutex_reps: 1,
             },
             Scale::Quick => Sizes {
                 budget: budget(50, 40, 5),
                 slow_budget: budget(50, 60, 5),
                 live_steps_hilos: vec![1_000, 10_000, 100_000],
                 live_steps_std: vec![1_000, 10_000],
+                mutex_threads: vec![4, 64],
+                mutex_total: 100_000,
+                mutex_reps: 3,
             },
             Scale::Full => Sizes {
                 budget: budget(200, 150, 11),
                 slow_budget: budget(200, 200, 9),
                 live_steps_hilos: vec![1_000, 10_000, 100_000, 1_000_000],
                 live_steps_std: vec![1_000, 10_000, 100_000, 1_000_000],
+                mutex_threads: vec![4, 64, 1_000],
+                mutex_total: 1_000_000,
+                mutex_reps: 5,
             },
         }
     }
@@ -364,14 +380,26 @@ pub fn all() -> Vec<Workload> {
         Workload {
             name: "channel",
             about: "channel ping-pong between two threads",
-            method: "not measured yet",
-            run: |_| Err(Failure::Unavailable(NEEDS_SYNC.into())),
+            method: "One message each way per round trip over two unbounded channels. hilos: \
+                     two green threads with hilos::sync::mpsc, on a one-worker runtime (same \
+                     worker) and on a two-worker runtime (one thread per worker); std: two \
+                     kernel threads with std::sync::mpsc. Median time per round trip over \
+                     repetitions; spawning is not timed.",
+            run: channel,
         },
         Workload {
             name: "mutex",
             about: "mutex contention at T = 4, 64, 1,000 with the seed model's 1/(L + c) prediction",
-            method: "not measured yet",
-            run: |_| Err(Failure::Unavailable(NEEDS_SYNC.into())),
+            method: "T threads share one mutex and take it 1,000,000 times in all (100,000 with \
+                     --quick, which stops at T = 64), each time for a critical section of about \
+                     100 ns (calibrated at start; L is its measured length). hilos: green \
+                     threads with hilos::sync::Mutex on a runtime with one worker per core; std: \
+                     kernel threads (64 KiB stacks) with std::sync::Mutex. Only the lock traffic \
+                     is timed (barriers at start and end); median acquisitions per second over \
+                     repetitions after one warm-up run. Beside each figure, the seed model's \
+                     prediction 1/(L + c), with c the switch cost measured by the switch \
+                     workload (c_u green, c_k kernel: half a round trip).",
+            run: mutex,
         },
         Workload {
             name: "threads",
@@ -400,7 +428,6 @@ pub fn all() -> Vec<Workload> {
     ]
 }
 
-const NEEDS_SYNC: &str = "not available yet: needs hilos::sync (issue 3)";
 const NEEDS_NET: &str = "not available yet: needs hilos::net (issue 4)";
 
 /// The seed model's throughput of a contended lock: one critical section of `l_ns` plus one
@@ -472,6 +499,169 @@ fn switch(ctx: &Ctx) -> Result<Vec<Row>, Failure> {
         bare.note = "no scheduler; no kernel equivalent".into();
     }
     rows.push(bare);
+    Ok(rows)
+}
+
+/// Runs `f`, turning a panic into its message (for a row that says why it has no figure).
+fn guarded<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|p| {
+        let msg = p
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "panicked".into());
+        // Short: it goes into a table cell.
+        let first = msg.lines().next().unwrap_or("").to_string();
+        let short: String = first.chars().take(60).collect();
+        if short.len() < first.len() {
+            format!("failed: {short}…")
+        } else {
+            format!("failed: {short}")
+        }
+    })
+}
+
+/// A timing figure, or why there is none.
+fn timed_value(r: &Result<Stats, String>) -> Value {
+    match r {
+        Ok(s) => Value::timing(s),
+        Err(why) => Value::Missing(why.clone()),
+    }
+}
+
+fn channel(ctx: &Ctx) -> Result<Vec<Row>, Failure> {
+    let b = &ctx.sizes.budget;
+    let show = |r: &Result<Stats, String>| match r {
+        Ok(s) => format_ns(s.median_ns),
+        Err(why) => why.clone(),
+    };
+    ctx.say("channel: hilos ping-pong, one worker");
+    let one = guarded(|| {
+        let rt = sync::runtime(1);
+        measure::per_op(b, |i| sync::green_ping_pong(&rt, i, false))
+    });
+    ctx.say(format!("channel: hilos, one worker {}", show(&one)));
+    ctx.say("channel: hilos ping-pong, two workers");
+    let two = guarded(|| {
+        let rt = sync::runtime(2);
+        measure::per_op(b, |i| sync::green_ping_pong(&rt, i, true))
+    });
+    ctx.say(format!("channel: hilos, two workers {}", show(&two)));
+    ctx.say("channel: std mpsc ping-pong, kernel threads");
+    let k = guarded(|| measure::per_op(b, sync::std_ping_pong));
+    ctx.say(format!("channel: std {}", show(&k)));
+
+    let mut rows = Vec::new();
+    for (case, h, note) in [
+        (
+            "ping-pong round trip, 1 worker",
+            &one,
+            "hilos: green threads on one worker; std: mpsc, two kernel threads",
+        ),
+        (
+            "ping-pong round trip, 2 workers",
+            &two,
+            "hilos: green threads on two workers; std: mpsc, two kernel threads",
+        ),
+    ] {
+        let mut row = Row::new("channel", case, Metric::NsPerOp);
+        row.hilos = timed_value(h);
+        row.std = timed_value(&k);
+        row.note = note.into();
+        rows.push(row);
+    }
+    Ok(rows)
+}
+
+/// The length of one [`sync::critical_section`] with `cs_iters`, in ns: the median of several
+/// timings of many sections.
+fn critical_section_ns(cs_iters: u32) -> f64 {
+    let n = 10_000u32;
+    let mut v = 1u64;
+    let mut samples: Vec<f64> = (0..7)
+        .map(|_| {
+            let t = std::time::Instant::now();
+            for _ in 0..n {
+                sync::critical_section(&mut v, cs_iters);
+            }
+            t.elapsed().as_nanos() as f64 / f64::from(n)
+        })
+        .collect();
+    std::hint::black_box(v);
+    measure::median(&mut samples)
+}
+
+/// Acquisitions per second of `reps` timed runs of `run` (after one untimed warm-up run): the
+/// median, with the range.
+fn throughput(total: u64, reps: usize, mut run: impl FnMut() -> Duration) -> Value {
+    run();
+    let mut rates: Vec<f64> = (0..reps.max(1))
+        .map(|_| total as f64 / run().as_secs_f64().max(1e-9))
+        .collect();
+    let lo = rates.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = rates.iter().copied().fold(0.0, f64::max);
+    Value::Measured {
+        v: measure::median(&mut rates),
+        range: Some((lo, hi)),
+    }
+}
+
+fn mutex(ctx: &Ctx) -> Result<Vec<Row>, Failure> {
+    let (c_u, c_k) = switch_costs(ctx);
+    let cs_iters = sync::calibrate_critical_section(Duration::from_nanos(100));
+    let l = critical_section_ns(cs_iters);
+    ctx.say(format!(
+        "mutex: critical section {}, c_u {}, c_k {}",
+        format_ns(l),
+        format_ns(c_u),
+        format_ns(c_k)
+    ));
+    let total = ctx.sizes.mutex_total;
+    let reps = ctx.sizes.mutex_reps;
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let rt = guarded(|| sync::runtime(workers));
+    let mut rows = Vec::new();
+    for &t in &ctx.sizes.mutex_threads {
+        let tt = group_thousands(t as u64);
+        let mut row = Row::new("mutex", format!("contention, T = {tt}"), Metric::PerSec);
+        row.x = Some(t as f64);
+        ctx.say(format!("mutex: hilos T = {tt}"));
+        row.hilos = match &rt {
+            Ok(rt) => guarded(|| {
+                throughput(total, reps, || {
+                    sync::green_mutex_contention(rt, t, total, cs_iters)
+                })
+            })
+            .unwrap_or_else(Value::Missing),
+            Err(why) => Value::Missing(why.clone()),
+        };
+        ctx.say(format!(
+            "mutex: hilos T = {tt}: {}",
+            row.hilos.display(row.metric)
+        ));
+        ctx.say(format!("mutex: std T = {tt}"));
+        row.std = guarded(|| {
+            throughput(total, reps, || {
+                sync::std_mutex_contention(t, total, cs_iters)
+            })
+        })
+        .unwrap_or_else(Value::Missing);
+        ctx.say(format!(
+            "mutex: std T = {tt}: {}",
+            row.std.display(row.metric)
+        ));
+        row.hilos_model = Some(seed_model_throughput(l, c_u));
+        row.std_model = Some(seed_model_throughput(l, c_k));
+        row.note = format!(
+            "{} acquisitions; L = {}, c_u = {}, c_k = {}; hilos on {workers} worker{}",
+            group_thousands(total),
+            format_ns(l),
+            format_ns(c_u),
+            format_ns(c_k),
+            if workers == 1 { "" } else { "s" }
+        );
+        rows.push(row);
+    }
     Ok(rows)
 }
 
