@@ -435,11 +435,11 @@ mod tests {
     unsafe fn probe_switch(save: *mut *mut u8, to: *mut u8, vals: &[u64; NREGS]) -> [u64; NREGS] {
         let mut out = [0u64; NREGS];
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: rbx and rbp, which LLVM reserves, are saved on the stack and restored before
-        // the block ends; r12-r15 are declared clobbered; the call into the switch follows the
-        // C ABI (rsp is 16-aligned at the call: 32 bytes pushed onto the 16-aligned asm entry
-        // rsp) and clobbers what `clobber_abi("C")` declares; `save`/`to` obey `switch`'s
-        // contract (forwarded); `vals` and `out` point to NREGS u64s.
+        // The call is C ABI: rsp is 16-aligned at it (32 bytes pushed onto the 16-aligned asm
+        // entry rsp) and it clobbers what `clobber_abi("C")` declares.
+        // SAFETY: rbx and rbp (LLVM's) are saved and restored within the block; r12-r15 are
+        // declared clobbered; `save`/`to` obey `switch`'s contract (forwarded); `vals` and `out`
+        // point to NREGS u64s; the call follows the C ABI (above).
         unsafe {
             core::arch::asm!(
                 "push rbx",                  // keep LLVM's rbx

@@ -88,12 +88,12 @@ impl<'scope, 'env> Scope<'scope, 'env> {
         F: FnOnce() -> T + Send + 'scope,
         T: Send + 'scope,
     {
-        // SAFETY: `scope` waits until `running` is zero before returning, and a thread
-        // decrements it only after its closure has returned and its result has been taken or
-        // dropped (`cell::run`), so nothing borrowed for 'scope is used after 'scope ends. A
-        // result left in a forgotten handle is leaked, never dropped late.
-        let inner =
-            unsafe { spawn_unchecked(&self.shared, name, stack_size, Some(self.data.clone()), f)? };
+        // `scope` waits until `running` is zero before returning, and a thread decrements it
+        // only after its closure has returned and its result has been taken or dropped
+        // (`cell::run`). A result left in a forgotten handle is leaked, never dropped late.
+        let data = Some(self.data.clone());
+        // SAFETY: so nothing borrowed for 'scope is used after 'scope ends (above).
+        let inner = unsafe { spawn_unchecked(&self.shared, name, stack_size, data, f)? };
         Ok(ScopedJoinHandle {
             inner,
             _scope: PhantomData,
