@@ -137,7 +137,7 @@ fn dropping_a_runtime_from_its_own_thread_does_not_deadlock() {
 fn drop_of_a_stuck_runtime_says_so_instead_of_hanging_silently() {
     if common::is_child() {
         let rt = hilos::Runtime::builder().workers(1).build().unwrap();
-        let h = rt.spawn(|| hilos::park());
+        let h = rt.spawn(hilos::park);
         let t = h.thread().clone();
         std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(1500));

@@ -557,7 +557,7 @@ fn ping_pong_pair_does_not_starve_a_fresh_thread() {
 fn nested_scoped_spawns_share_the_scope() {
     within(30, || {
         on_both(|| {
-            let v = vec![10, 20, 30];
+            let v = [10, 20, 30];
             let total = hilos::scope(|s| {
                 let h = s.spawn(|| {
                     let inner = s.spawn(|| v.iter().sum::<i32>());

@@ -513,7 +513,7 @@ impl Worker {
 
     /// Next runnable thread for the scheduler context.
     fn find_work(&mut self) -> Option<TaskRef> {
-        if self.tick % FAIRNESS_TICKS == 0 {
+        if self.tick.is_multiple_of(FAIRNESS_TICKS) {
             self.tick = self.tick.wrapping_add(1);
             if let Some(t) = self.pop_injector() {
                 return Some(t);
@@ -665,7 +665,7 @@ unsafe fn switch_away(why: Away) {
             wr.home.local().push_back(TaskRef::from_raw(cur));
         }
         wr.tick = wr.tick.wrapping_add(1);
-        let next = if wr.tick % FAIRNESS_TICKS == 0 {
+        let next = if wr.tick.is_multiple_of(FAIRNESS_TICKS) {
             None
         } else {
             wr.pick_local(why == Away::Yield)

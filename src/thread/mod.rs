@@ -111,7 +111,7 @@ where
 
 /// The runtime new threads of the caller go to.
 pub(crate) fn spawn_target() -> Arc<Shared> {
-    scheduler::current_shared().unwrap_or_else(|| crate::runtime::global_shared())
+    scheduler::current_shared().unwrap_or_else(crate::runtime::global_shared)
 }
 
 /// Spawns on `shared` without lifetime checks.
