@@ -147,6 +147,34 @@ fn every_workload_runs_at_tiny_size_and_the_report_is_written() {
     let biggest = *ctx.sizes.live_steps_hilos.iter().max().unwrap() as f64;
     assert_eq!(max.hilos, Value::AtLeast(biggest), "{max:?}");
     assert_eq!(max.std, Value::AtLeast(biggest), "{max:?}");
+    // Blocked-I/O fairness: one row per N (nobody blocked, then N blocked), both sides measured.
+    let fairness = rows_of("fairness");
+    assert_eq!(
+        fairness.iter().map(|r| r.x).collect::<Vec<_>>(),
+        ctx.sizes
+            .fairness_blocked
+            .iter()
+            .map(|&n| Some(n as f64))
+            .collect::<Vec<_>>()
+    );
+    for r in &fairness {
+        assert_eq!(r.metric, Metric::NsPerOp);
+        assert!(r.ratio().is_some(), "fairness: no ratio: {r:?}");
+    }
+    // Echo throughput: one row per connection count, both sides measured (servers in process).
+    let echo = rows_of("echo");
+    assert_eq!(
+        echo.iter().map(|r| r.x).collect::<Vec<_>>(),
+        ctx.sizes
+            .echo_conns
+            .iter()
+            .map(|&n| Some(n as f64))
+            .collect::<Vec<_>>()
+    );
+    for r in &echo {
+        assert_eq!(r.metric, Metric::PerSec);
+        assert!(r.ratio().is_some(), "echo: no ratio: {r:?}");
+    }
     assert!(!lines.lock().unwrap().is_empty(), "no progress reported");
 
     // The text table and the report.
@@ -178,14 +206,15 @@ fn every_workload_runs_at_tiny_size_and_the_report_is_written() {
         "memory.svg",
         "spawn.svg",
         "throughput.svg",
-        "needs hilos::net",
+        "| fairness |",
+        "| echo |",
     ] {
         assert!(md.contains(needle), "report lacks {needle:?}:\n{md}");
     }
     let memory_svg = std::fs::read_to_string(dir.join("memory.svg")).unwrap();
     assert_eq!(memory_svg.matches("<polyline").count(), 2, "{memory_svg}");
     let echo_svg = std::fs::read_to_string(dir.join("throughput.svg")).unwrap();
-    assert!(echo_svg.contains("needs hilos::net"));
+    assert_eq!(echo_svg.matches("<polyline").count(), 2, "{echo_svg}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

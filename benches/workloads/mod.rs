@@ -6,9 +6,11 @@
 //! progress goes) to rows: each [`Row`] holds a hilos figure and a std figure measured in the same
 //! process run, and the ratio is computed from them.
 
+pub mod blocked;
 pub mod live;
 pub mod measure;
 pub mod micro;
+pub mod net;
 pub mod sync;
 
 use std::cell::Cell;
@@ -46,6 +48,18 @@ pub struct Sizes {
     pub mutex_total: u64,
     /// Timed mutex-contention runs per figure (after one untimed warm-up run).
     pub mutex_reps: usize,
+    /// Connection counts of the echo workload.
+    pub echo_conns: Vec<usize>,
+    /// Warm-up before each echo measurement (connections open, load running).
+    pub echo_warmup: Duration,
+    /// Length of each echo measurement.
+    pub echo_measure: Duration,
+    /// Blocked-thread counts of the fairness workload.
+    pub fairness_blocked: Vec<usize>,
+    /// About how long the fairness workload's computation takes alone.
+    pub fairness_work: Duration,
+    /// Timed runs of the computation per figure.
+    pub fairness_reps: usize,
 }
 
 impl Sizes {
@@ -67,6 +81,12 @@ impl Sizes {
                 mutex_threads: vec![4, 16],
                 mutex_total: 2_000,
                 mutex_reps: 1,
+                echo_conns: vec![5, 10],
+                echo_warmup: ms(20),
+                echo_measure: ms(50),
+                fairness_blocked: vec![0, 10],
+                fairness_work: ms(1),
+                fairness_reps: 3,
             },
             Scale::Quick => Sizes {
                 budget: budget(50, 40, 5),
@@ -76,6 +96,12 @@ impl Sizes {
                 mutex_threads: vec![4, 64],
                 mutex_total: 100_000,
                 mutex_reps: 3,
+                echo_conns: vec![100, 1_000],
+                echo_warmup: ms(200),
+                echo_measure: ms(500),
+                fairness_blocked: vec![0, 100],
+                fairness_work: ms(5),
+                fairness_reps: 7,
             },
             Scale::Full => Sizes {
                 budget: budget(200, 150, 11),
@@ -85,6 +111,12 @@ impl Sizes {
                 mutex_threads: vec![4, 64, 1_000],
                 mutex_total: 1_000_000,
                 mutex_reps: 5,
+                echo_conns: vec![100, 1_000, 10_000],
+                echo_warmup: ms(500),
+                echo_measure: ms(2_000),
+                fairness_blocked: vec![0, 1_000],
+                fairness_work: ms(5),
+                fairness_reps: 11,
             },
         }
     }
@@ -103,6 +135,9 @@ pub struct Ctx<'a> {
     /// Switch costs measured by the `switch` workload, in ns per switch: (green, kernel). The
     /// contention model uses them.
     pub switch_costs: Cell<Option<(f64, f64)>>,
+    /// Whether the echo servers run in a child process ([`net::spawn_server`]: the binary's
+    /// `main` must call [`net::maybe_serve`] first) rather than in this one.
+    pub net_in_child: bool,
 }
 
 impl<'a> Ctx<'a> {
@@ -118,6 +153,7 @@ impl<'a> Ctx<'a> {
             probe,
             progress,
             switch_costs: Cell::new(None),
+            net_in_child: false,
         }
     }
 
@@ -416,19 +452,34 @@ pub fn all() -> Vec<Workload> {
         Workload {
             name: "fairness",
             about: "blocked-I/O fairness: N threads blocked on sockets while one computes",
-            method: "not measured yet",
-            run: |_| Err(Failure::Unavailable(NEEDS_NET.into())),
+            method: "N threads (1,000; 100 with --quick) each block reading one end of a Unix \
+                     socket pair whose other end never writes; then one more thread computes a \
+                     fixed amount of arithmetic (about 5 ms alone, calibrated once, the same \
+                     iteration count on both sides). hilos: green threads and \
+                     hilos::net::UnixStream on a runtime with one worker per core; std: kernel \
+                     threads (64 KiB stacks) and std's UnixStream. Completion time = end of the \
+                     computation minus the moment just before its thread was spawned; median \
+                     over repetitions, one after the other. The N = 0 row is the computation \
+                     with nobody blocked. Then the writing ends are closed, every reader sees \
+                     end of file, and all are joined.",
+            run: fairness,
         },
         Workload {
             name: "echo",
             about: "echo throughput at 100, 1,000 and 10,000 connections",
-            method: "not measured yet",
-            run: |_| Err(Failure::Unavailable(NEEDS_NET.into())),
+            method: "A 64-byte echo server over loopback, written in blocking style twice: hilos \
+                     spawns a green thread per connection on its default runtime (one worker per \
+                     core, one accept loop); std spawns a kernel thread (64 KiB stack) per \
+                     connection. Each server runs in its own child process; the load generator \
+                     (this process, two kernel threads with epoll) keeps one request in flight \
+                     on every connection (closed loop) and counts round trips over 2 s (0.5 s \
+                     with --quick, which stops at 1,000 connections) after a warm-up. A side \
+                     that lost connections reports how many instead of a figure. The note gives \
+                     each server's CPU time per request (user + system, from /proc).",
+            run: echo,
         },
     ]
 }
-
-const NEEDS_NET: &str = "not available yet: needs hilos::net (issue 4)";
 
 /// The seed model's throughput of a contended lock: one critical section of `l_ns` plus one
 /// switch of `c_ns` per acquisition, in acquisitions per second.
@@ -660,6 +711,152 @@ fn mutex(ctx: &Ctx) -> Result<Vec<Row>, Failure> {
             format_ns(c_k),
             if workers == 1 { "" } else { "s" }
         );
+        rows.push(row);
+    }
+    Ok(rows)
+}
+
+fn fairness(ctx: &Ctx) -> Result<Vec<Row>, Failure> {
+    let iters = blocked::calibrate(ctx.sizes.fairness_work);
+    let reps = ctx.sizes.fairness_reps;
+    let limit = Duration::from_secs(10);
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let rt = guarded(|| sync::runtime(workers));
+    let median = |r: Result<Vec<Duration>, String>| -> Value {
+        match r {
+            Ok(ts) if !ts.is_empty() => {
+                let mut ns: Vec<f64> = ts.iter().map(|t| t.as_nanos() as f64).collect();
+                let lo = ns.iter().copied().fold(f64::INFINITY, f64::min);
+                let hi = ns.iter().copied().fold(0.0, f64::max);
+                Value::Measured {
+                    v: measure::median(&mut ns),
+                    range: Some((lo, hi)),
+                }
+            }
+            Ok(_) => Value::Missing("no runs".into()),
+            Err(why) => Value::Missing(why),
+        }
+    };
+    let mut rows = Vec::new();
+    for &n in &ctx.sizes.fairness_blocked {
+        let nn = group_thousands(n as u64);
+        let mut row = Row::new(
+            "fairness",
+            format!("compute with N = {nn} blocked readers"),
+            Metric::NsPerOp,
+        );
+        row.x = Some(n as f64);
+        ctx.say(format!("fairness: hilos N = {nn}"));
+        row.hilos = match &rt {
+            Ok(rt) => median(
+                guarded(|| blocked::run(blocked::Side::Hilos, Some(rt), n, iters, reps, limit))
+                    .and_then(|r| r),
+            ),
+            Err(why) => Value::Missing(why.clone()),
+        };
+        ctx.say(format!(
+            "fairness: hilos N = {nn}: {}",
+            row.hilos.display(row.metric)
+        ));
+        ctx.say(format!("fairness: std N = {nn}"));
+        row.std = median(
+            guarded(|| blocked::run(blocked::Side::Std, None, n, iters, reps, limit))
+                .and_then(|r| r),
+        );
+        ctx.say(format!(
+            "fairness: std N = {nn}: {}",
+            row.std.display(row.metric)
+        ));
+        row.note = format!(
+            "{} iterations of arithmetic; median of {reps}; hilos on {workers} worker{}",
+            group_thousands(iters),
+            if workers == 1 { "" } else { "s" }
+        );
+        rows.push(row);
+    }
+    Ok(rows)
+}
+
+/// One echo load run against a fresh server of `imp`: in a child process when `ctx` says so,
+/// else in this process (where it stays until the process ends).
+fn echo_run(ctx: &Ctx, imp: net::Imp, conns: usize) -> net::Load {
+    let (warmup, measure) = (ctx.sizes.echo_warmup, ctx.sizes.echo_measure);
+    if ctx.net_in_child {
+        let server = net::spawn_server(imp, net::Proto::Echo);
+        let r = net::load(
+            server.addr,
+            net::Proto::Echo,
+            conns,
+            2,
+            warmup,
+            measure,
+            &|| server.cpu_time(),
+        );
+        drop(server);
+        // Let the closed connections' state drain before the next server.
+        std::thread::sleep(Duration::from_millis(200));
+        r
+    } else {
+        let addr = match imp {
+            net::Imp::Std => net::std_server(net::Proto::Echo),
+            net::Imp::HilosPerCore => net::hilos_per_core_server(net::Proto::Echo),
+            net::Imp::Hilos => net::hilos_server(net::Proto::Echo),
+        };
+        net::load(addr, net::Proto::Echo, conns, 2, warmup, measure, &|| {
+            Duration::ZERO
+        })
+    }
+}
+
+fn echo(ctx: &Ctx) -> Result<Vec<Row>, Failure> {
+    net::raise_nofile();
+    let mut rows = Vec::new();
+    for &conns in &ctx.sizes.echo_conns {
+        let cc = group_thousands(conns as u64);
+        let mut row = Row::new(
+            "echo",
+            format!("echo round trips, {cc} connections"),
+            Metric::PerSec,
+        );
+        row.x = Some(conns as f64);
+        let mut notes = Vec::new();
+        for imp in [net::Imp::Hilos, net::Imp::Std] {
+            let name = imp.name();
+            ctx.say(format!("echo: {name} {cc} connections"));
+            let value = match guarded(|| echo_run(ctx, imp, conns)) {
+                Ok(l) if l.failed > 0 => {
+                    notes.push(format!(
+                        "{name}: {} of {cc} connections failed ({} on the rest)",
+                        l.failed,
+                        format_rate(l.rate())
+                    ));
+                    Value::Missing(format!("{} of {cc} connections failed", l.failed))
+                }
+                Ok(l) if l.requests == 0 => Value::Missing("no round trip completed".into()),
+                Ok(l) => {
+                    if ctx.net_in_child {
+                        notes.push(format!(
+                            "{name} server {:.1} µs CPU/request",
+                            l.cpu_us_per_request()
+                        ));
+                    }
+                    Value::of(l.rate())
+                }
+                Err(why) => Value::Missing(why),
+            };
+            ctx.say(format!(
+                "echo: {name} {cc} connections: {}",
+                value.display(row.metric)
+            ));
+            match imp {
+                net::Imp::Std => row.std = value,
+                _ => row.hilos = value,
+            }
+        }
+        if !ctx.net_in_child {
+            notes.push("servers in this process".into());
+        }
+        row.note = notes.join("; ");
         rows.push(row);
     }
     Ok(rows)

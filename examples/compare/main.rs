@@ -87,6 +87,8 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, St
 }
 
 fn main() -> ExitCode {
+    // An echo server child process (`--hilos-net-serve KIND`) serves and exits here.
+    workloads::net::maybe_serve();
     let mut argv = std::env::args().skip(1).peekable();
     if argv.peek().map(String::as_str) == Some("--child") {
         return child_main(argv.skip(1).collect());
@@ -202,7 +204,8 @@ fn run(args: &Args, selected: Vec<workloads::Workload>) -> ExitCode {
 
     let limit = child_limit(args.scale);
     let probe = move |kind: Kind, n: usize| child_probe(kind, n, limit);
-    let ctx = Ctx::new(args.scale, &probe, &progress);
+    let mut ctx = Ctx::new(args.scale, &probe, &progress);
+    ctx.net_in_child = true;
     let mut outcomes = Vec::new();
     let total = selected.len();
     for (i, w) in selected.iter().enumerate() {
