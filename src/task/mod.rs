@@ -37,6 +37,7 @@
 //! count is touched on the wake-up path.
 
 pub(crate) mod futex;
+pub(crate) mod small;
 pub(crate) mod wakefd;
 
 use std::cell::{Cell, UnsafeCell};

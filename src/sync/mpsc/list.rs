@@ -10,7 +10,7 @@
 //! # Alternatives rejected
 //! - A `VecDeque` under a lock: a lock on every send and receive, and senders contend on it.
 //! - Linked blocks of many slots (crossbeam's list flavor): fewer allocations, much more code;
-//!   one small allocation per message is cheap with a thread-caching allocator.
+//!   one small allocation per message is cheap from the per-thread cache (`task::small`).
 //! - A separate "receiver parked" word (as the bounded flavor has): the sender then needs a
 //!   `SeqCst` store plus a load on every send, and the wake-up a swap of that word and a reference
 //!   count on the receiver's thread handle: four extra read-modify-writes per parked round trip.
@@ -55,6 +55,7 @@
 //!   bit. A receiver that sees zero senders re-checks the queue, since the senders' pushes happen
 //!   before their decrements.
 
+use std::alloc::Layout;
 use std::cell::UnsafeCell;
 use std::mem::MaybeUninit;
 use std::ptr;
@@ -73,6 +74,32 @@ const PARKED: usize = 1;
 struct Node<T> {
     next: AtomicPtr<Node<T>>,
     value: MaybeUninit<T>,
+}
+
+impl<T> Node<T> {
+    /// A new node, from the per-thread small-allocation cache (one node per message: the
+    /// allocator's malloc/free pair was a large part of a green ping-pong round trip).
+    fn alloc(value: MaybeUninit<T>) -> *mut Node<T> {
+        let p = crate::task::small::alloc(Layout::new::<Node<T>>()).cast::<Node<T>>();
+        // SAFETY: `p` is fresh memory with the layout of a Node<T>.
+        unsafe {
+            p.write(Node {
+                next: AtomicPtr::new(ptr::null_mut()),
+                value,
+            })
+        };
+        p
+    }
+
+    /// Frees a node made by [`Node::alloc`] whose value has been moved out or dropped (or never
+    /// set: the stub).
+    ///
+    /// # Safety
+    /// `p` came from `Node::alloc` and is not used afterwards.
+    unsafe fn free(p: *mut Node<T>) {
+        // SAFETY: per the contract; a Node has no drop glue beyond its (moved-out) value.
+        unsafe { crate::task::small::free(p.cast(), Layout::new::<Node<T>>()) };
+    }
 }
 
 pub(crate) struct Chan<T> {
@@ -96,10 +123,7 @@ unsafe impl<T: Send> Sync for Chan<T> {}
 
 impl<T> Chan<T> {
     pub(crate) fn new() -> Chan<T> {
-        let stub = Box::into_raw(Box::new(Node {
-            next: AtomicPtr::new(ptr::null_mut()),
-            value: MaybeUninit::uninit(),
-        }));
+        let stub = Node::alloc(MaybeUninit::uninit());
         Chan {
             tail: Padded(AtomicUsize::new(stub as usize)),
             head: Padded(UnsafeCell::new(stub)),
@@ -122,10 +146,7 @@ impl<T> Chan<T> {
         if self.rx_gone.load(Ordering::Relaxed) {
             return Err(SendError(v));
         }
-        let node = Box::into_raw(Box::new(Node {
-            next: AtomicPtr::new(ptr::null_mut()),
-            value: MaybeUninit::new(v),
-        }));
+        let node = Node::alloc(MaybeUninit::new(v));
         let prev = self.tail.swap(node as usize, Ordering::AcqRel);
         if prev & PARKED != 0 {
             // Wake before linking: the receiver cannot return until the link (module doc).
@@ -157,7 +178,7 @@ impl<T> Chan<T> {
             }
             *self.head.get() = next;
             let v = (*next).value.assume_init_read();
-            drop(Box::from_raw(head));
+            Node::free(head);
             Pop::Data(v)
         }
     }
@@ -305,12 +326,13 @@ impl<T> Drop for Chan<T> {
         while !p.is_null() {
             // SAFETY: exclusive access; every node past the stub holds a value.
             unsafe {
-                let mut b = Box::from_raw(p);
                 if !first {
-                    b.value.assume_init_drop();
+                    (*p).value.assume_init_drop();
                 }
                 first = false;
-                p = *b.next.get_mut();
+                let next = *(*p).next.get_mut();
+                Node::free(p);
+                p = next;
             }
         }
     }
