@@ -9,6 +9,72 @@
 //! that wants std's types. [`IntoRawFd`](std::os::fd::IntoRawFd) gives up a descriptor that is
 //! still in non-blocking mode.
 
+/// `Read` and `Write` for a stream socket type and for a shared reference to it, as std has
+/// them: through the green-aware `sys` calls with the socket's own timeouts. The type has an
+/// `inner` socket and a `timeouts` field.
+macro_rules! stream_io {
+    ($t:ty) => {
+        impl Read for &$t {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                sys::recv(
+                    self.inner.as_raw_fd(),
+                    buf,
+                    0,
+                    self.timeouts.read_deadline(),
+                )
+            }
+            fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+                sys::recvmsg(
+                    self.inner.as_raw_fd(),
+                    bufs,
+                    0,
+                    None,
+                    self.timeouts.read_deadline(),
+                )
+                .map(|(n, _)| n)
+            }
+        }
+
+        impl Write for &$t {
+            fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+                sys::send(self.inner.as_raw_fd(), buf, self.timeouts.write_deadline())
+            }
+            fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+                sys::sendmsg(
+                    self.inner.as_raw_fd(),
+                    bufs,
+                    None,
+                    self.timeouts.write_deadline(),
+                )
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+
+        impl Read for $t {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                (&*self).read(buf)
+            }
+            fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+                (&*self).read_vectored(bufs)
+            }
+        }
+
+        impl Write for $t {
+            fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+                (&*self).write(buf)
+            }
+            fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+                (&*self).write_vectored(bufs)
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+    };
+}
+
 mod addr;
 mod sys;
 mod tcp;

@@ -283,64 +283,7 @@ impl UnixStream {
     }
 }
 
-impl Read for &UnixStream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        sys::recv(
-            self.inner.as_raw_fd(),
-            buf,
-            0,
-            self.timeouts.read_deadline(),
-        )
-    }
-    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        sys::recvmsg(
-            self.inner.as_raw_fd(),
-            bufs,
-            0,
-            None,
-            self.timeouts.read_deadline(),
-        )
-        .map(|(n, _)| n)
-    }
-}
-
-impl Write for &UnixStream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        sys::send(self.inner.as_raw_fd(), buf, self.timeouts.write_deadline())
-    }
-    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        sys::sendmsg(
-            self.inner.as_raw_fd(),
-            bufs,
-            None,
-            self.timeouts.write_deadline(),
-        )
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Read for UnixStream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        (&*self).read(buf)
-    }
-    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        (&*self).read_vectored(bufs)
-    }
-}
-
-impl Write for UnixStream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        (&*self).write(buf)
-    }
-    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        (&*self).write_vectored(bufs)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
+stream_io!(UnixStream);
 
 impl UnixDatagram {
     /// Creates a socket bound to `path`.
