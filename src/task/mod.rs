@@ -34,7 +34,9 @@
 //! A live green thread has exactly one "scheduling" reference: it sits in a queue, or is the
 //! worker's current thread, or, while the thread is parked, is held implicitly by the parked state.
 //! The waker that replaces `PARKED` takes that reference over ([`TaskRef::from_raw`]); no reference
-//! count is touched on the wake-up path.
+//! count is touched on the wake-up path. Other protocols may hold it the same way: a green thread
+//! waiting in `join` hands it to the finishing thread through the join state (`thread::cell`),
+//! which passes it to [`schedule`].
 
 pub(crate) mod futex;
 pub(crate) mod small;
@@ -759,8 +761,9 @@ pub(crate) fn schedule(t: TaskRef) {
     assert!(!home.is_null(), "hilos: woke a thread that never ran");
     if ptr::eq(home, current_home()) {
         // On the home worker: the new thread runs next; the one it displaces queues up.
-        // SAFETY: the thread is alive and parked, so its runtime's workers, which own the Home,
-        // are alive; we are on the owning kernel thread and no other borrow is live.
+        // SAFETY: the thread is alive and blocked (we hold its scheduling reference), so its
+        // runtime's workers, which own the Home, are alive; we are on the owning kernel thread and
+        // no other borrow is live.
         unsafe {
             let home = &*home;
             let next = home.next_slot();
@@ -772,7 +775,8 @@ pub(crate) fn schedule(t: TaskRef) {
         // Keep the home alive past the push: once `t` is in the inbox it may run and exit, and
         // with it the last thread keeping the runtime's workers alive.
         // SAFETY: `home` came from `Arc::as_ptr` of a `Home` the runtime's workers own; the thread
-        // is alive and parked, so that Arc is alive while we take our own count.
+        // is alive and blocked (we hold its scheduling reference), so that Arc is alive while we
+        // take our own count.
         let home = unsafe {
             Arc::increment_strong_count(home);
             Arc::from_raw(home)
