@@ -27,20 +27,27 @@
 // NZCV, FPSR) is caller-saved or flags, dead across the call into switch.  x18 is the platform
 // register; on Linux it is an ordinary temporary.
 //
-// Resume with `br x30`, not `ret`.  `ret` is predicted from the return-address stack, whose top
-// is the return address of the last `bl`: the one into switch made by the context that is
-// leaving.  Switch continues in a different context at a different call site, so `ret` would be
-// mispredicted on nearly every switch.  `br` is predicted by the indirect branch predictor, which
-// learns the scheduler <-> thread pattern.  Same reasoning as on x86_64, where ret costs 2.1x per
-// round trip; not measured on aarch64 hardware (timings under qemu mean nothing).
-//
+// Two ways to resume, two entry points over the same frame (the reasoning and the x86_64
+// measurements are in x86_64.s).  `ret` is predicted from the return-address stack, whose top is
+// the return address of the last `bl`: the one into switch made by the context that is leaving.
+//   * hilos_v0_switch resumes with `br x30`, predicted by the indirect branch predictor, which
+//     learns the scheduler <-> thread pattern, where the two sides call switch from different
+//     places and `ret` would miss every time.
+//   * hilos_v0_switch_ret resumes with `ret`, for the case where both sides called switch from the
+//     same call site (green thread to green thread inside the scheduler's switch_away): the stack's
+//     top is then exactly the resume address.
+// Not measured on aarch64 hardware (timings under qemu mean nothing).
+
 // Pointer authentication and BTI: nothing here signs or authenticates x30, and the file carries no
 // .note.gnu.property, so linking it turns BTI off for the binary.
 
         .text
 
 // ---------------------------------------------------------------------------------------------
-// void hilos_v0_switch(void **save, void *to)
+// void hilos_v0_switch(void **save, void *to)       resumes `to` with br x30
+// void hilos_v0_switch_ret(void **save, void *to)   resumes `to` with ret (same call site only)
+//   Both build and consume the same frame (the macro hilos_switch_frame); a context suspended by
+//   either may be resumed by either.
 //   x0 = save: where to store the stack pointer of the context that is leaving
 //   x1 = to:   the stack pointer of the context to resume (a switch frame, see above)
 //   x30 = return address into the caller (the leaving context's resume address)
@@ -63,12 +70,7 @@
 // layout, so the same CFI stays true at every instruction: an unwinder stopped there sees the
 // resumed context's caller (or the trampoline of a fresh stack).
 // ---------------------------------------------------------------------------------------------
-        .p2align 4
-        .globl  hilos_v0_switch
-        .hidden hilos_v0_switch
-        .type   hilos_v0_switch, %function
-hilos_v0_switch:
-        .cfi_startproc
+        .macro  hilos_switch_frame
         sub     sp, sp, #176            // reserve the switch frame; sp stays 16-aligned
         .cfi_def_cfa_offset 176
         stp     x29, x30, [sp, #160]    // frame pointer and return address (= resume address)
@@ -110,9 +112,9 @@ hilos_v0_switch:
 
         ldr     x10, [sp, #144]         // x10 = FPCR of the resumed context (0 in a fresh one)
         cmp     x9, x10                 // x9 still holds the leaving context's FPCR
-        b.eq    .Lhilos_v0_switch_fpcr_done  // same value: skip the write (NZCV is caller-saved)
+        b.eq    1f                      // same value: skip the write (NZCV is caller-saved)
         msr     fpcr, x10               // install it; writes can be slow, so only when it differs
-.Lhilos_v0_switch_fpcr_done:
+1:
         ldp     x19, x20, [sp, #0]      // x19, x20 of the resumed context (arg, entry if fresh)
         ldp     x21, x22, [sp, #16]     // x21, x22
         ldp     x23, x24, [sp, #32]     // x23, x24
@@ -145,9 +147,30 @@ hilos_v0_switch:
         .cfi_restore 79
         .cfi_restore x29
         .cfi_restore x30
-        br      x30                     // resume; br instead of ret: see the file header
+        .endm                           // x30 = the resumed context's resume address
+
+        .p2align 4
+        .globl  hilos_v0_switch
+        .hidden hilos_v0_switch
+        .type   hilos_v0_switch, %function
+hilos_v0_switch:
+        .cfi_startproc
+        hilos_switch_frame              // save this context, load the other one's registers
+        br      x30                     // resume, predicted by the indirect branch predictor
         .cfi_endproc
         .size   hilos_v0_switch, .-hilos_v0_switch
+
+        .p2align 4
+        .globl  hilos_v0_switch_ret
+        .hidden hilos_v0_switch_ret
+        .type   hilos_v0_switch_ret, %function
+hilos_v0_switch_ret:
+        .cfi_startproc
+        hilos_switch_frame              // save this context, load the other one's registers
+        ret                             // resume, predicted by the return-address stack: right
+                                        // when the resumed context left by this same call site
+        .cfi_endproc
+        .size   hilos_v0_switch_ret, .-hilos_v0_switch_ret
 
 // ---------------------------------------------------------------------------------------------
 // void *hilos_v0_init_stack(void *top, void (*entry)(void *), void *arg)
@@ -209,7 +232,7 @@ hilos_v0_init_stack:
 // ---------------------------------------------------------------------------------------------
 // hilos_v0_trampoline: first code run on a fresh stack; never called, only switched to.
 //
-// Stack at entry (reached by the `br x30` at the end of hilos_v0_switch):
+// Stack at entry (reached by the `br x30` or `ret` that ends hilos_v0_switch or _switch_ret):
 //
 //       top-8   0   lr of the zeroed frame record
 //       top-16  0   fp of the zeroed frame record        <- sp, 16-aligned

@@ -40,17 +40,24 @@
 //!   `rbp`, `r12`-`r15`, `rsp`, the MXCSR and the x87 control word; on aarch64 (AAPCS64)
 //!   `x19`-`x29`, the return address in `x30`, `sp`, `d8`-`d15` and FPCR. It pushes the frame,
 //!   stores `sp` to `*save`, loads `sp = to`, pops the other frame, and resumes it.
-//! - **Resume with `pop`+`jmp` (x86_64) / `br x30` (aarch64), not `ret`.** A `ret` is predicted
-//!   from the return stack, whose top is the call into switch made by the context that is
-//!   *leaving*; switch resumes a *different* call site, so a `ret` mispredicts nearly every time.
-//!   An indirect jump is predicted by the branch target buffer, which learns the scheduler/thread
-//!   ping-pong. Measured with [`bare_switch_roundtrips`] (release, best of 5 x 10M round trips,
-//!   one round trip = two switches, 2-core AMD EPYC VM shared with other builds): 13.8-16.2 ns
-//!   with `pop`+`jmp`, 29.0-33.5 ns with `ret`, 2.1x in every run. About half of it is saving
-//!   MXCSR, nearly all of that `stmxcsr`, which is slow on this CPU (without MXCSR: 7.4-8.2 ns;
-//!   skipping only the `ldmxcsr` saves nothing; the x87 control word costs nothing measurable;
-//!   issuing `stmxcsr` earlier made it slower). It stays: FP control is per green thread by the
-//!   design notes.
+//! - **Two ways to resume, one frame.** [`switch`] resumes with `pop`+`jmp` (x86_64) / `br x30`
+//!   (aarch64); [`switch_ret`] with `ret`. A `ret` is predicted from the return stack, whose top is
+//!   the call into switch made by the context that is *leaving*. When the two contexts called
+//!   switch from different places (the scheduler loop and a green thread) a `ret` mispredicts
+//!   every time, and an indirect jump, predicted by the branch target buffer, learns the pattern.
+//!   Measured with [`bare_switch_roundtrips`] (release, best of 5 x 10M round trips, one round
+//!   trip = two switches, 2-core AMD EPYC VM shared with other builds): 13.8-16.2 ns with
+//!   `pop`+`jmp`, 29.0-33.5 ns with `ret`, 2.1x in every run. But the jump leaves the call's
+//!   return-stack entry unconsumed, so the resumed context's next returns are predicted one frame
+//!   off. When both contexts called switch from the *same* call site (one green thread handing the
+//!   worker straight to another inside the scheduler's `switch_away`), `ret` is predicted exactly,
+//!   and so are the returns after it wherever the two run the same code: a channel ping-pong on
+//!   one worker went from 128-135 ns to 105-109 ns per round trip. The scheduler picks
+//!   ([`Resume`]). About half of a switch is saving MXCSR, nearly all of that `stmxcsr`, which is
+//!   slow on this CPU (without MXCSR: 7.4-8.2 ns; skipping only the `ldmxcsr` saves nothing, and
+//!   skipping it when the value is unchanged made a round trip 2.4 ns slower; the x87 control word
+//!   costs nothing measurable; issuing `stmxcsr` earlier made it slower). It stays: FP control is
+//!   per green thread by the design notes.
 //! - **[`init_stack`] builds a switch frame** on a fresh stack whose resume address is
 //!   `hilos_v0_trampoline` (just after its leading `nop`) and whose callee-saved slots carry
 //!   `entry` and `arg`. The first switch
@@ -62,14 +69,15 @@
 //!   copying would make its rounding mode depend on who spawned it and where. After that, each
 //!   context keeps its own FP control across switches. aarch64 writes FPCR only when the resumed
 //!   value differs from the current one, since FPCR writes are slow on some cores and almost
-//!   every switch carries the same value; on x86_64 skipping an equal `ldmxcsr` measured no gain.
+//!   every switch carries the same value; on x86_64 skipping an equal `ldmxcsr` measured slower.
 //! - **Stacks are walkable.** The switch and the trampoline carry CFI. The trampoline's says
 //!   "no return address" (`.cfi_undefined rip` / `x30`), which DWARF unwinders (libgcc's, used by
 //!   `std::backtrace::Backtrace` and panics; gdb; `perf --call-graph=dwarf`) take as the outermost
 //!   frame; frame-pointer walkers stop on `rbp = 0` (x86_64) or on the zeroed frame record
 //!   `x29` points at (aarch64). While a switch is half done, the CFI of `hilos_v0_switch` stays
 //!   valid because both stacks hold the same frame layout.
-//! - **Symbols** are `hilos_v0_switch`, `hilos_v0_init_stack` and `hilos_v0_trampoline`, hidden
+//! - **Symbols** are `hilos_v0_switch`, `hilos_v0_switch_ret`, `hilos_v0_init_stack` and
+//!   `hilos_v0_trampoline`, hidden
 //!   (not exported from a shared object), with a crate/version prefix so that two copies of the
 //!   crate, or a C library, cannot clash.
 //!
@@ -113,6 +121,9 @@ unsafe extern "C" {
     /// The assembly behind [`switch`]; see `x86_64.s` / `aarch64.s`.
     fn hilos_v0_switch(save: *mut *mut u8, to: *mut u8);
 
+    /// The same, resuming by `ret` ([`switch_ret`]).
+    fn hilos_v0_switch_ret(save: *mut *mut u8, to: *mut u8);
+
     /// The assembly behind [`init_stack`]; a leaf that only writes below `top`.
     fn hilos_v0_init_stack(
         top: *mut u8,
@@ -146,6 +157,41 @@ pub(crate) unsafe fn switch(save: *mut *mut u8, to: *mut u8) {
     // FP control state of this context, exactly what an `extern "C"` call must preserve, and
     // clobbers only caller-saved registers.
     unsafe { hilos_v0_switch(save, to) }
+}
+
+/// How [`switch_ret`] resumes the other context; only branch prediction differs (module doc).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Resume {
+    /// `pop`+`jmp` / `br x30`: for contexts that left by a different call site.
+    Jump,
+    /// `ret`: for contexts that left by this very call site.
+    Return,
+}
+
+/// [`switch`], choosing how to resume `to`. Every call site of this function is one call
+/// instruction for both ways (the choice is a function pointer), so a context that left through a
+/// given call site and is resumed through the same one is predicted right with [`Resume::Return`],
+/// whichever way it was itself resumed before.
+///
+/// # Safety
+///
+/// As for [`switch`]; `how` affects only speed.
+#[inline]
+pub(crate) unsafe fn switch_ret(save: *mut *mut u8, to: *mut u8, how: Resume) {
+    debug_assert!(!save.is_null(), "switch: null save slot");
+    debug_assert!(
+        !to.is_null() && to.addr().is_multiple_of(16),
+        "switch: target stack pointer {to:p} is null or misaligned"
+    );
+    let f: unsafe extern "C" fn(*mut *mut u8, *mut u8) = match how {
+        Resume::Jump => hilos_v0_switch,
+        Resume::Return => hilos_v0_switch_ret,
+    };
+    // `black_box`: keep one indirect call rather than letting the optimizer split it into two
+    // direct calls, which would be two call sites with two different return addresses.
+    let f = std::hint::black_box(f);
+    // SAFETY: as in `switch`; both entry points save and restore the same frame.
+    unsafe { f(save, to) }
 }
 
 /// Prepares a fresh stack whose highest address (exclusive) is `top` (16-byte aligned, at least a

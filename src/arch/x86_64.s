@@ -28,18 +28,24 @@
 # caller of switch already assumed a call clobbers it.  rsp is saved implicitly (it is the handle).
 # The direction flag is clear at every call and return by the ABI, so it needs no saving either.
 #
-# Resume by pop+jmp, not by ret.  The CPU predicts a ret from its return stack buffer (RSB), which
-# holds the address pushed by the *last call*: the call into switch made by the context that is
-# leaving.  Switch, however, returns into a *different* context, to the call site that context used
-# when it left, so a ret would be mispredicted on every switch that does not happen to go back to
-# the same call site (the scheduler loop and a parking green thread never share one).  An indirect
-# jmp is predicted by the branch target buffer instead, which is keyed on the branch's address and
-# recent branch history and learns the usual patterns (scheduler <-> thread ping-pong).  The cost:
-# the call into switch leaves an RSB entry that no ret consumes, so the resumed context's next
-# returns are predicted from the other context's call chain; they would be with a ret too, and the
-# RSB is a small ring that simply wraps.  Measured with bare_switch_roundtrips (see mod.rs),
-# release, on a 2-core AMD EPYC VM: 13.8-16.2 ns per round trip (two switches) with pop+jmp,
-# 29.0-33.5 ns with ret: 2.1x in every run.
+# Two ways to resume, two entry points over the same frame.  The CPU predicts a ret from its
+# return stack buffer (RSB), whose top is the address pushed by the *last call*: the call into
+# switch made by the context that is leaving.  So:
+#   * hilos_v0_switch resumes by pop+jmp.  An indirect jmp is predicted by the branch target
+#     buffer, keyed on the branch's address and recent history, which learns the usual patterns
+#     (scheduler loop <-> thread, where the two sides call switch from different places and a ret
+#     would miss every time).  Its cost: the call into switch leaves an RSB entry that no ret
+#     consumes, so the resumed context's returns after the switch are predicted one frame off and
+#     miss until its calls and returns balance the RSB again.
+#   * hilos_v0_switch_ret resumes by ret.  It is for the case where the leaving and the resumed
+#     context called switch from the *same* call site (a green thread handing over directly to
+#     another green thread, both inside the scheduler's switch_away): the RSB's top is then exactly
+#     the resume address, and the resumed context's next returns are predicted from the leaving
+#     context's call chain, right whenever the two run the same code (a ping-pong).
+# Measured, release, 2-core AMD EPYC VM: bare switch round trips between a loop and a thread
+# (different call sites) 13.8-16.2 ns with pop+jmp, 29.0-33.5 ns with ret; a channel ping-pong
+# between two green threads of one worker (same call site) 128-135 ns with pop+jmp only, 105-109 ns
+# with ret for green-to-green switches.
 #
 # Control-flow enforcement: this file carries no .note.gnu.property, so linking it turns IBT and
 # shadow stacks off for the binary (both would reject a stack switch done like this anyway).
@@ -47,9 +53,13 @@
         .text
 
 # ---------------------------------------------------------------------------------------------
-# void hilos_v0_switch(void **save, void *to)
+# void hilos_v0_switch(void **save, void *to)       resumes `to` by pop+jmp
+# void hilos_v0_switch_ret(void **save, void *to)   resumes `to` by ret (same call site only)
 #   rdi = save: where to store the stack pointer of the context that is leaving
 #   rsi = to:   the stack pointer of the context to resume (a switch frame, see above)
+#
+# Both build and consume the same switch frame, so a context suspended by either may be resumed by
+# either.  The common part is the macro hilos_switch_frame; each function adds its last step.
 #
 # Stack at entry (the running context's stack):
 #
@@ -69,16 +79,15 @@
 #       rsp+0  MXCSR                                  rsp % 16 == 0 (8 + 56 bytes below the
 #                                                     16-aligned rsp of the call site)
 #
+# After the macro, rsp points at the resumed context's resume address:
+#
+#       rsp+0  resume address (a return address into its caller, or the trampoline)
+#
 # CFI: after `movq %rsi, %rsp` the stack is the other context's, but its switch frame has exactly
 # the same layout, so the same CFI (CFA = rsp + 64 at the same instruction) stays true: an
 # unwinder stopped there sees the resumed context's caller (or the trampoline of a fresh stack).
 # ---------------------------------------------------------------------------------------------
-        .p2align 4
-        .globl  hilos_v0_switch
-        .hidden hilos_v0_switch
-        .type   hilos_v0_switch, @function
-hilos_v0_switch:
-        .cfi_startproc
+        .macro  hilos_switch_frame
         pushq   %rbp                    # rbp: caller's frame pointer (callee-saved); slot sp+48
         .cfi_adjust_cfa_offset 8
         .cfi_rel_offset %rbp, 0
@@ -99,7 +108,7 @@ hilos_v0_switch:
         .cfi_rel_offset %r15, 0
         subq    $8, %rsp                # room for the FP control words; rsp is now 16-aligned
         .cfi_adjust_cfa_offset 8
-        # stmxcsr is the costliest instruction of the switch on AMD Zen (about 3 ns): see mod.rs.
+
         stmxcsr (%rsp)                  # MXCSR: rounding mode, FTZ/DAZ, exception masks (+ flags)
         fnstcw  4(%rsp)                 # x87 control word: precision, rounding, masks (no wait)
         movq    %rsp, (%rdi)            # *save = rsp: the leaving context is now fully suspended
@@ -128,12 +137,33 @@ hilos_v0_switch:
         popq    %rbp                    # rbp of the resumed context (0 if fresh: outermost frame)
         .cfi_adjust_cfa_offset -8
         .cfi_restore %rbp
+        .endm                           # rsp -> the resumed context's resume address
+
+        .p2align 4
+        .globl  hilos_v0_switch
+        .hidden hilos_v0_switch
+        .type   hilos_v0_switch, @function
+hilos_v0_switch:
+        .cfi_startproc
+        hilos_switch_frame              # save this context, load the other one's registers
         popq    %rcx                    # rcx = resume address; rcx is caller-saved, so free.
         .cfi_adjust_cfa_offset -8       # rsp is back where the resumed caller had it (+8), as
         .cfi_register %rip, %rcx        # after a ret: rsp % 16 == 0 at the resume address
-        jmpq    *%rcx                   # resume; pop+jmp instead of ret: see the file header
+        jmpq    *%rcx                   # resume, predicted by the branch target buffer
         .cfi_endproc
         .size   hilos_v0_switch, .-hilos_v0_switch
+
+        .p2align 4
+        .globl  hilos_v0_switch_ret
+        .hidden hilos_v0_switch_ret
+        .type   hilos_v0_switch_ret, @function
+hilos_v0_switch_ret:
+        .cfi_startproc
+        hilos_switch_frame              # save this context, load the other one's registers
+        ret                             # resume, predicted by the RSB: right when the resumed
+                                        # context left by this same call site
+        .cfi_endproc
+        .size   hilos_v0_switch_ret, .-hilos_v0_switch_ret
 
 # ---------------------------------------------------------------------------------------------
 # void *hilos_v0_init_stack(void *top, void (*entry)(void *), void *arg)
@@ -190,7 +220,7 @@ hilos_v0_init_stack:
 # ---------------------------------------------------------------------------------------------
 # hilos_v0_trampoline: first code run on a fresh stack; never called, only switched to.
 #
-# Stack at entry (reached by the jmp at the end of hilos_v0_switch):
+# Stack at entry (reached by the jmp or ret that ends hilos_v0_switch or hilos_v0_switch_ret):
 #
 #       top-8   0               fake return address
 #       top-16  0               padding                  <- rsp, 16-aligned

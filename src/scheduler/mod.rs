@@ -394,7 +394,7 @@ unsafe fn run_task(w: *mut Worker, t: TaskRef) {
     let p = t.into_raw();
     // SAFETY: per the contract: `w` is our worker; `p` a live green thread we now run.
     unsafe {
-        let to = (*w).prepare_run(p);
+        let (to, _) = (*w).prepare_run(p);
         arch::switch(&raw mut (*w).sched_sp, to);
         // Back on the scheduler context: whoever switched here cleared `current`.
         after_switch();
@@ -414,23 +414,29 @@ fn after_switch() {
 }
 
 impl Worker {
-    /// Makes `p` the current thread (pinning it here at its first run); returns its stack pointer.
+    /// Makes `p` the current thread (pinning it here at its first run); returns its stack pointer
+    /// and how a green thread leaving through `switch_away` should resume it: by return if `p` has
+    /// run before (it then left through `switch_away`'s one call site too), by jump to the
+    /// trampoline if this is its first run (`home` is set exactly then).
     ///
     /// # Safety
     /// `p` carries the thread's scheduling reference, which moves into `self.current`.
-    unsafe fn prepare_run(&mut self, p: NonNull<Header>) -> *mut u8 {
+    unsafe fn prepare_run(&mut self, p: NonNull<Header>) -> (*mut u8, arch::Resume) {
         // SAFETY: `p` is live (we hold its scheduling reference).
         let h = unsafe { p.as_ref() };
         let g = h.green().expect("hilos: a kernel thread was queued");
         // The thread is not running, and only the kernel thread that holds its scheduling
         // reference touches its context.
-        if g.home.get().is_null() {
+        let how = if g.home.get().is_null() {
             g.home.set(Arc::as_ptr(&self.home));
-        }
+            arch::Resume::Jump
+        } else {
+            arch::Resume::Return
+        };
         self.current = p.as_ptr();
         task::set_current_green(p.as_ptr());
         // SAFETY: as above: the saved stack pointer is ours to read while the thread is not running.
-        unsafe { *g.sp.get() }
+        (unsafe { *g.sp.get() }, how)
     }
 
     /// Returns an exited thread's stack to the pool and drops its scheduling reference.
@@ -653,7 +659,7 @@ unsafe fn switch_away(why: Away) {
     let w = worker_ptr();
     // SAFETY: we run on a green thread, so this kernel thread has a live worker; the borrow ends
     // before the switch.
-    let (save, to) = unsafe {
+    let (save, to, how) = unsafe {
         let wr = &mut *w;
         let cur = NonNull::new(wr.current as *mut Header).expect("hilos: no current green thread");
         let g = cur
@@ -681,17 +687,22 @@ unsafe fn switch_away(why: Away) {
                 std::mem::forget(n);
                 return;
             }
-            Some(n) => (g.sp.get(), wr.prepare_run(n.into_raw())),
+            Some(n) => {
+                let (to, how) = wr.prepare_run(n.into_raw());
+                (g.sp.get(), to, how)
+            }
             None => {
                 wr.current = ptr::null();
                 task::set_current_green(ptr::null());
-                (g.sp.get(), wr.sched_sp)
+                (g.sp.get(), wr.sched_sp, arch::Resume::Jump)
             }
         }
     };
     // SAFETY: `save` is the running thread's own save slot; `to` a suspended context's stack
     // pointer, saved by `switch` or built by `init_stack`. After an Exit nothing resumes `save`.
-    unsafe { arch::switch(save, to) };
+    // This is the one place where green threads leave, so `Resume::Return` (set for a thread
+    // that left through here before) is predicted right.
+    unsafe { arch::switch_ret(save, to, how) };
     after_switch();
 }
 

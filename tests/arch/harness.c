@@ -11,6 +11,11 @@
  * hilos_v0_switch itself (so no compiled code runs in between), and stores what those registers
  * hold when the switch comes back. Both sides of a switch use it with different values, so each
  * side's registers are clobbered by the other while it is suspended.
+ *
+ * Every check runs three times, with each switch going through `harness_switch`: once with
+ * hilos_v0_switch (resume by jump), once with hilos_v0_switch_ret (resume by return), and once with
+ * a switch that alternates between the two, since a context suspended by either entry point may be
+ * resumed by the other.
  */
 #include <inttypes.h>
 #include <stdint.h>
@@ -21,6 +26,7 @@
 
 /* The API under test (src/arch/<arch>.s). */
 void hilos_v0_switch(void **save, void *to);
+void hilos_v0_switch_ret(void **save, void *to);
 void *hilos_v0_init_stack(void *top, void (*entry)(void *), void *arg);
 extern const unsigned char hilos_v0_trampoline[];
 
@@ -88,7 +94,7 @@ __asm__(
     "        movq    24(%rdx), %r13\n"
     "        movq    32(%rdx), %r14\n"
     "        movq    40(%rdx), %r15\n"
-    "        call    hilos_v0_switch\n"  /* rdi, rsi still hold save, to */
+    "        call    *harness_switch(%rip)\n" /* rdi, rsi still hold save, to */
     "        movq    8(%rsp), %rax\n"    /* rax = out */
     "        movq    %rbx, 0(%rax)\n"
     "        movq    %rbp, 8(%rax)\n"
@@ -158,7 +164,9 @@ __asm__(
     "        ldp     d14, d15, [x2, #136]\n"
     "        ldr     x9, [x2, #152]\n"
     "        msr     fpcr, x9\n"
-    "        bl      hilos_v0_switch\n"        /* x0, x1 still hold save, to */
+    "        adrp    x10, harness_switch\n"   /* x10 = &harness_switch (x10: scratch) */
+    "        ldr     x10, [x10, :lo12:harness_switch]\n"
+    "        blr     x10\n"                   /* x0, x1 still hold save, to */
     "        ldr     x3, [sp, #168]\n"         /* x3 = out */
     "        stp     x19, x20, [x3, #0]\n"
     "        stp     x21, x22, [x3, #16]\n"
@@ -207,13 +215,16 @@ __asm__(
 /* ---- reporting ----------------------------------------------------------------------------- */
 
 static int failures;
+/* Which switch the checks use, and its name in the report (see the header comment). */
+void (*harness_switch)(void **save, void *to) = hilos_v0_switch;
+static const char *variant = "switch";
 
 static void report(int ok, const char *what, const char *detail)
 {
     if (ok) {
-        printf("ok   " ARCH ": %s\n", what);
+        printf("ok   " ARCH " [%s]: %s\n", variant, what);
     } else {
-        printf("FAIL " ARCH ": %s: %s\n", what, detail);
+        printf("FAIL " ARCH " [%s]: %s: %s\n", variant, what, detail);
         failures++;
     }
     fflush(stdout);
@@ -251,19 +262,20 @@ static _Noreturn void first_entry(void *arg)
     for (;;) {
         t->arg_seen = arg;
         t->runs++;
-        hilos_v0_switch(&t->ctx, t->main);
+        harness_switch(&t->ctx, t->main);
     }
 }
 
 static void check_first_entry(void)
 {
     static struct first t;
+    memset(&t, 0, sizeof t); /* each pass (see main) starts afresh */
     char detail[160];
     t.ctx = hilos_v0_init_stack(new_stack_top(0), first_entry, &t);
     int before = t.runs;
-    hilos_v0_switch(&t.main, t.ctx);
+    harness_switch(&t.main, t.ctx);
     int after_one = t.runs;
-    hilos_v0_switch(&t.main, t.ctx);
+    harness_switch(&t.main, t.ctx);
     snprintf(detail, sizeof detail, "runs %d -> %d -> %d (want 0, 1, 2), arg %p (want %p)", before,
              after_one, t.runs, t.arg_seen, (void *)&t);
     report(before == 0 && after_one == 1 && t.runs == 2 && t.arg_seen == &t,
@@ -282,7 +294,7 @@ _Noreturn void aligned_rest(void *arg)
 {
     struct aligned *t = arg;
     for (;;)
-        hilos_v0_switch(&t->ctx, t->main);
+        harness_switch(&t->ctx, t->main);
 }
 
 static void check_alignment(void)
@@ -291,9 +303,10 @@ static void check_alignment(void)
     int align_ok = 1, chain_ok = 1;
     for (size_t extra = 0; extra < 4; extra++) {
         static struct aligned t;
+        memset(&t, 0, sizeof t);
         uintptr_t top = (uintptr_t)new_stack_top(extra);
         t.ctx = hilos_v0_init_stack((void *)top, harness_aligned_entry, &t);
-        hilos_v0_switch(&t.main, t.ctx);
+        harness_switch(&t.main, t.ctx);
 #if defined(__x86_64__)
         if (t.entry_sp % 16 != 8 && align_ok) {
             align_ok = 0;
@@ -374,6 +387,7 @@ static int compare_regs(const uint64_t *want, const uint64_t *got, int from, int
 static void check_registers(void)
 {
     static struct regs t;
+    memset(&t, 0, sizeof t); /* each pass (see main) starts afresh */
     uint64_t main_a[NREGS], main_out_a[NREGS], main_c[NREGS], main_out_c[NREGS];
     char detail[1024];
     fill(main_a, 1, FP_MAIN_A);
@@ -440,7 +454,7 @@ static _Noreturn void ring_a(void *arg)
     struct ring *t = arg;
     for (;;) {
         t->count_a++;
-        hilos_v0_switch(&t->a, t->b); /* green to green */
+        harness_switch(&t->a, t->b); /* green to green */
     }
 }
 
@@ -449,20 +463,21 @@ static _Noreturn void ring_b(void *arg)
     struct ring *t = arg;
     for (;;) {
         t->count_b++;
-        hilos_v0_switch(&t->b, t->main);
+        harness_switch(&t->b, t->main);
     }
 }
 
 static void check_many_switches(void)
 {
     static struct ring t;
+    memset(&t, 0, sizeof t); /* each pass (see main) starts afresh */
     enum { ROUNDS = 1000000 };
     char detail[160] = "";
     int ok = 1;
     t.a = hilos_v0_init_stack(new_stack_top(0), ring_a, &t);
     t.b = hilos_v0_init_stack(new_stack_top(1), ring_b, &t);
     for (uint64_t round = 1; round <= ROUNDS; round++) {
-        hilos_v0_switch(&t.main, t.a);
+        harness_switch(&t.main, t.a);
         /* The compiler must re-read the counters: the switch is an opaque call and `t` escaped. */
         if (t.count_a != round || t.count_b != round) {
             snprintf(detail, sizeof detail, "after round %" PRIu64 ": A counted %" PRIu64
@@ -497,12 +512,13 @@ static __attribute__((noinline)) _Noreturn void unwind_entry(void *arg)
     struct unwind *t = arg;
     t->rc = _Unwind_Backtrace(collect, t);
     for (;;)
-        hilos_v0_switch(&t->ctx, t->main);
+        harness_switch(&t->ctx, t->main);
 }
 
 static void check_unwind(void)
 {
     static struct unwind t;
+    memset(&t, 0, sizeof t); /* each pass (see main) starts afresh */
     char detail[200];
     uintptr_t *top = new_stack_top(0);
     t.ctx = hilos_v0_init_stack(top, unwind_entry, &t);
@@ -510,7 +526,7 @@ static void check_unwind(void)
      * nobody. A zero there would also end a walk that reads it as a return address; a code address
      * does not, so only the trampoline's CFI (return address undefined) can stop the walk. */
     top[-1] = top[-2] = (uintptr_t)unwind_entry + 4;
-    hilos_v0_switch(&t.main, t.ctx);
+    harness_switch(&t.main, t.ctx);
     uintptr_t tramp = (uintptr_t)hilos_v0_trampoline, entry = (uintptr_t)unwind_entry;
     /* libgcc hands the callback one last frame with ip 0 once the return address is undefined
      * (it does the same at _start): that is its way of saying "end of stack". */
@@ -528,12 +544,35 @@ static void check_unwind(void)
            "_Unwind_Backtrace on a green stack ends cleanly at the trampoline", detail);
 }
 
+/* Alternates between the two entry points on every call. */
+static void alternating_switch(void **save, void *to)
+{
+    static int flip;
+    flip ^= 1;
+    if (flip)
+        hilos_v0_switch_ret(save, to);
+    else
+        hilos_v0_switch(save, to);
+}
+
 int main(void)
 {
-    check_first_entry();
-    check_alignment();
-    check_registers();
-    check_many_switches();
-    check_unwind();
+    static const struct {
+        void (*fn)(void **, void *);
+        const char *name;
+    } variants[] = {
+        {hilos_v0_switch, "switch"},
+        {hilos_v0_switch_ret, "switch_ret"},
+        {alternating_switch, "alternating"},
+    };
+    for (size_t i = 0; i < sizeof variants / sizeof variants[0]; i++) {
+        harness_switch = variants[i].fn;
+        variant = variants[i].name;
+        check_first_entry();
+        check_alignment();
+        check_registers();
+        check_many_switches();
+        check_unwind();
+    }
     return failures ? 1 : 0;
 }

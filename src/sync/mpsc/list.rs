@@ -240,13 +240,15 @@ impl<T> Chan<T> {
                 Err(TryRecvError::Disconnected) => return Err(RecvTimeoutError::Disconnected),
                 Err(TryRecvError::Empty) => {}
             }
-            super::poll_before_park(|| {
+            if super::poll_before_park(|| {
                 // SAFETY: the receiver owns `head`, and nodes reachable from it are alive.
                 let head = unsafe { *self.head.get() };
                 // SAFETY: as above.
                 !unsafe { (*head).next.load(Ordering::Acquire) }.is_null()
                     || self.senders.load(Ordering::Relaxed) == 0
-            });
+            }) {
+                continue;
+            }
             // SAFETY: the single receiver, with no bit outstanding (each iteration's bit is claimed
             // or withdrawn before the next).
             unsafe { self.set_rx_task() };

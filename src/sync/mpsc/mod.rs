@@ -78,12 +78,16 @@ fn backoff(round: &mut u32) {
 ///   during those turns, and neither side pays a park and a wake-up. With nothing else runnable a
 ///   yield returns at once, so this costs a few tens of nanoseconds. It does not spin: that would
 ///   hold the worker that a sender of the same worker needs.
-fn poll_before_park(mut arrived: impl FnMut() -> bool) {
+///
+/// Returns whether `arrived` held, so the caller goes straight back to taking the message instead
+/// of announcing a park that is bound to fail (a failed compare-exchange still costs a locked
+/// operation).
+fn poll_before_park(mut arrived: impl FnMut() -> bool) -> bool {
     let green = task::current_green().is_some();
     let rounds = if green { 3 } else { 10 };
     for round in 0..rounds {
         if arrived() {
-            return;
+            return true;
         }
         if green {
             scheduler::yield_now();
@@ -93,6 +97,7 @@ fn poll_before_park(mut arrived: impl FnMut() -> bool) {
             std::thread::yield_now();
         }
     }
+    false
 }
 
 /// Pops until empty, dropping the messages (the receiver's departure).
@@ -211,7 +216,9 @@ unsafe fn recv_q<T>(q: &array::Chan<T>, deadline: Option<Instant>) -> Result<T, 
             Err(TryRecvError::Empty) => {}
         }
         // SAFETY: per the contract.
-        poll_before_park(|| unsafe { q.ready() });
+        if poll_before_park(|| unsafe { q.ready() }) {
+            continue;
+        }
         q.rx.publish();
         // SAFETY: per the contract.
         if unsafe { q.ready() } {
