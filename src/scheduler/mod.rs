@@ -152,6 +152,7 @@ impl Shared {
                 // SAFETY: we are on the worker's own kernel thread.
                 || !unsafe { w.home.local() }.is_empty();
             w.fresh.push(t);
+            w.fresh_maybe = true;
             if had_work {
                 fence(Ordering::SeqCst);
                 self.wake_idle_if_none_spinning();
@@ -237,6 +238,11 @@ struct Worker {
     shared: Arc<Shared>,
     home: Arc<Home>,
     fresh: Deque<TaskRef>,
+    /// False only when `fresh` is known to be empty: set by every push into it (a spawn here, a
+    /// batch stolen into it), cleared when a pop finds it empty. Stealers only take from it, so
+    /// the flag never says "empty" of a deque that holds a thread. It spares a yield, which
+    /// looks at `fresh` first, the deque's call and shared loads (5 ns of a 30 ns yield).
+    fresh_maybe: bool,
     /// The scheduler context's saved stack pointer while a green thread runs.
     sched_sp: *mut u8,
     /// The running green thread (it owns the thread's scheduling reference), or null.
@@ -308,6 +314,7 @@ pub(crate) fn run_worker(
         shared,
         home,
         fresh: seed.fresh,
+        fresh_maybe: true,
         sched_sp: ptr::null_mut(),
         current: ptr::null(),
         exited: None,
@@ -499,8 +506,11 @@ impl Worker {
     /// that yields lets unstarted threads go first (`fresh_first`); otherwise woken threads,
     /// which may hold resources others wait for, run before new ones start.
     fn pick_local(&mut self, fresh_first: bool) -> Option<TaskRef> {
-        if fresh_first && let Some(t) = self.fresh.pop() {
-            return Some(t);
+        if fresh_first && self.fresh_maybe {
+            match self.fresh.pop() {
+                Some(t) => return Some(t),
+                None => self.fresh_maybe = false,
+            }
         }
         // SAFETY: we are on the worker's own kernel thread; the borrows are short.
         unsafe {
@@ -549,7 +559,10 @@ impl Worker {
     fn pop_injector(&mut self) -> Option<TaskRef> {
         loop {
             match self.shared.injector.steal_batch_and_pop(&self.fresh) {
-                Steal::Success(t) => return Some(t),
+                Steal::Success(t) => {
+                    self.fresh_maybe = true;
+                    return Some(t);
+                }
                 Steal::Empty => return None,
                 Steal::Retry => continue,
             }
@@ -576,7 +589,10 @@ impl Worker {
                     .stealer
                     .steal_batch_and_pop(&self.fresh)
                 {
-                    Steal::Success(t) => return Some(t),
+                    Steal::Success(t) => {
+                        self.fresh_maybe = true;
+                        return Some(t);
+                    }
                     Steal::Empty => break,
                     Steal::Retry => continue,
                 }
