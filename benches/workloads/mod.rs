@@ -478,6 +478,14 @@ pub fn all() -> Vec<Workload> {
                      each server's CPU time per request (user + system, from /proc).",
             run: echo,
         },
+        Workload {
+            name: "http",
+            about: "HTTP/1.1 hello throughput at 100, 1,000 and 10,000 connections",
+            method: "As echo, with an HTTP/1.1 keep-alive server that answers every request \
+                     `200 OK` with the body `Hello, world!` (requests parsed with httparse), \
+                     loaded by the same closed-loop generator sending `GET /` requests.",
+            run: http,
+        },
     ]
 }
 
@@ -777,15 +785,15 @@ fn fairness(ctx: &Ctx) -> Result<Vec<Row>, Failure> {
     Ok(rows)
 }
 
-/// One echo load run against a fresh server of `imp`: in a child process when `ctx` says so,
+/// One load run against a fresh `proto` server of `imp`: in a child process when `ctx` says so,
 /// else in this process (where it stays until the process ends).
-fn echo_run(ctx: &Ctx, imp: net::Imp, conns: usize) -> net::Load {
+fn net_run(ctx: &Ctx, imp: net::Imp, proto: net::Proto, conns: usize) -> net::Load {
     let (warmup, measure) = (ctx.sizes.echo_warmup, ctx.sizes.echo_measure);
     if ctx.net_in_child {
-        let server = net::spawn_server(imp, net::Proto::Echo);
+        let server = net::spawn_server(imp, proto);
         let r = net::load(
             server.addr,
-            net::Proto::Echo,
+            proto,
             conns,
             2,
             warmup,
@@ -798,32 +806,41 @@ fn echo_run(ctx: &Ctx, imp: net::Imp, conns: usize) -> net::Load {
         r
     } else {
         let addr = match imp {
-            net::Imp::Std => net::std_server(net::Proto::Echo),
-            net::Imp::HilosPerCore => net::hilos_per_core_server(net::Proto::Echo),
-            net::Imp::Hilos => net::hilos_server(net::Proto::Echo),
+            net::Imp::Std => net::std_server(proto),
+            net::Imp::HilosPerCore => net::hilos_per_core_server(proto),
+            net::Imp::Hilos => net::hilos_server(proto),
         };
-        net::load(addr, net::Proto::Echo, conns, 2, warmup, measure, &|| {
-            Duration::ZERO
-        })
+        net::load(addr, proto, conns, 2, warmup, measure, &|| Duration::ZERO)
     }
 }
 
 fn echo(ctx: &Ctx) -> Result<Vec<Row>, Failure> {
+    net_rows(ctx, "echo", net::Proto::Echo, "echo round trips")
+}
+
+fn http(ctx: &Ctx) -> Result<Vec<Row>, Failure> {
+    net_rows(ctx, "http", net::Proto::Http, "HTTP requests")
+}
+
+/// The rows of the `name` workload: `proto` servers at each connection count.
+fn net_rows(
+    ctx: &Ctx,
+    name: &'static str,
+    proto: net::Proto,
+    what: &str,
+) -> Result<Vec<Row>, Failure> {
     net::raise_nofile();
+    let workload = name;
     let mut rows = Vec::new();
     for &conns in &ctx.sizes.echo_conns {
         let cc = group_thousands(conns as u64);
-        let mut row = Row::new(
-            "echo",
-            format!("echo round trips, {cc} connections"),
-            Metric::PerSec,
-        );
+        let mut row = Row::new(workload, format!("{what}, {cc} connections"), Metric::PerSec);
         row.x = Some(conns as f64);
         let mut notes = Vec::new();
         for imp in [net::Imp::Hilos, net::Imp::Std] {
             let name = imp.name();
-            ctx.say(format!("echo: {name} {cc} connections"));
-            let value = match guarded(|| echo_run(ctx, imp, conns)) {
+            ctx.say(format!("{workload}: {name} {cc} connections"));
+            let value = match guarded(|| net_run(ctx, imp, proto, conns)) {
                 Ok(l) if l.failed > 0 => {
                     notes.push(format!(
                         "{name}: {} of {cc} connections failed ({} on the rest)",
@@ -832,7 +849,7 @@ fn echo(ctx: &Ctx) -> Result<Vec<Row>, Failure> {
                     ));
                     Value::Missing(format!("{} of {cc} connections failed", l.failed))
                 }
-                Ok(l) if l.requests == 0 => Value::Missing("no round trip completed".into()),
+                Ok(l) if l.requests == 0 => Value::Missing("no request completed".into()),
                 Ok(l) => {
                     if ctx.net_in_child {
                         notes.push(format!(
@@ -845,7 +862,7 @@ fn echo(ctx: &Ctx) -> Result<Vec<Row>, Failure> {
                 Err(why) => Value::Missing(why),
             };
             ctx.say(format!(
-                "echo: {name} {cc} connections: {}",
+                "{workload}: {name} {cc} connections: {}",
                 value.display(row.metric)
             ));
             match imp {

@@ -154,6 +154,22 @@ pub fn charts(outcomes: &[Outcome]) -> Vec<(&'static str, &'static str, Chart)> 
                 ),
             ),
         ),
+        (
+            "http.svg",
+            "HTTP hello throughput vs connections",
+            chart_of(
+                outcomes,
+                "http",
+                "",
+                base(
+                    "HTTP hello throughput",
+                    "connections",
+                    "requests per second",
+                    workloads::format_rate,
+                    1.0,
+                ),
+            ),
+        ),
     ]
 }
 
