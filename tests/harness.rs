@@ -96,6 +96,11 @@ fn every_workload_runs_at_tiny_size_and_the_report_is_written() {
         });
     }
 
+    // The x values a workload's rows must carry: one per size, in order.
+    let xs_of =
+        |sizes: &[usize]| -> Vec<Option<f64>> { sizes.iter().map(|&n| Some(n as f64)).collect() };
+    // The x values its rows do carry.
+    let xs = |rows: &[Row]| -> Vec<Option<f64>> { rows.iter().map(|r| r.x).collect() };
     let rows_of = |name: &str| -> Vec<Row> {
         outcomes
             .iter()
@@ -118,14 +123,7 @@ fn every_workload_runs_at_tiny_size_and_the_report_is_written() {
     }
     // Mutex contention: one row per T, both sides measured, the model beside each figure.
     let mutex = rows_of("mutex");
-    assert_eq!(
-        mutex.iter().map(|r| r.x).collect::<Vec<_>>(),
-        ctx.sizes
-            .mutex_threads
-            .iter()
-            .map(|&t| Some(t as f64))
-            .collect::<Vec<_>>()
-    );
+    assert_eq!(xs(&mutex), xs_of(&ctx.sizes.mutex_threads));
     for r in &mutex {
         assert_eq!(r.metric, Metric::PerSec);
         assert!(r.ratio().is_some(), "mutex: no ratio: {r:?}");
@@ -149,31 +147,20 @@ fn every_workload_runs_at_tiny_size_and_the_report_is_written() {
     assert_eq!(max.std, Value::AtLeast(biggest), "{max:?}");
     // Blocked-I/O fairness: one row per N (nobody blocked, then N blocked), both sides measured.
     let fairness = rows_of("fairness");
-    assert_eq!(
-        fairness.iter().map(|r| r.x).collect::<Vec<_>>(),
-        ctx.sizes
-            .fairness_blocked
-            .iter()
-            .map(|&n| Some(n as f64))
-            .collect::<Vec<_>>()
-    );
+    assert_eq!(xs(&fairness), xs_of(&ctx.sizes.fairness_blocked));
     for r in &fairness {
         assert_eq!(r.metric, Metric::NsPerOp);
         assert!(r.ratio().is_some(), "fairness: no ratio: {r:?}");
     }
-    // Echo throughput: one row per connection count, both sides measured (servers in process).
-    let echo = rows_of("echo");
-    assert_eq!(
-        echo.iter().map(|r| r.x).collect::<Vec<_>>(),
-        ctx.sizes
-            .echo_conns
-            .iter()
-            .map(|&n| Some(n as f64))
-            .collect::<Vec<_>>()
-    );
-    for r in &echo {
-        assert_eq!(r.metric, Metric::PerSec);
-        assert!(r.ratio().is_some(), "echo: no ratio: {r:?}");
+    // Echo and HTTP throughput: one row per connection count, both sides measured (servers in
+    // process).
+    for name in ["echo", "http"] {
+        let rows = rows_of(name);
+        assert_eq!(xs(&rows), xs_of(&ctx.sizes.echo_conns), "{name}");
+        for r in &rows {
+            assert_eq!(r.metric, Metric::PerSec);
+            assert!(r.ratio().is_some(), "{name}: no ratio: {r:?}");
+        }
     }
     assert!(!lines.lock().unwrap().is_empty(), "no progress reported");
 
@@ -198,7 +185,7 @@ fn every_workload_runs_at_tiny_size_and_the_report_is_written() {
         },
     )
     .unwrap();
-    assert_eq!(files.len(), 4);
+    assert_eq!(files.len(), 5);
     let md = std::fs::read_to_string(&files[0]).unwrap();
     for needle in [
         "## Machine",
@@ -206,15 +193,19 @@ fn every_workload_runs_at_tiny_size_and_the_report_is_written() {
         "memory.svg",
         "spawn.svg",
         "throughput.svg",
+        "http.svg",
         "| fairness |",
         "| echo |",
+        "| http |",
     ] {
         assert!(md.contains(needle), "report lacks {needle:?}:\n{md}");
     }
     let memory_svg = std::fs::read_to_string(dir.join("memory.svg")).unwrap();
     assert_eq!(memory_svg.matches("<polyline").count(), 2, "{memory_svg}");
-    let echo_svg = std::fs::read_to_string(dir.join("throughput.svg")).unwrap();
-    assert_eq!(echo_svg.matches("<polyline").count(), 2, "{echo_svg}");
+    for plot in ["throughput.svg", "http.svg"] {
+        let svg = std::fs::read_to_string(dir.join(plot)).unwrap();
+        assert_eq!(svg.matches("<polyline").count(), 2, "{plot}: {svg}");
+    }
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

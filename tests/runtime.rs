@@ -159,3 +159,76 @@ fn drop_of_a_stuck_runtime_says_so_instead_of_hanging_silently() {
     );
     assert!(stderr.contains("drop returned"), "stderr: {stderr}");
 }
+
+/// An accept loop's connections are spread over the workers: a long-running green thread, woken
+/// from outside once per "connection", spawns a thread for each that stays alive (parked, as a
+/// connection waiting for its next request). Each child runs before the next one is spawned, so
+/// the spawner's own worker could run them all: that piled most connections of the echo
+/// benchmark onto one worker of two. With 1,000 children on 2 workers each worker must have run
+/// at least a quarter of them (placement keeps them within a few threads of even).
+#[test]
+fn an_accept_loops_threads_are_spread_over_the_workers() {
+    use std::sync::atomic::AtomicUsize;
+    const N: usize = 1000;
+    within(120, || {
+        let rt = hilos::Runtime::builder().workers(2).build().unwrap();
+        let tickets = Arc::new(AtomicUsize::new(0));
+        let started = Arc::new(AtomicUsize::new(0));
+        let release = Arc::new(AtomicBool::new(false));
+        let on_worker: Arc<[AtomicUsize; 2]> = Arc::new([AtomicUsize::new(0), AtomicUsize::new(0)]);
+        let acceptor = {
+            let (tickets, started, release, on_worker) = (
+                tickets.clone(),
+                started.clone(),
+                release.clone(),
+                on_worker.clone(),
+            );
+            rt.spawn(move || {
+                let mut children = Vec::with_capacity(N);
+                for taken in 0..N {
+                    // "accept": park until the feeder hands out the next connection.
+                    while tickets.load(Ordering::Acquire) == taken {
+                        hilos::thread::park();
+                    }
+                    let (started, release, on_worker) =
+                        (started.clone(), release.clone(), on_worker.clone());
+                    children.push(hilos::spawn(move || {
+                        let name = std::thread::current().name().unwrap().to_owned();
+                        let i = match name.as_str() {
+                            "hilos-worker-0" => 0,
+                            "hilos-worker-1" => 1,
+                            other => panic!("run on {other:?}"),
+                        };
+                        on_worker[i].fetch_add(1, Ordering::Relaxed);
+                        started.fetch_add(1, Ordering::Release);
+                        while !release.load(Ordering::Acquire) {
+                            hilos::thread::park();
+                        }
+                    }));
+                }
+                children
+            })
+        };
+        // The feeder: one connection at a time, the next once the last one's thread has run.
+        for k in 0..N {
+            tickets.store(k + 1, Ordering::Release);
+            acceptor.thread().unpark();
+            while started.load(Ordering::Acquire) == k {
+                std::thread::yield_now();
+            }
+        }
+        let children = acceptor.join().unwrap();
+        release.store(true, Ordering::Release);
+        for c in children {
+            c.thread().unpark();
+            c.join().unwrap();
+        }
+        let counts = [0, 1].map(|i| on_worker[i].load(Ordering::Relaxed));
+        assert_eq!(counts[0] + counts[1], N, "{counts:?}");
+        eprintln!("threads run per worker: {counts:?}");
+        assert!(
+            counts.iter().all(|&c| c >= N / 4),
+            "threads run per worker: {counts:?}"
+        );
+    });
+}

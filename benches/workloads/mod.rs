@@ -791,15 +791,9 @@ fn net_run(ctx: &Ctx, imp: net::Imp, proto: net::Proto, conns: usize) -> net::Lo
     let (warmup, measure) = (ctx.sizes.echo_warmup, ctx.sizes.echo_measure);
     if ctx.net_in_child {
         let server = net::spawn_server(imp, proto);
-        let r = net::load(
-            server.addr,
-            proto,
-            conns,
-            2,
-            warmup,
-            measure,
-            &|| server.cpu_time(),
-        );
+        let r = net::load(server.addr, proto, conns, 2, warmup, measure, &|| {
+            server.cpu_time()
+        });
         drop(server);
         // Let the closed connections' state drain before the next server.
         std::thread::sleep(Duration::from_millis(200));
@@ -834,7 +828,11 @@ fn net_rows(
     let mut rows = Vec::new();
     for &conns in &ctx.sizes.echo_conns {
         let cc = group_thousands(conns as u64);
-        let mut row = Row::new(workload, format!("{what}, {cc} connections"), Metric::PerSec);
+        let mut row = Row::new(
+            workload,
+            format!("{what}, {cc} connections"),
+            Metric::PerSec,
+        );
         row.x = Some(conns as f64);
         let mut notes = Vec::new();
         for imp in [net::Imp::Hilos, net::Imp::Std] {

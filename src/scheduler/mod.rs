@@ -13,6 +13,27 @@
 //! - **Started threads are pinned.** At its first run a thread records the worker's [`Home`]; every
 //!   later wake-up puts it back there (the "next" slot and local queue from the home worker itself,
 //!   the inbox from anywhere else; see `task`).
+//! - **Placement.** A fresh thread normally goes to its spawner's own deque, so that
+//!   `spawn(f).join()` runs the child on the joiner's worker (about 150 ns; on another worker each
+//!   join would be a cross-worker wake-up of microseconds). But a spawner that spawns and carries
+//!   on, such as an accept loop, would then pin nearly all its children to its own worker: it
+//!   parks (in `accept`) right after each spawn, its worker runs the child at once, and the other
+//!   workers, asleep, are never asked to steal. Such children live long (connections), so how
+//!   they are spread at their first run decides the load for good. The rule: a green thread that
+//!   has spawned [`SPREAD_AFTER`] threads without joining one (`Green::spawned`, reset by every
+//!   join) has each further child placed on the worker holding fewest threads, if that one holds
+//!   more than [`SPREAD_SLACK`] fewer than its own: the child goes to that worker's inbox, which
+//!   runs and pins it there. A worker's load (`Load`) counts the threads pinned to it and not
+//!   exited (written by the worker alone, at first run and exit: no locked instruction on the
+//!   spawn path) plus the threads placed on it and not yet run (so that a burst of spawns does not
+//!   all go to the worker that was lightest before it started). Otherwise, or if no worker is
+//!   lighter, the child goes to the spawner's deque as before. Rejected: round-robin over the
+//!   workers once spreading (blind to threads' exits, and to load placed by other spawners);
+//!   waking an idle worker at every spawn to steal (a cross-worker wake-up per spawn, and a race
+//!   that the spawner's worker, already awake, mostly wins); migrating a thread at its first park
+//!   (unsound, DESIGN-NOTES section 1). Load is not CPU time: a worker busy with one thread that
+//!   never parks still gets its share of the placed children; and a spawner that collects its
+//!   children's results through a channel rather than `join` counts as one that carries on.
 //! - **Switching away.** A green thread that yields, blocks or exits calls [`switch_away`], which
 //!   picks the next runnable thread of this worker and switches to it directly (one switch), or, if
 //!   there is none, or on every 61st switch, or on exit, switches to the worker's own scheduler
@@ -28,7 +49,9 @@
 //! `SeqCst` fence, re-checks its inbox, the injector and every deque, and only then sleeps with the
 //! earliest timer deadline as timeout, in its I/O driver's wait (`io::driver`), which its eventfd
 //! ends. Producers push, fence, and then look at the announcements:
-//! a remote wake-up unparks the home worker if it sleeps; a spawn wakes an idle worker if there is
+//! a remote wake-up, or a placed fresh thread, unparks the worker whose inbox it went to if that
+//! worker sleeps (the inbox protocol of `task`); a spawn to the spawner's own deque wakes an idle
+//! worker if there is
 //! more queued work than the spawner itself is about to run and no worker is spinning. Either the
 //! producer sees the announcement or the worker's re-check sees the work. A wake-up is a write to
 //! the worker's eventfd, made only when the worker announced it sleeps; a write that lands before
@@ -67,6 +90,11 @@ use crate::time::Timers;
 const FAIRNESS_TICKS: u32 = 61;
 /// How many rounds an idle worker tries to steal before it sleeps.
 const SPIN_ROUNDS: u32 = 64;
+/// Placement (module doc): a green thread that has spawned this many threads without joining
+/// one may have its next spawns placed on another worker...
+const SPREAD_AFTER: u32 = 4;
+/// ...when that worker holds more than this many threads fewer than the spawner's.
+const SPREAD_SLACK: usize = 4;
 
 /// The scheduling state of one runtime, shared by its workers and every spawner.
 pub(crate) struct Shared {
@@ -93,6 +121,26 @@ pub(crate) struct Shared {
 pub(crate) struct WorkerShared {
     pub(crate) home: Arc<Home>,
     stealer: Stealer<TaskRef>,
+    load: Load,
+}
+
+/// How many green threads a worker holds, read by spawners for placement (module doc). Padded:
+/// the owner writes it at every first run and exit, and it should not share a cache line with
+/// what the other workers read when they steal.
+#[repr(align(128))]
+struct Load {
+    /// Threads pinned to the worker that have not exited. Written only by the owner, with a plain
+    /// load and store (no locked instruction on the spawn path); read by spawners.
+    pinned: AtomicUsize,
+    /// Fresh threads placed on the worker's inbox that it has not run yet: added by the placer
+    /// before the push, subtracted by the owner when it pins the thread.
+    placed: AtomicUsize,
+}
+
+impl Load {
+    fn get(&self) -> usize {
+        self.pinned.load(Ordering::Relaxed) + self.placed.load(Ordering::Relaxed)
+    }
 }
 
 /// The local half of a worker, handed to its kernel thread.
@@ -116,6 +164,10 @@ impl Shared {
             workers.push(WorkerShared {
                 home: Arc::new(Home::new()?),
                 stealer: fresh.stealer(),
+                load: Load {
+                    pinned: AtomicUsize::new(0),
+                    placed: AtomicUsize::new(0),
+                },
             });
             seeds.push(WorkerSeed { index, fresh });
         }
@@ -148,6 +200,18 @@ impl Shared {
         if let Some(w) = unsafe { w.as_mut() }
             && ptr::eq(&*w.shared, self)
         {
+            // SAFETY: a non-null `current` is the green thread running this code, alive while it
+            // runs; its `spawned` cell is touched only by itself.
+            if let Some(g) = unsafe { w.current.as_ref() }.and_then(Header::green) {
+                let n = g.spawned.get();
+                g.spawned.set(n.saturating_add(1));
+                if n >= SPREAD_AFTER
+                    && let Some(i) = self.lighter_worker(w.index)
+                {
+                    self.place(i, t);
+                    return;
+                }
+            }
             let had_work = !w.fresh.is_empty()
                 // SAFETY: we are on the worker's own kernel thread.
                 || !unsafe { w.home.local() }.is_empty();
@@ -162,6 +226,36 @@ impl Shared {
         self.injector.push(t);
         fence(Ordering::SeqCst);
         self.wake_idle();
+    }
+
+    /// Another worker holding more than [`SPREAD_SLACK`] threads fewer than worker `me`, the
+    /// one holding fewest, if any.
+    fn lighter_worker(&self, me: usize) -> Option<usize> {
+        let mine = self.workers[me].load.get();
+        if mine <= SPREAD_SLACK {
+            return None;
+        }
+        let (i, least) = self
+            .workers
+            .iter()
+            .enumerate()
+            .filter(|&(i, _)| i != me)
+            .map(|(i, w)| (i, w.load.get()))
+            .min_by_key(|&(_, l)| l)?;
+        (least + SPREAD_SLACK < mine).then_some(i)
+    }
+
+    /// Places the fresh thread `t` on worker `i`'s inbox: `i` runs it and pins it (module doc,
+    /// "Placement").
+    #[cold]
+    fn place(&self, i: usize, t: TaskRef) {
+        let g = t.green().expect("hilos: spawned a kernel thread");
+        // The thread has not run and we hold its only scheduling reference: its cells are ours
+        // until the inbox push hands it over (Release, paired with the owner's Acquire drain).
+        g.placed.set(true);
+        // Counted before the push, so the owner's subtraction at the first run comes after it.
+        self.workers[i].load.placed.fetch_add(1, Ordering::Relaxed);
+        self.workers[i].home.push_remote(t);
     }
 
     fn wake_idle_if_none_spinning(&self) {
@@ -436,6 +530,13 @@ impl Worker {
         // reference touches its context.
         let how = if g.home.get().is_null() {
             g.home.set(Arc::as_ptr(&self.home));
+            let load = &self.shared.workers[self.index].load;
+            // Only this worker writes `pinned`.
+            load.pinned
+                .store(load.pinned.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+            if g.placed.get() {
+                load.placed.fetch_sub(1, Ordering::Relaxed);
+            }
             arch::Resume::Jump
         } else {
             arch::Resume::Return
@@ -460,6 +561,10 @@ impl Worker {
         }
         drop(t);
         self.exits += 1;
+        // A thread exits on the worker it is pinned to; only this worker writes `pinned`.
+        let load = &self.shared.workers[self.index].load;
+        load.pinned
+            .store(load.pinned.load(Ordering::Relaxed) - 1, Ordering::Relaxed);
     }
 
     /// Subtracts the batched exits from the runtime's live count.

@@ -25,7 +25,8 @@
 //! # Green threads stay home
 //! A green thread that has run is pinned to its worker (DESIGN-NOTES section 1), whose [`Home`] is
 //! the pinned run queue: a local queue and a "next" slot touched only by the worker's own kernel
-//! thread, and an MPSC *inbox* for wake-ups from every other thread. A remote waker pushes to the
+//! thread, and an MPSC *inbox* for wake-ups from every other thread (and for fresh threads a
+//! spawner placed on this worker, which pins them at their first run: `scheduler`, "Placement"). A remote waker pushes to the
 //! inbox, issues a `SeqCst` fence, and wakes the worker only if it announced it is asleep; the
 //! worker announces, fences, and looks at the inbox once more before it sleeps. One of the two
 //! always sees the other (store-buffering with fences on both sides), so the wake-up is not lost.
@@ -217,6 +218,14 @@ pub(crate) struct Green {
     pub(crate) wait_on: Cell<u8>,
     /// Guard range of the stack, copied for the async-signal-safe overflow check.
     pub(crate) guard: (usize, usize),
+    /// Threads this thread spawned since it last joined one (saturating): the scheduler's sign
+    /// of a spawner that spawns and carries on, such as an accept loop (see `scheduler`,
+    /// "Placement"). Touched only by the thread itself, while it runs.
+    pub(crate) spawned: Cell<u32>,
+    /// Placed on another worker's inbox before its first run, and counted there as placed
+    /// (`scheduler`, "Placement"). Written by the placer before the inbox push, read by the
+    /// worker that pins it after draining the inbox.
+    pub(crate) placed: Cell<bool>,
 }
 
 pub(crate) const WAIT_NONE: u8 = 0;
@@ -286,6 +295,8 @@ impl Header {
                 wait_gen: Cell::new(0),
                 wait_on: Cell::new(WAIT_NONE),
                 guard: (g.start, g.end),
+                spawned: Cell::new(0),
+                placed: Cell::new(false),
             }));
         }
     }
@@ -671,8 +682,10 @@ impl Home {
         unsafe { &mut *self.next.get() }
     }
 
-    /// Any thread: queue `t` on the inbox and wake the owner if it sleeps.
-    fn push_remote(self: Arc<Home>, t: TaskRef) {
+    /// Any thread: queue `t` on the inbox and wake the owner if it sleeps. The caller keeps the
+    /// `Home` alive until this returns (once `t` is in the inbox it may run, exit, and with it end
+    /// the last reason for the runtime's workers to stay).
+    pub(crate) fn push_remote(&self, t: TaskRef) {
         let raw = t.into_raw();
         // SAFETY: we own the reference `raw` carries; the header is alive.
         let link = unsafe { &raw.as_ref().link };

@@ -295,9 +295,18 @@ impl<T> JoinInner<T> {
     /// Waits for the thread to finish and takes its result.
     pub(crate) fn join(self) -> std::thread::Result<T> {
         let out = self.out();
+        let cur = task::current_green();
+        if let Some(p) = cur
+            // SAFETY: the running green thread's header is alive while it runs.
+            && let Some(g) = unsafe { p.as_ref() }.green()
+        {
+            // A spawner that joins is not an accept loop: its next spawns stay on its worker
+            // (`scheduler`, "Placement").
+            g.spawned.set(0);
+        }
         let st = out.state.load(Ordering::Acquire);
         if st & DONE == 0 {
-            match task::current_green() {
+            match cur {
                 Some(p) if !std::thread::panicking() => {
                     // SAFETY: before publishing WAITING the joiner slot is ours alone.
                     unsafe { *out.joiner.get() = Joiner::Blocked(p) };
