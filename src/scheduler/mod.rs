@@ -777,7 +777,15 @@ enum Away {
 /// Called on a green thread, with the worker in a consistent state for `why`: for `Block` the
 /// thread's scheduling reference has been given up to a token or timer protocol.
 unsafe fn switch_away(why: Away) {
-    let w = worker_ptr();
+    // SAFETY: per the contract; the worker pointer is read on this side of the switch.
+    unsafe { switch_away_from(worker_ptr(), why) }
+}
+
+/// [`switch_away`], for a caller that has just read this kernel thread's worker pointer `w`.
+///
+/// # Safety
+/// As for [`switch_away`]; `w` is `worker_ptr()`, read since the caller's last switch.
+unsafe fn switch_away_from(w: *mut Worker, why: Away) {
     // SAFETY: we run on a green thread, so this kernel thread has a live worker; the borrow ends
     // before the switch.
     let (save, to, how) = unsafe {
@@ -847,7 +855,12 @@ pub(crate) unsafe extern "C" fn green_entry(arg: *mut u8) -> ! {
 /// threads (parks only the green thread) and kernel threads (blocks them). Returns `false` if it
 /// returned because the deadline passed. May return spuriously; callers re-check their condition.
 pub(crate) fn park(which: task::Which, deadline: Option<Instant>) -> bool {
-    let Some(cur) = task::current_green() else {
+    // One thread-local read for the test and the switch, as in `yield_now`.
+    let w = worker_ptr();
+    // SAFETY: a non-null pointer is this kernel thread's live worker, not borrowed while user
+    // code runs; a plain read.
+    let cur = unsafe { w.as_ref() }.and_then(|wr| NonNull::new(wr.current as *mut Header));
+    let Some(cur) = cur else {
         return match which {
             task::Which::User => {
                 match deadline {
@@ -893,13 +906,14 @@ pub(crate) fn park(which: task::Which, deadline: Option<Instant>) -> bool {
             return token.finish_wait();
         }
         // SAFETY: on a green thread, so the worker is live; the borrow is short.
-        let w = unsafe { &mut *worker_ptr() };
+        let wr = unsafe { &mut *w };
         // SAFETY: the header is alive (we are running on it).
-        w.timers
+        wr.timers
             .push(d, wait_no, unsafe { TaskRef::clone_from_ptr(cur) });
     }
-    // SAFETY: the token now holds our scheduling reference (PARKED).
-    unsafe { switch_away(Away::Block) };
+    // SAFETY: the token now holds our scheduling reference (PARKED); `w` was read on this side
+    // of every switch.
+    unsafe { switch_away_from(w, Away::Block) };
     g.wait_on.set(WAIT_NONE);
     // Woken by a waker (NOTIFIED) or by the timer (EMPTY); consume whatever is pending.
     token.finish_wait()
@@ -959,10 +973,18 @@ pub(crate) fn sleep(dur: Duration) {
 
 /// Lets other green threads of this worker run (kernel threads: `std::thread::yield_now`).
 pub(crate) fn yield_now() {
-    if task::current_green().is_none() || std::thread::panicking() {
+    // One thread-local read serves both the "are we green" test and the switch: a worker's
+    // `current` is non-null exactly while one of its green threads runs (`task::current_green`
+    // mirrors it).
+    let w = worker_ptr();
+    // SAFETY: a non-null pointer is this kernel thread's live worker; nothing else borrows it
+    // while user code runs; a plain read.
+    let green = !w.is_null() && !unsafe { (*w).current }.is_null();
+    if !green || std::thread::panicking() {
         std::thread::yield_now();
         return;
     }
-    // SAFETY: on a green thread; the scheduling reference moves to the local queue.
-    unsafe { switch_away(Away::Yield) };
+    // SAFETY: on a green thread; the scheduling reference moves to the local queue; `w` was just
+    // read.
+    unsafe { switch_away_from(w, Away::Yield) };
 }
