@@ -232,3 +232,32 @@ fn an_accept_loops_threads_are_spread_over_the_workers() {
         );
     });
 }
+
+/// `let h = spawn(f); work(); h.join()` runs `f` and `work` at the same time on a runtime with two
+/// workers, even when the spawner never switches away and every other worker is asleep: the
+/// spawner here spins (no switch) until the child has started, which it can only do on the other
+/// worker. The monitor must wake that worker; without it the spinner waits forever.
+#[test]
+fn a_child_runs_beside_a_spawner_that_never_switches() {
+    within(60, || {
+        let rt = hilos::Runtime::builder().workers(2).build().unwrap();
+        rt.block_on(|| {
+            for round in 0..3 {
+                // Let every worker fall asleep (and the monitor park) first.
+                hilos::sleep(Duration::from_millis(60));
+                let started = Arc::new(AtomicBool::new(false));
+                let s = started.clone();
+                let h = hilos::spawn(move || s.store(true, Ordering::SeqCst));
+                let t = Instant::now();
+                while !started.load(Ordering::SeqCst) {
+                    assert!(
+                        t.elapsed() < Duration::from_secs(10),
+                        "round {round}: the child never ran while its spawner kept its worker busy"
+                    );
+                    std::hint::spin_loop();
+                }
+                h.join().unwrap();
+            }
+        });
+    });
+}

@@ -123,6 +123,19 @@ impl Builder {
                 Err(_) => break,
             }
         }
+        if failure.is_none() && n > 1 {
+            // With several workers, the monitor wakes a sleeping one when a busy one sits on
+            // threads nobody takes (see `scheduler::monitor`). Joined with the workers.
+            match scheduler::start_monitor(shared.clone()) {
+                Ok(h) => workers.push(h),
+                Err(e) => {
+                    failure = Some(io::Error::new(
+                        e.kind(),
+                        format!("cannot start a hilos monitor thread: {e}"),
+                    ))
+                }
+            }
+        }
         if let Some(e) = failure {
             // Stop the ones already started; nothing was spawned on them yet.
             shared.begin_shutdown();
@@ -159,6 +172,7 @@ impl Builder {
 /// A pool of worker kernel threads running green threads.
 pub struct Runtime {
     shared: Arc<Shared>,
+    /// The workers' kernel threads, and the monitor's if there is one.
     workers: Vec<std::thread::JoinHandle<()>>,
     background: bool,
     io_backend: crate::io::IoBackend,

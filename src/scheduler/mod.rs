@@ -40,8 +40,9 @@
 //!   context (the kernel thread's original stack) that polls timers, the injector, the inbox, steals
 //!   and sleeps. The 61-switch rule keeps the injector, timers and the local queue from being starved
 //!   by two threads that keep handing the "next" slot to each other.
-//! - **Exit.** A finished thread's stack cannot be freed while it is still running on it, so exit
-//!   always goes through the scheduler context, which frees the stack after the switch.
+//! - **Exit.** A finished thread's stack cannot be freed while it is still running on it, so the
+//!   context that runs next (another green thread, or the scheduler context) frees it right after
+//!   the switch (`after_switch`).
 //!
 //! # Idle and wake-up ordering
 //! A worker with nothing to do first spins a little, stealing (at most half the workers spin at
@@ -53,7 +54,10 @@
 //! worker sleeps (the inbox protocol of `task`); a spawn to the spawner's own deque wakes an idle
 //! worker if there is
 //! more queued work than the spawner itself is about to run and no worker is spinning. Either the
-//! producer sees the announcement or the worker's re-check sees the work. A wake-up is a write to
+//! producer sees the announcement or the worker's re-check sees the work. A lone spawn therefore
+//! wakes nobody (so `spawn(f).join()` stays on one worker); if its spawner then keeps its worker
+//! busy without switching, the runtime's monitor thread (`monitor`) notices the untaken thread and
+//! wakes a sleeper, within a few milliseconds. A wake-up is a write to
 //! the worker's eventfd, made only when the worker announced it sleeps; a write that lands before
 //! the worker enters its wait is kept in the eventfd's counter and ends that wait at once.
 //!
@@ -72,7 +76,7 @@
 use std::cell::Cell;
 use std::ptr::{self, NonNull};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering, fence};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering, fence};
 use std::time::{Duration, Instant};
 
 use crossbeam_deque::{Injector, Steal, Stealer, Worker as Deque};
@@ -85,6 +89,10 @@ use crate::task::{
     self, Header, Home, PARKED, TaskRef, WAIT_NONE, WAIT_SLEEP, WAIT_SYS, WAIT_USER,
 };
 use crate::time::Timers;
+
+mod monitor;
+
+pub(crate) use monitor::start as start_monitor;
 
 /// How many switches between two visits of the scheduler context.
 const FAIRNESS_TICKS: u32 = 61;
@@ -115,6 +123,8 @@ pub(crate) struct Shared {
     /// The I/O backend chosen for this runtime's workers (a worker may still fall back to epoll
     /// if its own ring cannot be had; see `run_worker`).
     pub(crate) backend: IoBackend,
+    /// Wakes a sleeping worker when a busy one sits on threads nobody takes (`monitor`).
+    pub(crate) monitor: monitor::Monitor,
 }
 
 /// What other threads may touch of a worker.
@@ -135,6 +145,10 @@ struct Load {
     /// Fresh threads placed on the worker's inbox that it has not run yet: added by the placer
     /// before the push, subtracted by the owner when it pins the thread.
     placed: AtomicUsize,
+    /// The worker's switch count (`Worker::tick`), stored by the owner at every pass through its
+    /// scheduler loop (at least every `FAIRNESS_TICKS` switches); read by the monitor to tell a
+    /// worker stuck on one thread.
+    progress: AtomicU32,
 }
 
 impl Load {
@@ -167,6 +181,7 @@ impl Shared {
                 load: Load {
                     pinned: AtomicUsize::new(0),
                     placed: AtomicUsize::new(0),
+                    progress: AtomicU32::new(0),
                 },
             });
             seeds.push(WorkerSeed { index, fresh });
@@ -182,6 +197,7 @@ impl Shared {
             shutdown_waiter: Mutex::new(None),
             stack_size,
             backend,
+            monitor: monitor::Monitor::new(),
         });
         Ok((shared, seeds))
     }
@@ -291,6 +307,7 @@ impl Shared {
                 w.home.parker.wake();
             }
         }
+        self.monitor.unpark();
     }
 
     /// Starts shutting down: workers exit once no green thread is left.
@@ -337,6 +354,8 @@ struct Worker {
     /// the flag never says "empty" of a deque that holds a thread. It spares a yield, which
     /// looks at `fresh` first, the deque's call and shared loads (5 ns of a 30 ns yield).
     fresh_maybe: bool,
+    /// This worker's `Load::progress`, inside `shared` (which the worker keeps alive).
+    progress: *const AtomicU32,
     /// The scheduler context's saved stack pointer while a green thread runs.
     sched_sp: *mut u8,
     /// The running green thread (it owns the thread's scheduling reference), or null.
@@ -403,10 +422,12 @@ pub(crate) fn run_worker(
     }
     drop(ready);
     let _alt = stack::overflow::ensure_altstack();
+    let progress: *const AtomicU32 = &shared.workers[seed.index].load.progress;
     let mut w = Worker {
         index: seed.index,
         shared,
         home,
+        progress,
         fresh: seed.fresh,
         fresh_maybe: true,
         sched_sp: ptr::null_mut(),
@@ -462,6 +483,9 @@ unsafe fn worker_loop(w: *mut Worker) {
         // SAFETY: per the function contract; the borrow ends before run_task switches.
         let next = unsafe {
             let wr = &mut *w;
+            // Published here rather than at every switch: a worker passes through this loop at
+            // least every `FAIRNESS_TICKS` switches, which is often enough for the monitor.
+            (*wr.progress).store(wr.tick, Ordering::Relaxed);
             wr.fire_timers();
             // Flush batched submissions and ready the threads whose I/O completed; so nothing
             // submitted waits longer than one pass through here.
@@ -751,10 +775,15 @@ impl Worker {
             }
         }
         self.home.sleeping.store(false, Ordering::Relaxed);
-        let mut idle = self.shared.idle.lock();
-        if let Some(pos) = idle.iter().position(|&i| i == self.index) {
-            idle.swap_remove(pos);
-            self.shared.num_idle.fetch_sub(1, Ordering::Relaxed);
+        {
+            let mut idle = self.shared.idle.lock();
+            if let Some(pos) = idle.iter().position(|&i| i == self.index) {
+                idle.swap_remove(pos);
+                self.shared.num_idle.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+        if n > 1 {
+            self.shared.monitor.worker_woke();
         }
         None
     }
