@@ -485,6 +485,7 @@ unsafe fn worker_loop(w: *mut Worker) {
             let wr = &mut *w;
             // Published here rather than at every switch: a worker passes through this loop at
             // least every `FAIRNESS_TICKS` switches, which is often enough for the monitor.
+            // SAFETY: `progress` points into `wr.shared`, which the worker keeps alive.
             (*wr.progress).store(wr.tick, Ordering::Relaxed);
             wr.fire_timers();
             // Flush batched submissions and ready the threads whose I/O completed; so nothing
