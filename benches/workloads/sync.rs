@@ -86,55 +86,43 @@ pub fn green_ping_pong(rt: &hilos::Runtime, iters: u64, spread: bool) -> Duratio
     d
 }
 
+/// `iters` round trips between two kernel threads over the channels of `$chan` (a module with
+/// std's `mpsc::channel`); the body of [`std_ping_pong`] and [`hilos_kernel_ping_pong`].
+macro_rules! kernel_ping_pong {
+    ($chan:path, $iters:expr) => {{
+        use $chan as chan;
+        let (to_b, b_rx) = chan::channel::<u64>();
+        let (to_a, a_rx) = chan::channel::<u64>();
+        let b = std::thread::spawn(move || {
+            for v in b_rx.iter() {
+                if to_a.send(v).is_err() {
+                    break;
+                }
+            }
+        });
+        // Let the echo thread start before timing.
+        to_b.send(0).unwrap();
+        a_rx.recv().unwrap();
+        let t = Instant::now();
+        for i in 0..$iters {
+            to_b.send(i).unwrap();
+            a_rx.recv().unwrap();
+        }
+        let d = t.elapsed();
+        drop(to_b);
+        b.join().unwrap();
+        d
+    }};
+}
+
 /// `iters` round trips between two kernel threads over `std::sync::mpsc` channels.
 pub fn std_ping_pong(iters: u64) -> Duration {
-    use std::sync::mpsc::channel;
-    let (to_b, b_rx) = channel::<u64>();
-    let (to_a, a_rx) = channel::<u64>();
-    let b = std::thread::spawn(move || {
-        for v in b_rx.iter() {
-            if to_a.send(v).is_err() {
-                break;
-            }
-        }
-    });
-    // Let the echo thread start before timing.
-    to_b.send(0).unwrap();
-    a_rx.recv().unwrap();
-    let t = Instant::now();
-    for i in 0..iters {
-        to_b.send(i).unwrap();
-        a_rx.recv().unwrap();
-    }
-    let d = t.elapsed();
-    drop(to_b);
-    b.join().unwrap();
-    d
+    kernel_ping_pong!(std::sync::mpsc, iters)
 }
 
 /// `iters` round trips between two kernel threads over `hilos::sync::mpsc` channels.
 pub fn hilos_kernel_ping_pong(iters: u64) -> Duration {
-    use hilos::sync::mpsc::channel;
-    let (to_b, b_rx) = channel::<u64>();
-    let (to_a, a_rx) = channel::<u64>();
-    let b = std::thread::spawn(move || {
-        for v in b_rx.iter() {
-            if to_a.send(v).is_err() {
-                break;
-            }
-        }
-    });
-    to_b.send(0).unwrap();
-    a_rx.recv().unwrap();
-    let t = Instant::now();
-    for i in 0..iters {
-        to_b.send(i).unwrap();
-        a_rx.recv().unwrap();
-    }
-    let d = t.elapsed();
-    drop(to_b);
-    b.join().unwrap();
-    d
+    kernel_ping_pong!(hilos::sync::mpsc, iters)
 }
 
 /// The critical section: `iters` dependent multiply-adds on the protected value.
