@@ -57,7 +57,7 @@ fn main() {
                 for _ in 0..reps {
                     let server = net::spawn_server(imp, proto);
                     let r = net::load(server.addr, proto, conns, 2, warmup, measure, &|| {
-                        server.cpu_time()
+                        server.cpu()
                     });
                     rates[k] = rates[k].max(r.rate());
                     cpu[k] = cpu[k].min(r.cpu_us_per_request());

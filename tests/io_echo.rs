@@ -38,8 +38,7 @@ fn echo_10k_concurrent_connections() {
 fn run_server(backend: &str) {
     // The server on its own 2-worker runtime with the backend under test (the variable is read
     // when the runtime is built; children get it explicitly).
-    let exe = std::env::current_exe().unwrap();
-    let server_out = std::process::Command::new(&exe)
+    let server_out = io_util::self_command()
         .args([
             "--exact",
             "echo_server_child",
@@ -122,8 +121,7 @@ fn echo_server_child() {
             h.join().unwrap();
         }
     });
-    let exe = std::env::current_exe().unwrap();
-    let client = std::process::Command::new(exe)
+    let client = io_util::self_command()
         .args([
             "--exact",
             "echo_client_child",

@@ -7,6 +7,8 @@
 //! `unblock` as usual. The parent checks the child's exit status and its stderr.
 
 mod io_util;
+#[path = "common/seccomp.rs"]
+mod seccomp;
 
 use std::io::{Read, Write};
 use std::time::Duration;
@@ -21,24 +23,12 @@ const OK_MARK: &str = "fallback child: all good";
 const SYS_IO_URING_SETUP: u32 = 425;
 const SYS_IO_URING_REGISTER: u32 = 427;
 
-#[cfg(target_arch = "x86_64")]
-const AUDIT_ARCH: u32 = 0xC000_003E; // AUDIT_ARCH_X86_64
-#[cfg(target_arch = "aarch64")]
-const AUDIT_ARCH: u32 = 0xC000_00B7; // AUDIT_ARCH_AARCH64
-
 /// Makes system calls `first..=last` fail with `errno` for this thread and the threads it starts
-/// from now on (seccomp filters are inherited across `clone`).
+/// from now on.
 fn deny_syscalls(first: u32, last: u32, errno: i32) {
-    const LD_W_ABS: u16 = 0x20; // BPF_LD | BPF_W | BPF_ABS
-    const JGE_K: u16 = 0x35; // BPF_JMP | BPF_JGE | BPF_K
-    const JGT_K: u16 = 0x25; // BPF_JMP | BPF_JGT | BPF_K
-    const JEQ_K: u16 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
-    const RET_K: u16 = 0x06; // BPF_RET | BPF_K
-    const RET_ALLOW: u32 = 0x7fff_0000; // SECCOMP_RET_ALLOW
-    const RET_ERRNO: u32 = 0x0005_0000; // SECCOMP_RET_ERRNO
-    let ins = |code, jt, jf, k| libc::sock_filter { code, jt, jf, k };
+    use seccomp::*;
     // seccomp_data: nr at offset 0, arch at offset 4.
-    let prog = [
+    seccomp::install(&[
         ins(LD_W_ABS, 0, 0, 4),                                // A = arch
         ins(JEQ_K, 1, 0, AUDIT_ARCH),                          // native? go on : allow
         ins(RET_K, 0, 0, RET_ALLOW),                           //
@@ -47,26 +37,7 @@ fn deny_syscalls(first: u32, last: u32, errno: i32) {
         ins(JGT_K, 1, 0, last),                                // above last: allow
         ins(RET_K, 0, 0, RET_ERRNO | (errno as u32 & 0xffff)), // in range: fail with errno
         ins(RET_K, 0, 0, RET_ALLOW),                           //
-    ];
-    let fprog = libc::sock_fprog {
-        len: prog.len() as u16,
-        filter: prog.as_ptr() as *mut libc::sock_filter,
-    };
-    // SAFETY: plain prctl calls; `fprog` points at `prog`, alive for the call (the kernel copies
-    // the program).
-    unsafe {
-        assert_eq!(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), 0);
-        assert_eq!(
-            libc::prctl(
-                libc::PR_SET_SECCOMP,
-                libc::SECCOMP_MODE_FILTER as libc::c_ulong,
-                &fprog as *const libc::sock_fprog as libc::c_ulong,
-            ),
-            0,
-            "seccomp filter: {}",
-            std::io::Error::last_os_error()
-        );
-    }
+    ]);
 }
 
 /// The child's side: `spec` is "setup:ERRNO" (every io_uring call fails) or "register:ERRNO"
@@ -143,7 +114,7 @@ fn unavailable_io_uring_falls_back_to_epoll() {
         let out = io_util::within(120, {
             let spec = spec.clone();
             move || {
-                std::process::Command::new(std::env::current_exe().unwrap())
+                io_util::self_command()
                     .args(["--exact", "unavailable_io_uring_falls_back_to_epoll"])
                     .args(["--nocapture", "--test-threads=1"])
                     .env(CHILD_ENV, &spec)

@@ -155,9 +155,8 @@ fn stdio_through_pipes() {
     if is_child() {
         return;
     }
-    let exe = std::env::current_exe().unwrap();
     for backend in ["uring", "epoll"] {
-        let mut child = std::process::Command::new(&exe)
+        let mut child = io_util::self_command()
             .args(["--exact", "stdio_child", "--test-threads=1", "-q"])
             .env("HILOS_TEST_CHILD", "1")
             .env("HILOS_STDIO_CHILD", "1")

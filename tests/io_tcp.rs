@@ -321,9 +321,8 @@ fn emfile_on_accept() {
         if is_child() {
             return;
         }
-        let exe = std::env::current_exe().unwrap();
         for backend in ["uring", "epoll"] {
-            let out = std::process::Command::new(&exe)
+            let out = io_util::self_command()
                 .args(["--exact", "emfile_on_accept", "--test-threads=1"])
                 .env("HILOS_TEST_CHILD", "1")
                 .env("HILOS_EMFILE", "1")

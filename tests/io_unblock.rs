@@ -58,8 +58,7 @@ fn many_concurrent_callers() {
 fn the_pool_is_bounded() {
     // HILOS_BLOCKING_THREADS is read once per process: in a child process of its own.
     if !is_child() {
-        let exe = std::env::current_exe().unwrap();
-        let out = std::process::Command::new(exe)
+        let out = io_util::self_command()
             .args(["--exact", "the_pool_is_bounded", "--test-threads=1"])
             .env("HILOS_TEST_CHILD", "1")
             .env("HILOS_BLOCKING_THREADS", "3")

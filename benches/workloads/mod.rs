@@ -792,7 +792,7 @@ fn net_run(ctx: &Ctx, imp: net::Imp, proto: net::Proto, conns: usize) -> net::Lo
     if ctx.net_in_child {
         let server = net::spawn_server(imp, proto);
         let r = net::load(server.addr, proto, conns, 2, warmup, measure, &|| {
-            server.cpu_time()
+            server.cpu()
         });
         drop(server);
         // Let the closed connections' state drain before the next server.
@@ -804,7 +804,7 @@ fn net_run(ctx: &Ctx, imp: net::Imp, proto: net::Proto, conns: usize) -> net::Lo
             net::Imp::HilosPerCore => net::hilos_per_core_server(proto),
             net::Imp::Hilos => net::hilos_server(proto),
         };
-        net::load(addr, proto, conns, 2, warmup, measure, &|| Duration::ZERO)
+        net::load(addr, proto, conns, 2, warmup, measure, &net::Cpu::default)
     }
 }
 
@@ -851,8 +851,11 @@ fn net_rows(
                 Ok(l) => {
                     if ctx.net_in_child {
                         notes.push(format!(
-                            "{name} server {:.1} µs CPU/request",
-                            l.cpu_us_per_request()
+                            "{name} server {:.1} µs CPU/request ({:.1} in user space), \
+                             client {:.1}",
+                            l.cpu_us_per_request(),
+                            l.user_us_per_request(),
+                            l.client_us_per_request()
                         ));
                     }
                     Value::of(l.rate())

@@ -97,19 +97,52 @@ pub struct ServerProcess {
     pub addr: SocketAddr,
 }
 
-impl ServerProcess {
-    /// CPU time (user + system) the server process has used so far, from `/proc`.
-    pub fn cpu_time(&self) -> Duration {
-        let stat =
-            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+/// CPU time a process used, split as the kernel accounts it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Cpu {
+    /// In user space (for a hilos server: hilos, the server's code, libc).
+    pub user: Duration,
+    /// In the kernel (system calls, the network stack, page faults).
+    pub system: Duration,
+}
+
+impl Cpu {
+    /// CPU time used so far by process `pid` (`"self"` for this one), from `/proc`; zero if it
+    /// cannot be read.
+    pub fn of(pid: &str) -> Cpu {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
         // Fields after the command name (which may contain spaces) start at ')'.
         let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
         let f: Vec<&str> = rest.split_whitespace().collect();
-        let ticks: u64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0)
-            + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
         // SAFETY: plain sysconf call.
         let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
-        Duration::from_nanos(ticks * 1_000_000_000 / hz)
+        let field = |i: usize| {
+            let ticks: u64 = f.get(i).and_then(|v| v.parse().ok()).unwrap_or(0);
+            Duration::from_nanos(ticks * 1_000_000_000 / hz)
+        };
+        Cpu {
+            user: field(11),
+            system: field(12),
+        }
+    }
+
+    pub fn total(&self) -> Duration {
+        self.user + self.system
+    }
+
+    /// What was used since `earlier`.
+    pub fn since(&self, earlier: Cpu) -> Cpu {
+        Cpu {
+            user: self.user.saturating_sub(earlier.user),
+            system: self.system.saturating_sub(earlier.system),
+        }
+    }
+}
+
+impl ServerProcess {
+    /// CPU time the server process has used so far.
+    pub fn cpu(&self) -> Cpu {
+        Cpu::of(&self.child.id().to_string())
     }
 }
 
@@ -332,7 +365,10 @@ pub struct Load {
     /// Connections that failed (connect or I/O errors) before or during the measurement.
     pub failed: u64,
     /// What `cpu` (given to [`load`]) measured over the measurement, e.g. the server's CPU time.
-    pub cpu: Duration,
+    pub cpu: Cpu,
+    /// CPU time this process used over the measurement: the load generator's, when the server
+    /// runs in another process.
+    pub client: Cpu,
 }
 
 impl Load {
@@ -343,7 +379,21 @@ impl Load {
 
     /// `cpu` per completed request, in microseconds.
     pub fn cpu_us_per_request(&self) -> f64 {
-        self.cpu.as_secs_f64() * 1e6 / self.requests.max(1) as f64
+        self.per_request(self.cpu.total())
+    }
+
+    /// The user-space part of `cpu` per completed request, in microseconds.
+    pub fn user_us_per_request(&self) -> f64 {
+        self.per_request(self.cpu.user)
+    }
+
+    /// This process's CPU time per completed request, in microseconds.
+    pub fn client_us_per_request(&self) -> f64 {
+        self.per_request(self.client.total())
+    }
+
+    fn per_request(&self, d: Duration) -> f64 {
+        d.as_secs_f64() * 1e6 / self.requests.max(1) as f64
     }
 }
 
@@ -354,7 +404,8 @@ struct Conn {
 
 /// Opens `conns` connections to `addr`, then for `warmup + measure` keeps one request in flight
 /// on each (closed loop), with `threads` kernel threads each running an epoll loop over its share.
-/// Counts the round trips completed during `measure`, and the growth of `cpu()` over it.
+/// Counts the round trips completed during `measure`, and the growth of `cpu()` and of this
+/// process's CPU time over it.
 pub fn load(
     addr: SocketAddr,
     proto: Proto,
@@ -362,7 +413,7 @@ pub fn load(
     threads: usize,
     warmup: Duration,
     measure: Duration,
-    cpu: &dyn Fn() -> Duration,
+    cpu: &dyn Fn() -> Cpu,
 ) -> Load {
     raise_nofile();
     let counting = Arc::new(AtomicBool::new(false));
@@ -387,13 +438,13 @@ pub fn load(
     }
     ready.wait();
     std::thread::sleep(warmup);
-    let cpu0 = cpu();
+    let (cpu0, client0) = (cpu(), Cpu::of("self"));
     counting.store(true, Ordering::SeqCst);
     let t0 = Instant::now();
     std::thread::sleep(measure);
     counting.store(false, Ordering::SeqCst);
     let elapsed = t0.elapsed();
-    let cpu = cpu().saturating_sub(cpu0);
+    let (cpu, client) = (cpu().since(cpu0), Cpu::of("self").since(client0));
     stop.store(true, Ordering::SeqCst);
     for h in hs {
         h.join().unwrap();
@@ -404,6 +455,7 @@ pub fn load(
         elapsed,
         failed: failed.load(Ordering::SeqCst),
         cpu,
+        client,
     }
 }
 

@@ -57,8 +57,13 @@ pub(super) fn mechanism() -> Mechanism {
     })
 }
 
-/// Asks the kernel whether it knows `MADV_GUARD_INSTALL` (older kernels answer `EINVAL`; a
-/// seccomp filter might answer something else: any failure means "use the fallback").
+/// Asks the kernel whether `MADV_GUARD_INSTALL` works: installs a guard on a probe page and
+/// checks that the page really refuses access. Older kernels answer `EINVAL`; a seccomp filter
+/// might answer something else; and some environments answer success without doing anything
+/// (qemu's user-mode emulator treats unknown `madvise` advice as a hint it may ignore). Trusting
+/// such a success would leave every green stack without a guard, so an overflow would run into
+/// the next stack instead of faulting: any failure, of the call or of the check, means "use the
+/// fallback".
 pub(super) fn madv_guard_supported() -> bool {
     let page = page_size();
     let Ok(base) = map_region(2 * page) else {
@@ -66,10 +71,32 @@ pub(super) fn madv_guard_supported() -> bool {
     };
     // SAFETY: `base..base + page` lies inside the private mapping just created, which nobody else
     // knows about; installing a guard there cannot affect any other memory.
-    let ok = unsafe { libc::madvise(base as *mut libc::c_void, page, MADV_GUARD_INSTALL) } == 0;
+    let ok = unsafe { libc::madvise(base as *mut libc::c_void, page, MADV_GUARD_INSTALL) } == 0
+        && refuses_reads(base)
+        && !refuses_reads(base + page);
     // SAFETY: the probe mapping is ours alone and no reference into it exists.
     unsafe { unmap(base, 2 * page) };
     ok
+}
+
+/// Whether reading the byte at `addr` faults, found out without faulting: the kernel copies it
+/// into a pipe and reports `EFAULT` if it cannot. `false` too if the check itself fails.
+fn refuses_reads(addr: usize) -> bool {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 writes two descriptors into the array.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return false;
+    }
+    // SAFETY: write(2) validates the source address and fails with EFAULT rather than faulting;
+    // the pipe is empty, so one byte fits without blocking.
+    let n = unsafe { libc::write(fds[1], addr as *const libc::c_void, 1) };
+    let refused = n < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EFAULT);
+    // SAFETY: closing the two descriptors just made, which nobody else knows.
+    unsafe {
+        libc::close(fds[0]);
+        libc::close(fds[1]);
+    }
+    refused
 }
 
 static PAGE_SIZE: AtomicUsize = AtomicUsize::new(0);

@@ -14,6 +14,9 @@ use std::process::{Command, ExitStatus};
 use std::ptr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+#[path = "../../tests/common/seccomp.rs"]
+mod seccomp;
+
 const CHILD_ENV: &str = "HILOS_STACK_TEST_CHILD";
 const GREEN_NAME: &str = "hilos-test-green";
 const OVERFLOW_MSG: &str = "thread 'hilos-test-green' has overflowed its stack\n\
@@ -39,10 +42,24 @@ struct ChildOutcome {
     stderr: String,
 }
 
+/// A command that runs this test binary again. Through the runner named by `HILOS_TEST_RUNNER`
+/// (a command line, e.g. `qemu-aarch64 -L /usr/aarch64-linux-gnu`) when it is set: an emulated
+/// test binary cannot be started by the kernel directly.
+fn self_command() -> Command {
+    let exe = std::env::current_exe().unwrap();
+    let runner = std::env::var("HILOS_TEST_RUNNER").unwrap_or_default();
+    let mut words = runner.split_whitespace();
+    let mut cmd = match words.next() {
+        Some(prog) => Command::new(prog),
+        None => return Command::new(exe),
+    };
+    cmd.args(words).arg(exe);
+    cmd
+}
+
 /// Re-runs test `short` in a child process; `guard` sets or clears `HILOS_STACK_GUARD` there.
 fn run_child(short: &str, guard: Option<&str>) -> ChildOutcome {
-    let exe = std::env::current_exe().expect("current_exe");
-    let mut cmd = Command::new(exe);
+    let mut cmd = self_command();
     cmd.args(["--exact", &full_name(short), "--nocapture"])
         .env(CHILD_ENV, short);
     match guard {
@@ -783,6 +800,49 @@ fn mprotect_fallback_works_and_costs_two_mappings_per_stack() {
         return;
     }
     expect_success(&run_child(SHORT, Some("mprotect")));
+}
+
+/// Makes `madvise(_, _, MADV_GUARD_INSTALL)` report success without doing anything, for this
+/// process from now on: what an emulator that ignores unknown advice does.
+fn fake_madv_guard_success() {
+    use seccomp::*;
+    // seccomp_data: nr at offset 0, arch at 4, args[2] at 32 (its low half: little endian).
+    seccomp::install(&[
+        ins(LD_W_ABS, 0, 0, 4),                           // A = arch
+        ins(JEQ_K, 0, 5, AUDIT_ARCH),                     // not native: allow
+        ins(LD_W_ABS, 0, 0, 0),                           // A = syscall number
+        ins(JEQ_K, 0, 3, libc::SYS_madvise as u32),       // not madvise: allow
+        ins(LD_W_ABS, 0, 0, 32),                          // A = advice
+        ins(JEQ_K, 0, 1, map::MADV_GUARD_INSTALL as u32), // other advice: allow
+        ins(RET_K, 0, 0, RET_ERRNO),                      // the guard: return 0, do nothing
+        ins(RET_K, 0, 0, RET_ALLOW),                      //
+    ]);
+}
+
+#[test]
+fn a_guard_advice_that_succeeds_without_effect_is_not_trusted() {
+    const SHORT: &str = "a_guard_advice_that_succeeds_without_effect_is_not_trusted";
+    if is_child(SHORT) {
+        fake_madv_guard_success();
+        // The filter works: the advice "succeeds" and the page stays readable.
+        let base = map::map_region(map::page_size()).unwrap();
+        // SAFETY: advice on the private page just mapped; no one else knows it.
+        let rc = unsafe {
+            libc::madvise(
+                base as *mut libc::c_void,
+                map::page_size(),
+                map::MADV_GUARD_INSTALL,
+            )
+        };
+        assert_eq!(rc, 0);
+        assert!(readable(base), "the filter did install a guard");
+        // hilos is not fooled: it uses the fallback, and its guards refuse access.
+        assert_eq!(guard_mechanism(), "mprotect");
+        let s = alloc(DEFAULT_STACK_SIZE).unwrap();
+        assert!(!readable(s.guard().start), "stack guard readable");
+        return;
+    }
+    expect_success(&run_child(SHORT, None));
 }
 
 #[test]

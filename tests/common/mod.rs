@@ -42,8 +42,7 @@ pub fn within<T: Send + 'static>(secs: u64, f: impl FnOnce() -> T + Send + 'stat
 /// Re-runs the current test binary as a child running only `test` with `env` set, and returns its
 /// output. The child sees `HILOS_TEST_CHILD=1`.
 pub fn run_child(test: &str, env: &[(&str, &str)]) -> std::process::Output {
-    let exe = std::env::current_exe().unwrap();
-    let mut cmd = std::process::Command::new(exe);
+    let mut cmd = self_command();
     cmd.args(["--exact", test, "--nocapture", "--test-threads=1"])
         .env("HILOS_TEST_CHILD", "1");
     for (k, v) in env {
@@ -54,4 +53,19 @@ pub fn run_child(test: &str, env: &[(&str, &str)]) -> std::process::Output {
 
 pub fn is_child() -> bool {
     std::env::var_os("HILOS_TEST_CHILD").is_some()
+}
+
+/// A command that runs this test binary again. Through the runner named by `HILOS_TEST_RUNNER`
+/// (a command line, e.g. `qemu-aarch64 -L /usr/aarch64-linux-gnu`) when it is set: an emulated
+/// test binary cannot be started by the kernel directly.
+pub fn self_command() -> std::process::Command {
+    let exe = std::env::current_exe().unwrap();
+    let runner = std::env::var("HILOS_TEST_RUNNER").unwrap_or_default();
+    let mut words = runner.split_whitespace();
+    let mut cmd = match words.next() {
+        Some(prog) => std::process::Command::new(prog),
+        None => return std::process::Command::new(exe),
+    };
+    cmd.args(words).arg(exe);
+    cmd
 }

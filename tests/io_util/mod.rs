@@ -2,6 +2,10 @@
 #![allow(dead_code)]
 
 use std::sync::OnceLock;
+
+#[path = "../common/mod.rs"]
+mod common;
+pub use common::self_command;
 use std::time::Duration;
 
 /// A 1-worker runtime: anything that blocks the worker kernel thread stalls every other green
@@ -57,8 +61,7 @@ pub fn rerun_under_epoll(skip: &str) {
     if is_child() {
         return;
     }
-    let exe = std::env::current_exe().unwrap();
-    let out = std::process::Command::new(exe)
+    let out = self_command()
         .args(["--skip", skip, "--test-threads=2"])
         .env("HILOS_TEST_CHILD", "1")
         .env("HILOS_IO", "epoll")
