@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# The Rust test suite built for aarch64 and run under qemu-aarch64 (user mode), so the aarch64
+# side of hilos (the context switch's Rust glue, stack setup, the scheduler, sync, the epoll
+# driver) runs as a program, not only the assembly in tests/arch/harness.c.
+#
+# What the emulator cannot do, and is therefore left to the native run:
+# - io_uring: qemu-user answers ENOSYS, so the suite runs with HILOS_IO=epoll; tests that force
+#   the io_uring backend in a child (echo_10k_concurrent_connections, stdio_through_pipes,
+#   emfile_on_accept) are skipped.
+# - seccomp filters: they see the host's system calls, not the emulated ones
+#   (unavailable_io_uring_falls_back_to_epoll, a_guard_advice_that_succeeds_without_effect_...).
+# - MADV_GUARD_INSTALL: qemu ignores it (hilos detects that and uses mprotect guards), so the
+#   tests that need more stacks than the mapping limit allows with mprotect are skipped
+#   (hundred_thousand_threads_alive_at_once, a_million_spawn_join_in_total), as is the one that
+#   counts mappings up to the limit (qemu maps on its own).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+target=aarch64-unknown-linux-gnu
+if ! rustup target list --installed 2>/dev/null | grep -qx "$target"; then
+    if ! command -v rustup >/dev/null || ! rustup target add "$target"; then
+        echo "aarch64 Rust tests: SKIPPED: could not install the $target standard library" \
+             "(rustup target add $target failed)" >&2
+        exit 0
+    fi
+fi
+
+runner="qemu-aarch64 -L /usr/aarch64-linux-gnu"
+export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
+export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="$runner"
+# Tests that re-run their own binary in a child go through the emulator too.
+export HILOS_TEST_RUNNER="$runner"
+export HILOS_IO=epoll
+
+cargo test --target "$target" -- \
+    --skip echo_10k_concurrent_connections \
+    --skip stdio_through_pipes \
+    --skip emfile_on_accept \
+    --skip unavailable_io_uring_falls_back_to_epoll \
+    --skip a_guard_advice_that_succeeds_without_effect_is_not_trusted \
+    --skip hundred_thousand_threads_alive_at_once \
+    --skip a_million_spawn_join_in_total \
+    --skip mprotect_fallback_explains_the_mapping_limit
+echo "aarch64 Rust tests under qemu-aarch64: passed"
