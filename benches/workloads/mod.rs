@@ -835,6 +835,7 @@ fn net_rows(
         );
         row.x = Some(conns as f64);
         let mut notes = Vec::new();
+        let mut hilos_load = None;
         for imp in [net::Imp::Hilos, net::Imp::Std] {
             let name = imp.name();
             ctx.say(format!("{workload}: {name} {cc} connections"));
@@ -858,6 +859,9 @@ fn net_rows(
                             l.client_us_per_request()
                         ));
                     }
+                    if imp == net::Imp::Hilos {
+                        hilos_load = Some(l);
+                    }
                     Value::of(l.rate())
                 }
                 Err(why) => Value::Missing(why),
@@ -869,6 +873,21 @@ fn net_rows(
             match imp {
                 net::Imp::Std => row.std = value,
                 _ => row.hilos = value,
+            }
+        }
+        if let (true, Some(l), Some(std_rate)) = (ctx.net_in_child, hilos_load, row.std.get()) {
+            // Client and server share the cores: with hilos's user-space time at zero and all else
+            // equal, the rate could be at most cores / (client + server kernel time per request).
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+            let kernel_us =
+                l.client_us_per_request() + l.cpu_us_per_request() - l.user_us_per_request();
+            if kernel_us > 0.0 {
+                let bound = cores * 1e6 / kernel_us;
+                notes.push(format!(
+                    "hilos with zero user-space cost: at most {}, {:.2}× std",
+                    format_rate(bound),
+                    bound / std_rate
+                ));
             }
         }
         if !ctx.net_in_child {
