@@ -10,12 +10,15 @@ use super::pool;
 use super::*;
 
 use std::os::unix::process::ExitStatusExt;
-use std::process::{Command, ExitStatus};
+use std::process::ExitStatus;
 use std::ptr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+#[path = "../../tests/common/child.rs"]
+mod child;
 #[path = "../../tests/common/seccomp.rs"]
 mod seccomp;
+use child::self_command;
 
 const CHILD_ENV: &str = "HILOS_STACK_TEST_CHILD";
 const GREEN_NAME: &str = "hilos-test-green";
@@ -40,21 +43,6 @@ fn is_child(short: &str) -> bool {
 struct ChildOutcome {
     status: ExitStatus,
     stderr: String,
-}
-
-/// A command that runs this test binary again. Through the runner named by `HILOS_TEST_RUNNER`
-/// (a command line, e.g. `qemu-aarch64 -L /usr/aarch64-linux-gnu`) when it is set: an emulated
-/// test binary cannot be started by the kernel directly.
-fn self_command() -> Command {
-    let exe = std::env::current_exe().unwrap();
-    let runner = std::env::var("HILOS_TEST_RUNNER").unwrap_or_default();
-    let mut words = runner.split_whitespace();
-    let mut cmd = match words.next() {
-        Some(prog) => Command::new(prog),
-        None => return Command::new(exe),
-    };
-    cmd.args(words).arg(exe);
-    cmd
 }
 
 /// Re-runs test `short` in a child process; `guard` sets or clears `HILOS_STACK_GUARD` there.

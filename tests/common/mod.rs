@@ -3,6 +3,10 @@
 
 use std::sync::OnceLock;
 
+#[path = "child.rs"]
+mod child;
+pub use child::self_command;
+
 /// A 1-worker runtime: anything that blocks the worker kernel thread deadlocks it, so tests on it
 /// prove that only green threads block.
 pub fn one_worker() -> &'static hilos::Runtime {
@@ -53,19 +57,4 @@ pub fn run_child(test: &str, env: &[(&str, &str)]) -> std::process::Output {
 
 pub fn is_child() -> bool {
     std::env::var_os("HILOS_TEST_CHILD").is_some()
-}
-
-/// A command that runs this test binary again. Through the runner named by `HILOS_TEST_RUNNER`
-/// (a command line, e.g. `qemu-aarch64 -L /usr/aarch64-linux-gnu`) when it is set: an emulated
-/// test binary cannot be started by the kernel directly.
-pub fn self_command() -> std::process::Command {
-    let exe = std::env::current_exe().unwrap();
-    let runner = std::env::var("HILOS_TEST_RUNNER").unwrap_or_default();
-    let mut words = runner.split_whitespace();
-    let mut cmd = match words.next() {
-        Some(prog) => std::process::Command::new(prog),
-        None => return std::process::Command::new(exe),
-    };
-    cmd.args(words).arg(exe);
-    cmd
 }
