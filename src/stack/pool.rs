@@ -2,7 +2,7 @@
 //! caches. The protocol (who owns a slot when) is described in the parent module's docs.
 
 use std::cell::RefCell;
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io;
 
 use parking_lot::Mutex;
@@ -147,8 +147,16 @@ fn chunk_max_slots(mech: Mechanism, usable: usize, slot_len: usize) -> usize {
 struct ClassPool {
     /// Pooled stacks whose memory is as the last user left it; newest at the back.
     warm: VecDeque<RawStack>,
-    /// Pooled stacks whose memory was released (`MADV_DONTNEED`).
-    cold: Vec<RawStack>,
+    /// Every chunk of this class still mapped, by base address, with its cold stacks: pooled
+    /// stacks whose memory was released (`MADV_DONTNEED`).
+    chunks: BTreeMap<usize, Chunk>,
+    /// Bases of the chunks that hold cold stacks. Cold stacks are taken from the lowest, so the
+    /// higher chunks drain and can be unmapped.
+    cold_chunks: BTreeSet<usize>,
+    /// Cold stacks in all chunks.
+    cold_count: usize,
+    /// Base of the chunk being carved (0 before the first).
+    carving: usize,
     /// Address of the next never-carved slot of the current chunk.
     next_slot: usize,
     /// Never-carved slots left in the current chunk.
@@ -159,16 +167,62 @@ struct ClassPool {
     next_chunk_slots: usize,
 }
 
+/// One mapping of slots.
+struct Chunk {
+    /// Slots it holds.
+    slots: usize,
+    /// Its cold stacks. When they are all of its slots (and it is no longer being carved), no
+    /// one else owns any part of it, and it is unmapped.
+    cold: Vec<RawStack>,
+}
+
 impl ClassPool {
     const fn new() -> ClassPool {
         ClassPool {
             warm: VecDeque::new(),
-            cold: Vec::new(),
+            chunks: BTreeMap::new(),
+            cold_chunks: BTreeSet::new(),
+            cold_count: 0,
+            carving: 0,
             next_slot: 0,
             slots_left: 0,
             chunk_slots: 0,
             next_chunk_slots: 0,
         }
+    }
+
+    /// A cold stack, from the lowest chunk that has one.
+    fn pop_cold(&mut self) -> Option<RawStack> {
+        let base = *self.cold_chunks.first()?;
+        let chunk = self.chunks.get_mut(&base).expect("cold chunk is mapped");
+        let s = chunk.cold.pop().expect("cold chunk has a cold stack");
+        if chunk.cold.is_empty() {
+            self.cold_chunks.remove(&base);
+        }
+        self.cold_count -= 1;
+        Some(s)
+    }
+
+    /// Files `s` as cold in its chunk. If that makes every slot of a chunk that is no longer
+    /// being carved cold, takes the chunk out of the pool (its slots with it) and returns its
+    /// base and slot count: the caller unmaps it.
+    fn push_cold(&mut self, s: RawStack) -> Option<(usize, usize)> {
+        let (&base, chunk) = self
+            .chunks
+            .range_mut(..=s.limit)
+            .next_back()
+            .expect("a pooled stack's chunk is mapped");
+        chunk.cold.push(s);
+        self.cold_count += 1;
+        if chunk.cold.len() < chunk.slots || base == self.carving {
+            self.cold_chunks.insert(base);
+            return None;
+        }
+        let chunk = self.chunks.remove(&base).expect("just found");
+        self.cold_chunks.remove(&base);
+        self.cold_count -= chunk.cold.len();
+        // The chunk's slots are dropped here: their identities end with the mapping.
+        Some((base, chunk.slots))
     }
 }
 
@@ -179,7 +233,7 @@ static POOLS: [Mutex<ClassPool>; NUM_CLASSES] =
 fn take_batch(class: usize, out: &mut Vec<RawStack>, n: usize) {
     let mut p = POOLS[class].lock();
     while out.len() < n {
-        match p.warm.pop_back().or_else(|| p.cold.pop()) {
+        match p.warm.pop_back().or_else(|| p.pop_cold()) {
             Some(s) => out.push(s),
             None => break,
         }
@@ -194,13 +248,21 @@ fn take_shared(class: usize) -> io::Result<RawStack> {
     let slot_len = page + usable;
     let (base, own_mapping) = {
         let mut p = POOLS[class].lock();
-        if let Some(s) = p.warm.pop_back().or_else(|| p.cold.pop()) {
+        if let Some(s) = p.warm.pop_back().or_else(|| p.pop_cold()) {
             return Ok(s);
         }
         if p.slots_left == 0 {
             let max = chunk_max_slots(mech, usable, slot_len);
             let want = p.next_chunk_slots.clamp(CHUNK_FIRST_SLOTS.min(max), max);
             let (addr, got) = map_chunk(mech, usable, slot_len, want)?;
+            p.chunks.insert(
+                addr,
+                Chunk {
+                    slots: got,
+                    cold: Vec::new(),
+                },
+            );
+            p.carving = addr;
             p.next_slot = addr;
             p.slots_left = got;
             p.chunk_slots = got;
@@ -221,6 +283,8 @@ fn take_shared(class: usize) -> io::Result<RawStack> {
             Mechanism::Mprotect => "mprotect(PROT_NONE) of its guard page",
         };
         if own_mapping {
+            // Out of the pool's books first: the address may be mapped again by anyone.
+            POOLS[class].lock().chunks.remove(&base);
             // SAFETY: the mapping holds only this slot, which nobody else has seen.
             unsafe { map::unmap(base, slot_len) };
         }
@@ -265,7 +329,7 @@ fn map_chunk(
 }
 
 /// Puts stacks of `class` into the shared pool; those beyond the warm bound (oldest first) get
-/// their memory released and go to the cold list.
+/// their memory released and go cold, and chunks left entirely cold are unmapped.
 fn put_shared(class: usize, stacks: impl IntoIterator<Item = RawStack>) {
     let bound = warm_limit(class);
     let excess: Vec<RawStack> = {
@@ -285,7 +349,17 @@ fn put_shared(class: usize, stacks: impl IntoIterator<Item = RawStack>) {
         // Failure only means the memory stays resident; the stack is still good.
         debug_assert!(released.is_ok(), "MADV_DONTNEED failed: {released:?}");
     }
-    POOLS[class].lock().cold.extend(excess);
+    let slot_len = map::page_size() + class_size(class);
+    let drained: Vec<(usize, usize)> = {
+        let mut p = POOLS[class].lock();
+        excess.into_iter().filter_map(|s| p.push_cold(s)).collect()
+    };
+    for (base, slots) in drained {
+        // SAFETY: `push_cold` took the chunk out of the pool with all of its slots, each of
+        // which was cold (owned by the pool: invariant 1), so no Stack, cache or list refers to
+        // any part of it any more.
+        unsafe { map::unmap(base, slots * slot_len) };
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -397,7 +471,13 @@ pub(super) fn put(raw: RawStack) {
 #[cfg(test)]
 pub(super) fn pool_counts(class: usize) -> (usize, usize) {
     let p = POOLS[class].lock();
-    (p.warm.len(), p.cold.len())
+    (p.warm.len(), p.cold_count)
+}
+
+/// Chunks of `class` still mapped.
+#[cfg(test)]
+pub(super) fn chunk_count(class: usize) -> usize {
+    POOLS[class].lock().chunks.len()
 }
 
 /// Stacks of `class` in this thread's cache.

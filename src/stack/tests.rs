@@ -422,11 +422,15 @@ fn pooled_stacks_beyond_the_bound_are_released_and_keep_their_guard() {
     for s in &stacks {
         fill(s, 0xA5, false);
     }
+    let chunks = pool::chunk_count(class);
     drop(stacks);
+    // Released: kept cold, or unmapped with their chunk (every one-slot chunk on the mprotect
+    // path is unmapped as soon as its stack is released).
     let (_, cold) = pool::pool_counts(class);
+    let unmapped = chunks - pool::chunk_count(class);
     assert!(
-        cold >= spare,
-        "at least {spare} stacks released, got {cold}"
+        cold + unmapped >= spare,
+        "at least {spare} stacks released, got {cold} cold and {unmapped} chunks unmapped"
     );
     let again: Vec<Stack> = (0..n).map(|_| alloc(SIZE).unwrap()).collect();
     let mut zeroed = 0;
@@ -445,6 +449,43 @@ fn pooled_stacks_beyond_the_bound_are_released_and_keep_their_guard() {
         zeroed >= spare,
         "{zeroed} stacks read back zero, expected >= {spare}"
     );
+}
+
+#[test]
+fn chunks_whose_stacks_are_all_released_are_unmapped_and_stacks_can_be_had_again() {
+    // In a child process: no other test maps memory into the hole the first chunk leaves.
+    const SHORT: &str =
+        "chunks_whose_stacks_are_all_released_are_unmapped_and_stacks_can_be_had_again";
+    if !is_child(SHORT) {
+        expect_success(&run_child(SHORT, None));
+        return;
+    }
+    const SIZE: usize = 900 * 1024;
+    let class = pool::class_for(SIZE).unwrap();
+    // Enough that the oldest chunks' stacks all end up cold (beyond the thread cache and the
+    // warm bound): chunks grow 16, 32, 64... slots.
+    let n = pool::cache_limit(class) + pool::warm_limit(class) + 200;
+    let stacks: Vec<Stack> = (0..n).map(|_| alloc(SIZE).unwrap()).collect();
+    let first = stacks[0].limit() as usize;
+    for s in &stacks {
+        fill(s, 0x5A, false);
+    }
+    let peak = pool::chunk_count(class);
+    assert!(peak >= 4, "{n} stacks in {peak} chunks");
+    drop(stacks);
+    let after = pool::chunk_count(class);
+    assert!(after < peak, "no chunk unmapped: {after} of {peak} left");
+    // The first chunk (its 16 stacks were freed first) is gone from the address space.
+    assert!(!readable(first), "first chunk still mapped");
+    // Stacks can be had again, each guarded, and keep what is written to them.
+    let again: Vec<Stack> = (0..n).map(|_| alloc(SIZE).unwrap()).collect();
+    for (i, s) in again.iter().enumerate() {
+        assert!(!readable(s.guard().start), "stack {i} has no guard");
+        fill(s, i as u8, false);
+    }
+    for (i, s) in again.iter().enumerate() {
+        assert!(holds(s, i as u8, false), "stack {i} lost its contents");
+    }
 }
 
 #[test]
