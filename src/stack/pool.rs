@@ -153,8 +153,6 @@ struct ClassPool {
     /// Bases of the chunks that hold cold stacks. Cold stacks are taken from the lowest, so the
     /// higher chunks drain and can be unmapped.
     cold_chunks: BTreeSet<usize>,
-    /// Cold stacks in all chunks.
-    cold_count: usize,
     /// Base of the chunk being carved (0 before the first).
     carving: usize,
     /// Address of the next never-carved slot of the current chunk.
@@ -182,7 +180,6 @@ impl ClassPool {
             warm: VecDeque::new(),
             chunks: BTreeMap::new(),
             cold_chunks: BTreeSet::new(),
-            cold_count: 0,
             carving: 0,
             next_slot: 0,
             slots_left: 0,
@@ -199,7 +196,6 @@ impl ClassPool {
         if chunk.cold.is_empty() {
             self.cold_chunks.remove(&base);
         }
-        self.cold_count -= 1;
         Some(s)
     }
 
@@ -213,14 +209,12 @@ impl ClassPool {
             .next_back()
             .expect("a pooled stack's chunk is mapped");
         chunk.cold.push(s);
-        self.cold_count += 1;
         if chunk.cold.len() < chunk.slots || base == self.carving {
             self.cold_chunks.insert(base);
             return None;
         }
         let chunk = self.chunks.remove(&base).expect("just found");
         self.cold_chunks.remove(&base);
-        self.cold_count -= chunk.cold.len();
         // The chunk's slots are dropped here: their identities end with the mapping.
         Some((base, chunk.slots))
     }
@@ -471,7 +465,7 @@ pub(super) fn put(raw: RawStack) {
 #[cfg(test)]
 pub(super) fn pool_counts(class: usize) -> (usize, usize) {
     let p = POOLS[class].lock();
-    (p.warm.len(), p.cold_count)
+    (p.warm.len(), p.chunks.values().map(|c| c.cold.len()).sum())
 }
 
 /// Chunks of `class` still mapped.
