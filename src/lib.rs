@@ -11,7 +11,11 @@
 #![warn(missing_docs)]
 
 mod arch;
+mod driver;
+mod loom;
+mod park;
 mod scheduler;
+mod spawner;
 mod stack;
 mod task;
 mod time;

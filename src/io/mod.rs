@@ -32,7 +32,6 @@
 //! tends to keep most connections on the accept loop's worker (the spawner's worker runs the new
 //! thread first when the accept loop parks).
 
-pub(crate) mod driver;
 pub(crate) mod op;
 mod pipe;
 mod stdio;
@@ -41,7 +40,7 @@ mod unblock;
 use std::os::fd::{AsFd, AsRawFd};
 use std::time::Duration;
 
-pub use driver::IoBackend;
+pub use crate::driver::IoBackend;
 pub use pipe::{PipeReader, PipeWriter, pipe};
 pub use stdio::{Stderr, Stdin, Stdout, stderr, stdin, stdout};
 pub use unblock::unblock;
@@ -49,7 +48,7 @@ pub use unblock::unblock;
 /// The I/O backend of the runtime the caller runs on: `None` on a kernel thread that is not a
 /// worker (see [`crate::Runtime::io_backend`]).
 pub fn current_backend() -> Option<IoBackend> {
-    driver::current_backend()
+    crate::driver::current_backend()
 }
 
 /// Waits until `fd` is readable (or has hung up, or has an error), or until `timeout` passes,

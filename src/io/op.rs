@@ -33,8 +33,8 @@ use std::time::{Duration, Instant};
 
 use io_uring::{opcode, squeue, types};
 
-use super::driver::{self, Completion, Driver, IoBackend, Waiter};
-use crate::scheduler;
+use crate::driver::{self, Completion, Driver, IoBackend, Waiter};
+use crate::park;
 use crate::task::{self, Which};
 
 /// How the calling thread does I/O (see the module doc).
@@ -115,7 +115,7 @@ pub(crate) unsafe fn submit_and_wait(sqe: squeue::Entry, deadline: Option<Instan
     let mut timed_out = false;
     while !c.is_done() {
         let dl = if timed_out { None } else { deadline };
-        let woken = scheduler::park(Which::Sys, dl);
+        let woken = park::park(Which::Sys, dl);
         if !woken && !c.is_done() && !timed_out && dl.is_some_and(|d| Instant::now() >= d) {
             timed_out = true;
             driver::with(|d| {
@@ -167,7 +167,7 @@ pub(crate) fn wait_ready(
                 Err(e) => return Err(e),
             }
             while !w.is_ready() {
-                let woken = scheduler::park(Which::Sys, deadline);
+                let woken = park::park(Which::Sys, deadline);
                 if !woken && !w.is_ready() && deadline.is_some_and(|d| Instant::now() >= d) {
                     driver::with(|d| {
                         if let Driver::Epoll(e) = d {

@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex};
 
-use crate::scheduler;
+use crate::park;
 use crate::task::{self, Which};
 
 /// How long a pool thread waits for a job before it exits.
@@ -183,7 +183,7 @@ where
     let job: Job = unsafe { std::mem::transmute::<Box<dyn FnOnce() + Send + '_>, Job>(job) };
     pool().submit(job);
     while !slot.done.load(Ordering::Acquire) {
-        scheduler::park(Which::Sys, None);
+        park::park(Which::Sys, None);
     }
     // SAFETY: `done` was set after the result was written (Release/Acquire).
     match unsafe { (*slot.result.get()).take() } {

@@ -19,10 +19,11 @@ use std::io;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use crate::park;
 use crate::scheduler::{self, Shared};
+use crate::spawner::{self, JoinHandle};
 use crate::stack;
 use crate::task::{self, Which};
-use crate::thread::{self, JoinHandle};
 
 /// Configures and starts a [`Runtime`].
 #[derive(Debug, Clone)]
@@ -82,7 +83,7 @@ impl Builder {
         stack::free(stack::alloc(self.stack_size)?);
         stack::overflow::install(task::overflow_lookup);
         // Probe io_uring once per runtime (HILOS_IO=epoll forces the fallback).
-        let backend = crate::io::driver::choose_backend();
+        let backend = crate::driver::choose_backend();
         let (shared, seeds) = Shared::new(n, self.stack_size, backend)?;
         let mut workers = Vec::with_capacity(n);
         // Each worker creates its I/O driver on its own kernel thread and reports here.
@@ -235,7 +236,7 @@ impl Runtime {
     {
         // SAFETY: we join the thread before returning (join only returns once it finished and
         // its result is taken), so whatever `f` and `T` borrow outlives the thread.
-        let inner = unsafe { thread::spawn_unchecked(&self.shared, None, None, None, f) }
+        let inner = unsafe { spawner::spawn_unchecked(&self.shared, None, None, None, f) }
             .expect("failed to spawn thread");
         match inner.join() {
             Ok(v) => v,
@@ -252,13 +253,13 @@ impl Runtime {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        thread::Builder::new()
+        spawner::Builder::new()
             .spawn_on(&self.shared, f)
             .expect("failed to spawn thread")
     }
 
-    /// Spawns a green thread on this runtime with a [`thread::Builder`]'s settings.
-    pub fn spawn_with<F, T>(&self, builder: thread::Builder, f: F) -> io::Result<JoinHandle<T>>
+    /// Spawns a green thread on this runtime with a [`crate::thread::Builder`]'s settings.
+    pub fn spawn_with<F, T>(&self, builder: spawner::Builder, f: F) -> io::Result<JoinHandle<T>>
     where
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
@@ -278,7 +279,7 @@ impl Runtime {
         self.shared.set_shutdown_waiter(Some(task::current()));
         self.shared.begin_shutdown();
         while self.shared.live() > 0 {
-            if !scheduler::park(Which::Sys, Some(deadline)) && Instant::now() >= deadline {
+            if !park::park(Which::Sys, Some(deadline)) && Instant::now() >= deadline {
                 break;
             }
         }
@@ -304,7 +305,7 @@ impl Drop for Runtime {
         let start = Instant::now();
         let mut next_note = Duration::from_secs(1);
         while self.shared.live() > 0 {
-            scheduler::park(
+            park::park(
                 Which::Sys,
                 Some(Instant::now() + Duration::from_millis(250)),
             );

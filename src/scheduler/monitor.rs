@@ -114,7 +114,7 @@ fn run(shared: &Shared) {
         let mut stuck = false;
         for (w, seen) in shared.workers.iter().zip(last.iter_mut()) {
             let now = (
-                w.load.progress.load(Ordering::Relaxed),
+                w.home.load.progress.load(Ordering::Relaxed),
                 !w.stealer.is_empty(),
             );
             stuck |= now.1 && seen.1 && now.0 == seen.0;

@@ -63,7 +63,7 @@ use std::ptr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use crate::scheduler;
+use crate::park;
 use crate::task::{self, TaskRef, Which};
 
 /// A waiter's `state` before a waker has chosen it.
@@ -268,7 +268,7 @@ impl<S> WaitQueue<S> {
                 std::mem::forget(unlink);
                 return Park::Woken(s);
             }
-            if !scheduler::park(Which::Sys, deadline) {
+            if !park::park(Which::Sys, deadline) {
                 let mut g = self.lock();
                 if w.linked.get() {
                     // SAFETY: linked in this queue, and we hold its lock.
@@ -534,6 +534,6 @@ mod tests {
         drop(g);
         assert_eq!(ws[1].state.load(Ordering::Relaxed), 2);
         // The wake-ups went to this (kernel) thread's sys token: consume them.
-        while scheduler::park(Which::Sys, Some(Instant::now())) {}
+        while park::park(Which::Sys, Some(Instant::now())) {}
     }
 }

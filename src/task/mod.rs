@@ -1,5 +1,5 @@
-//! The thread control block and its park/wake handle: the leaf that `scheduler`, `sync` and `io`
-//! all stand on.
+//! The thread control block: the leaf that `park`, `driver`, `scheduler`, `sync` and `io` all
+//! stand on.
 //!
 //! # The problem
 //! A thread of hilos is either a green thread (a stack switched by `arch`, run by a worker) or a
@@ -20,26 +20,22 @@
 //! `NOTIFIED` and acts on what it replaced: `PARKED` means the waker now owns the sleeper's
 //! scheduling reference and must make it runnable; `PARKED_OS` means a futex wake. Exactly one party
 //! sees each `PARKED`, so a green thread is made runnable at most once per wait, and because the
-//! swap is total, a wake-up that lands before the waiter's compare-exchange is seen by it.
+//! swap is total, a wake-up that lands before the waiter's compare-exchange is seen by it. The
+//! waiting and waking sides of this protocol are `park` (which also model-checks it under loom).
 //!
-//! # Green threads stay home
-//! A green thread that has run is pinned to its worker (DESIGN-NOTES section 1), whose [`Home`] is
-//! the pinned run queue: a local queue and a "next" slot touched only by the worker's own kernel
-//! thread, and an MPSC *inbox* for wake-ups from every other thread (and for fresh threads a
-//! spawner placed on this worker, which pins them at their first run: `scheduler`, "Placement"). A remote waker pushes to the
-//! inbox, issues a `SeqCst` fence, and wakes the worker only if it announced it is asleep; the
-//! worker announces, fences, and looks at the inbox once more before it sleeps. One of the two
-//! always sees the other (store-buffering with fences on both sides), so the wake-up is not lost.
+//! A green thread that has run is pinned to its worker (DESIGN-NOTES section 1), whose run queue
+//! ([`runq::Home`], in its own file) its header names.
 //!
 //! # The scheduling reference
 //! A live green thread has exactly one "scheduling" reference: it sits in a queue, or is the
 //! worker's current thread, or, while the thread is parked, is held implicitly by the parked state.
 //! The waker that replaces `PARKED` takes that reference over ([`TaskRef::from_raw`]); no reference
 //! count is touched on the wake-up path. Other protocols may hold it the same way: a green thread
-//! waiting in `join` hands it to the finishing thread through the join state (`thread::cell`),
-//! which passes it to [`schedule`].
+//! waiting in `join` hands it to the finishing thread through the join state (`spawner::cell`),
+//! which passes it to `park::schedule`.
 
 pub(crate) mod futex;
+pub(crate) mod runq;
 pub(crate) mod small;
 pub(crate) mod wakefd;
 
@@ -47,11 +43,10 @@ use std::cell::{Cell, UnsafeCell};
 use std::fmt;
 use std::num::NonZeroU64;
 use std::ptr::{self, NonNull};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::time::Instant;
+use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use crate::stack::Stack;
+use runq::Home;
 
 /// A unique identifier for a running thread of hilos, green or kernel.
 ///
@@ -180,7 +175,7 @@ impl Token {
 
     /// Delivers a wake-up; returns the state it replaced.
     #[inline]
-    fn notify(&self) -> u32 {
+    pub(crate) fn notify(&self) -> u32 {
         self.0.swap(NOTIFIED, Ordering::AcqRel)
     }
 }
@@ -371,40 +366,7 @@ impl TaskRef {
         unsafe { ptr.as_ref() }.refs.fetch_add(1, Ordering::Relaxed);
         TaskRef(ptr)
     }
-
-    /// Wakes the thread through its `sys` token (hilos's own blocking code uses this).
-    #[inline]
-    pub(crate) fn wake(&self) {
-        wake_token(self.0, Which::Sys);
-    }
-
-    /// Wakes the thread through its `user` token, as [`crate::Thread::unpark`].
-    pub(crate) fn unpark(&self) {
-        match &self.kind {
-            Kind::Kernel(t) => t.unpark(),
-            Kind::Green(_) => wake_token(self.0, Which::User),
-        }
-    }
 }
-
-/// Delivers a wake-up on one token of the thread at `ptr`.
-#[inline]
-fn wake_token(ptr: NonNull<Header>, which: Which) {
-    // SAFETY: the caller holds a reference to the header for the duration of the call.
-    let h = unsafe { ptr.as_ref() };
-    let token = h.token(which);
-    match token.notify() {
-        PARKED => {
-            // SAFETY: replacing PARKED makes us the owner of the parked thread's scheduling
-            // reference (module doc).
-            let t = unsafe { TaskRef::from_raw(ptr) };
-            schedule(t);
-        }
-        PARKED_OS => futex::wake(token.word(), 1),
-        _ => {}
-    }
-}
-
 impl Clone for TaskRef {
     #[inline]
     fn clone(&self) -> TaskRef {
@@ -491,8 +453,6 @@ thread_local! {
     /// The green thread running on this kernel thread (null on the scheduler's own stack and on
     /// kernel threads that are not workers). Set by the scheduler at every switch.
     static CURRENT_GREEN: Cell<*const Header> = const { Cell::new(ptr::null()) };
-    /// The home of the worker running on this kernel thread, or null.
-    static CURRENT_HOME: Cell<*const Home> = const { Cell::new(ptr::null()) };
     /// Lazily made header of a kernel thread that calls into hilos.
     static KERNEL_SELF: std::cell::OnceCell<TaskRef> = const { std::cell::OnceCell::new() };
 }
@@ -509,16 +469,6 @@ pub(crate) fn current_green() -> Option<NonNull<Header>> {
 #[inline]
 pub(crate) fn set_current_green(h: *const Header) {
     CURRENT_GREEN.with(|c| c.set(h));
-}
-
-/// Called by the scheduler when a worker starts and stops.
-pub(crate) fn set_current_home(h: *const Home) {
-    CURRENT_HOME.with(|c| c.set(h));
-}
-
-#[inline(never)]
-fn current_home() -> *const Home {
-    CURRENT_HOME.with(|c| c.get())
 }
 
 /// The calling thread, green or kernel.
@@ -553,317 +503,4 @@ pub(crate) fn overflow_lookup(addr: usize, buf: &mut [u8]) -> Option<usize> {
     let n = name.len().min(buf.len());
     buf[..n].copy_from_slice(&name[..n]);
     Some(n)
-}
-
-// ---------------------------------------------------------------------------------------------
-// The pinned run queue of a worker.
-
-/// A FIFO of scheduling references: a power-of-two ring that doubles when full. The switch path
-/// pushes and pops it on every yield, where `VecDeque`'s general bookkeeping showed in profiles.
-pub(crate) struct RunQueue {
-    buf: Box<[*const Header]>,
-    head: usize,
-    len: usize,
-}
-
-impl RunQueue {
-    fn with_capacity(cap: usize) -> RunQueue {
-        let cap = cap.next_power_of_two().max(2);
-        RunQueue {
-            buf: vec![ptr::null(); cap].into_boxed_slice(),
-            head: 0,
-            len: 0,
-        }
-    }
-
-    #[inline]
-    pub(crate) fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    #[inline]
-    pub(crate) fn push_back(&mut self, t: TaskRef) {
-        if self.len == self.buf.len() {
-            self.grow();
-        }
-        let mask = self.buf.len() - 1;
-        self.buf[(self.head + self.len) & mask] = t.into_raw().as_ptr();
-        self.len += 1;
-    }
-
-    #[inline]
-    pub(crate) fn pop_front(&mut self) -> Option<TaskRef> {
-        if self.len == 0 {
-            return None;
-        }
-        let p = self.buf[self.head];
-        self.head = (self.head + 1) & (self.buf.len() - 1);
-        self.len -= 1;
-        // SAFETY: every slot in the live range holds a reference leaked by `push_back`.
-        Some(unsafe { TaskRef::from_raw(NonNull::new_unchecked(p as *mut Header)) })
-    }
-
-    #[cold]
-    fn grow(&mut self) {
-        let old = self.buf.len();
-        let mut buf = vec![ptr::null(); old * 2].into_boxed_slice();
-        for (i, slot) in buf.iter_mut().take(self.len).enumerate() {
-            *slot = self.buf[(self.head + i) & (old - 1)];
-        }
-        self.buf = buf;
-        self.head = 0;
-    }
-}
-
-impl Extend<TaskRef> for RunQueue {
-    fn extend<I: IntoIterator<Item = TaskRef>>(&mut self, iter: I) {
-        for t in iter {
-            self.push_back(t);
-        }
-    }
-}
-
-impl Drop for RunQueue {
-    fn drop(&mut self) {
-        while self.pop_front().is_some() {}
-    }
-}
-
-/// The run queue of one worker's pinned green threads (see the module doc).
-pub(crate) struct Home {
-    /// Runnable pinned threads, oldest first. Owner only.
-    local: UnsafeCell<RunQueue>,
-    /// The most recently readied thread, run before the queue (bounded by the scheduler). Owner only.
-    next: UnsafeCell<Option<TaskRef>>,
-    /// Wake-ups from other kernel threads: a Treiber stack the owner empties with one swap.
-    inbox: AtomicPtr<Header>,
-    /// Set by the owner just before it sleeps, cleared when it wakes.
-    pub(crate) sleeping: AtomicBool,
-    /// The owner sleeps in its I/O driver's wait; this eventfd ends that wait (see `wakefd`).
-    pub(crate) parker: wakefd::WakeFd,
-}
-
-// SAFETY: `local` and `next` are touched only by the owning worker's kernel thread (checked by
-// comparing CURRENT_HOME in `schedule`); the rest is atomic.
-unsafe impl Sync for Home {}
-// SAFETY: as above.
-unsafe impl Send for Home {}
-
-impl Home {
-    pub(crate) fn new() -> std::io::Result<Home> {
-        Ok(Home {
-            local: UnsafeCell::new(RunQueue::with_capacity(256)),
-            next: UnsafeCell::new(None),
-            inbox: AtomicPtr::new(ptr::null_mut()),
-            sleeping: AtomicBool::new(false),
-            parker: wakefd::WakeFd::new()?,
-        })
-    }
-
-    /// Owner only: the local queue.
-    ///
-    /// # Safety
-    /// The caller runs on the owning worker's kernel thread and holds no other borrow of it.
-    #[allow(clippy::mut_from_ref)]
-    #[inline]
-    pub(crate) unsafe fn local(&self) -> &mut RunQueue {
-        // SAFETY: owner-only access, per the caller's contract.
-        unsafe { &mut *self.local.get() }
-    }
-
-    /// Owner only: the "next" slot.
-    ///
-    /// # Safety
-    /// As [`Home::local`].
-    #[allow(clippy::mut_from_ref)]
-    #[inline]
-    pub(crate) unsafe fn next_slot(&self) -> &mut Option<TaskRef> {
-        // SAFETY: owner-only access, per the caller's contract.
-        unsafe { &mut *self.next.get() }
-    }
-
-    /// Any thread: queue `t` on the inbox and wake the owner if it sleeps. The caller keeps the
-    /// `Home` alive until this returns (once `t` is in the inbox it may run, exit, and with it end
-    /// the last reason for the runtime's workers to stay).
-    pub(crate) fn push_remote(&self, t: TaskRef) {
-        let raw = t.into_raw();
-        // SAFETY: we own the reference `raw` carries; the header is alive.
-        let link = unsafe { &raw.as_ref().link };
-        let mut head = self.inbox.load(Ordering::Relaxed);
-        loop {
-            link.store(head, Ordering::Relaxed);
-            match self.inbox.compare_exchange_weak(
-                head,
-                raw.as_ptr(),
-                Ordering::Release,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => break,
-                Err(h) => head = h,
-            }
-        }
-        // Pairs with the fence in the owner's sleep path (module doc).
-        std::sync::atomic::fence(Ordering::SeqCst);
-        if self.sleeping.load(Ordering::Relaxed) {
-            self.parker.wake();
-        }
-    }
-
-    /// Whether the inbox has anything (any thread; used before sleeping).
-    #[inline]
-    pub(crate) fn inbox_nonempty(&self) -> bool {
-        !self.inbox.load(Ordering::Relaxed).is_null()
-    }
-
-    /// Owner only: moves the inbox into the local queue, oldest first. Returns how many.
-    ///
-    /// # Safety
-    /// As [`Home::local`].
-    #[inline]
-    pub(crate) unsafe fn drain_inbox(&self) -> usize {
-        if !self.inbox_nonempty() {
-            return 0;
-        }
-        // SAFETY: per the contract.
-        unsafe { self.drain_inbox_slow() }
-    }
-
-    /// # Safety
-    /// As [`Home::local`].
-    #[cold]
-    unsafe fn drain_inbox_slow(&self) -> usize {
-        let mut p = self.inbox.swap(ptr::null_mut(), Ordering::Acquire);
-        // The stack is newest first: collect, then append in reverse.
-        let mut batch: Vec<TaskRef> = Vec::new();
-        while let Some(nn) = NonNull::new(p) {
-            // SAFETY: every pointer in the inbox carries a reference pushed by push_remote, and
-            // its link was written before the Release CAS we synchronise with.
-            unsafe {
-                p = nn.as_ref().link.load(Ordering::Relaxed);
-                batch.push(TaskRef::from_raw(nn));
-            }
-        }
-        let n = batch.len();
-        // SAFETY: owner-only, per the caller's contract.
-        let local = unsafe { self.local() };
-        local.extend(batch.into_iter().rev());
-        n
-    }
-}
-
-impl Drop for Home {
-    fn drop(&mut self) {
-        // Drop what is left (only at runtime teardown, when nothing can be runnable).
-        let mut p = *self.inbox.get_mut();
-        while let Some(nn) = NonNull::new(p) {
-            // SAFETY: as in drain_inbox; we have exclusive access.
-            unsafe {
-                p = nn.as_ref().link.load(Ordering::Relaxed);
-                drop(TaskRef::from_raw(nn));
-            }
-        }
-    }
-}
-
-/// Makes the green thread `t` runnable on its home worker. `t` is its scheduling reference.
-pub(crate) fn schedule(t: TaskRef) {
-    let g = t.green().expect("hilos: scheduled a kernel thread");
-    // `home` is written once, at the first run, before the thread can ever park; we read it after
-    // winning PARKED (Acquire) from the thread's own Release, so it is set and stable.
-    let home = g.home.get();
-    assert!(!home.is_null(), "hilos: woke a thread that never ran");
-    if ptr::eq(home, current_home()) {
-        // On the home worker: the new thread runs next; the one it displaces queues up.
-        // SAFETY: the thread is alive and blocked (we hold its scheduling reference), so its
-        // runtime's workers, which own the Home, are alive; we are on the owning kernel thread and
-        // no other borrow is live.
-        unsafe {
-            let home = &*home;
-            let next = home.next_slot();
-            if let Some(old) = next.replace(t) {
-                home.local().push_back(old);
-            }
-        }
-    } else {
-        // Keep the home alive past the push: once `t` is in the inbox it may run and exit, and
-        // with it the last thread keeping the runtime's workers alive.
-        // SAFETY: `home` came from `Arc::as_ptr` of a `Home` the runtime's workers own; the thread
-        // is alive and blocked (we hold its scheduling reference), so that Arc is alive while we
-        // take our own count.
-        let home = unsafe {
-            Arc::increment_strong_count(home);
-            Arc::from_raw(home)
-        };
-        home.push_remote(t);
-    }
-}
-
-/// Timers' wake-up: make `t` runnable at the back of its (local) queue.
-///
-/// # Safety
-/// Call on `t`'s home worker; `t` is its scheduling reference.
-pub(crate) unsafe fn schedule_local_back(home: &Home, t: TaskRef) {
-    // SAFETY: the caller is the owning worker.
-    unsafe { home.local() }.push_back(t);
-}
-
-/// Blocks a kernel thread (or a green thread that may not switch) on `token` until a wake-up or
-/// `deadline`. Returns `false` on timeout.
-pub(crate) fn wait_os(token: &Token, deadline: Option<Instant>) -> bool {
-    if token.try_consume() {
-        return true;
-    }
-    if !token.begin_park(PARKED_OS) {
-        return true;
-    }
-    loop {
-        let timeout = match deadline {
-            Some(d) => {
-                let now = Instant::now();
-                if now >= d {
-                    if token.cancel_park(PARKED_OS) {
-                        return false;
-                    }
-                    token.end_park();
-                    return true;
-                }
-                Some(d - now)
-            }
-            None => None,
-        };
-        futex::wait(token.word(), PARKED_OS, timeout);
-        if token.try_consume() {
-            return true;
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn run_queue_is_fifo_across_wrap_and_growth_and_drops_its_references() {
-        let items: Vec<TaskRef> = (0..700).map(|_| new_kernel()).collect();
-        let mut q = RunQueue::with_capacity(4);
-        let mut expected = std::collections::VecDeque::new();
-        // Interleave pushes and pops so the head wraps before and after each growth.
-        for (i, t) in items.iter().enumerate() {
-            q.push_back(t.clone());
-            expected.push_back(t.as_ptr());
-            if i % 3 == 0 {
-                assert_eq!(q.pop_front().map(|t| t.as_ptr()), expected.pop_front());
-            }
-        }
-        while let Some(e) = expected.pop_front() {
-            assert_eq!(q.pop_front().map(|t| t.as_ptr()), Some(e));
-        }
-        assert!(q.is_empty() && q.pop_front().is_none());
-        // References left in a queue are released when it drops.
-        q.extend(items.iter().take(10).cloned());
-        drop(q);
-        for t in &items {
-            assert_eq!(t.refs.load(Ordering::Relaxed), 1);
-        }
-    }
 }

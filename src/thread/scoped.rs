@@ -11,9 +11,11 @@ use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use super::cell::{JoinInner, ScopeData};
-use super::{Thread, spawn_target, spawn_unchecked, thread_ref};
-use crate::scheduler::{self, Shared};
+use super::{Thread, spawn_target};
+use crate::park;
+use crate::scheduler::Shared;
+use crate::spawner::cell::{JoinInner, ScopeData};
+use crate::spawner::{spawn_unchecked, thread_ref};
 use crate::task::{self, Which};
 
 /// A scope to spawn scoped green threads in, as [`std::thread::Scope`].
@@ -53,7 +55,7 @@ where
     };
     let result = catch_unwind(AssertUnwindSafe(|| f(&scope)));
     while scope.data.running.load(Ordering::Acquire) != 0 {
-        scheduler::park(Which::Sys, None);
+        park::park(Which::Sys, None);
     }
     match result {
         Err(e) => resume_unwind(e),

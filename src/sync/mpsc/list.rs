@@ -64,7 +64,7 @@ use std::time::Instant;
 
 use super::super::util::Padded;
 use super::{Pop, RecvTimeoutError, SendError, TryRecvError, backoff};
-use crate::scheduler;
+use crate::park;
 use crate::task::{self, TaskRef, Which};
 
 /// Bit 0 of `tail`: the receiver is parked (or about to park) waiting for a message.
@@ -273,7 +273,7 @@ impl<T> Chan<T> {
                 continue;
             }
             loop {
-                let woken = scheduler::park(Which::Sys, deadline);
+                let woken = park::park(Which::Sys, deadline);
                 if self.tail.load(Ordering::Acquire) & PARKED == 0 {
                     // Claimed by a sender (its message is next) or by the last sender leaving.
                     break;

@@ -48,7 +48,7 @@ use std::time::{Duration, Instant};
 
 pub use std::sync::mpsc::{RecvError, RecvTimeoutError, SendError, TryRecvError, TrySendError};
 
-use crate::scheduler;
+use crate::park;
 use crate::task::{self, Header, TaskRef, Which};
 
 /// What a receiver's pop found.
@@ -64,7 +64,7 @@ fn backoff(round: &mut u32) {
     if *round < 6 {
         super::util::spin(*round);
     } else {
-        scheduler::yield_now();
+        park::yield_now();
     }
     *round += 1;
 }
@@ -90,7 +90,7 @@ fn poll_before_park(mut arrived: impl FnMut() -> bool) -> bool {
             return true;
         }
         if green {
-            scheduler::yield_now();
+            park::yield_now();
         } else if round < 6 {
             super::util::spin(round);
         } else {
@@ -225,7 +225,7 @@ unsafe fn recv_q<T>(q: &array::Chan<T>, deadline: Option<Instant>) -> Result<T, 
             q.rx.clear();
             continue;
         }
-        let woken = scheduler::park(Which::Sys, deadline);
+        let woken = park::park(Which::Sys, deadline);
         q.rx.clear();
         if !woken {
             // SAFETY: per the contract.

@@ -37,7 +37,7 @@ use std::ptr::NonNull;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 
-use crate::scheduler;
+use crate::park;
 use crate::task::{self, Header, TaskRef, Vtable};
 
 const DONE: u32 = 1;
@@ -122,7 +122,7 @@ where
     let h = p.cast::<Header>();
     // SAFETY: `top` is the top of the stack this cell will own; nothing runs on it yet. The entry
     // receives the header, which lives as long as the scheduling reference.
-    let sp = unsafe { crate::arch::init_stack(top, scheduler::green_entry, h as *mut u8) };
+    let sp = unsafe { crate::arch::init_stack(top, park::green_entry, h as *mut u8) };
     // SAFETY: `p` is a fresh, properly aligned allocation for a Cell<F, T>; each field is written
     // exactly once before the cell is shared. Two references: the handle's and the scheduler's.
     unsafe {
@@ -178,7 +178,7 @@ where
                     out.state.fetch_or(DONE, Ordering::AcqRel);
                     // SAFETY: the joiner gave us its scheduling reference with WAITING; it is
                     // blocked until we schedule it, so it is alive.
-                    task::schedule(unsafe { TaskRef::from_raw(p) });
+                    park::schedule(unsafe { TaskRef::from_raw(p) });
                 }
                 Joiner::Counted(j) => {
                     out.state.fetch_or(DONE, Ordering::AcqRel);
@@ -318,7 +318,7 @@ impl<T> JoinInner<T> {
                     ) {
                         // SAFETY: WAITING handed our scheduling reference to the finisher, which
                         // schedules us exactly once, after publishing DONE.
-                        Ok(_) => unsafe { scheduler::block_current() },
+                        Ok(_) => unsafe { park::block_current() },
                         // DONE arrived first: the finisher saw no WAITING; the slot is ours.
                         // SAFETY: as above.
                         Err(_) => unsafe { *out.joiner.get() = Joiner::None },
@@ -335,7 +335,7 @@ impl<T> JoinInner<T> {
                     ) {
                         Ok(_) => {
                             while out.state.load(Ordering::Acquire) & DONE == 0 {
-                                scheduler::park(task::Which::Sys, None);
+                                park::park(task::Which::Sys, None);
                             }
                         }
                         Err(_) => {

@@ -1,0 +1,372 @@
+//! The worker-local context, and switching a green thread away from its worker.
+//!
+//! # The problem
+//! A green thread that yields, blocks or exits must hand its worker to the next runnable thread in
+//! a few nanoseconds, and that path must not depend on the scheduler's loop (stealing, idling,
+//! placement), which sits above this module (DESIGN-NOTES section 7).
+//!
+//! # The design
+//! [`Local`] is the part of a worker that its running green threads touch: the pinned run queue
+//! (`task::runq::Home`), the deque of fresh threads spawned here, the timer heap, the running
+//! thread, the scheduler context's saved stack pointer and a small cache of stacks. It lives in
+//! the scheduler's `Worker` on the worker kernel thread's own stack, and is reached through one
+//! thread-local pointer read by the `#[inline(never)]` [`local_ptr`], re-read after every switch
+//! and never borrowed across one.
+//!
+//! [`switch_away_from`] picks the next runnable thread of this worker and switches to it directly
+//! (one switch), or, if there is none, or on every [`FAIRNESS_TICKS`]th switch, or on exit,
+//! switches to the worker's scheduler context (the kernel thread's original stack), whose loop
+//! (`scheduler`) polls timers, the injector, the inbox and the driver, steals and sleeps. The
+//! 61-switch rule keeps the injector, timers and the local queue from being starved by two threads
+//! that keep handing the "next" slot to each other.
+//!
+//! A finished thread's stack cannot be freed while it still runs on it, so the context that runs
+//! next (another green thread, or the scheduler context) frees it right after the switch
+//! ([`after_switch`]).
+
+use std::cell::Cell;
+use std::ptr::{self, NonNull};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use crossbeam_deque::Worker as Deque;
+
+use crate::arch;
+use crate::stack;
+use crate::task::runq::Home;
+use crate::task::{Header, PARKED, TaskRef, WAIT_NONE, WAIT_SLEEP, WAIT_SYS, WAIT_USER};
+use crate::time::Timers;
+
+/// How many switches between two visits of the scheduler context.
+pub(crate) const FAIRNESS_TICKS: u32 = 61;
+/// How many default-size stacks a worker keeps for itself.
+const WORKER_STACKS: usize = 32;
+
+/// The worker-local context (module doc). Owned by the worker's kernel thread; other threads
+/// reach only `home` (through its `Arc`) and the stealing half of `fresh`.
+pub(crate) struct Local {
+    /// The worker's index in its runtime.
+    pub(crate) index: usize,
+    /// Identity of the runtime (a `scheduler::Shared`) this worker belongs to, kept alive by the
+    /// scheduler's `Worker` for as long as this context is installed. Opaque here: this layer
+    /// sits below the scheduler.
+    pub(crate) runtime: *const (),
+    pub(crate) home: Arc<Home>,
+    /// Fresh (unstarted, stealable) threads spawned on this worker.
+    pub(crate) fresh: Deque<TaskRef>,
+    /// False only when `fresh` is known to be empty: set by every push into it (a spawn here, a
+    /// batch stolen into it), cleared when a pop finds it empty. Stealers only take from it, so
+    /// the flag never says "empty" of a deque that holds a thread. It spares a yield, which
+    /// looks at `fresh` first, the deque's call and shared loads (5 ns of a 30 ns yield).
+    pub(crate) fresh_maybe: bool,
+    /// The scheduler context's saved stack pointer while a green thread runs.
+    pub(crate) sched_sp: *mut u8,
+    /// The running green thread (it owns the thread's scheduling reference), or null.
+    pub(crate) current: *const Header,
+    /// A thread that exited and switched away, to be cleaned up by the next context.
+    exited: Option<TaskRef>,
+    pub(crate) timers: Timers,
+    /// Switches made on this worker (wrapping).
+    pub(crate) tick: u32,
+    /// Stacks of the runtime's default size, kept by the worker for its next spawns (in front of
+    /// the stack pool, whose thread cache costs a class lookup and a `RefCell` per call).
+    stacks: Vec<stack::Stack>,
+    /// Exits not yet subtracted from the runtime's live count; the scheduler flushes them before
+    /// it looks for the end of the runtime or sleeps (one locked instruction per batch).
+    pub(crate) exits: usize,
+}
+
+impl Local {
+    /// A worker's context; `runtime` identifies its runtime (see the field).
+    pub(crate) fn new(
+        index: usize,
+        runtime: *const (),
+        home: Arc<Home>,
+        fresh: Deque<TaskRef>,
+    ) -> Local {
+        Local {
+            index,
+            runtime,
+            home,
+            fresh,
+            fresh_maybe: true,
+            sched_sp: ptr::null_mut(),
+            current: ptr::null(),
+            exited: None,
+            timers: Timers::new(),
+            tick: 0,
+            stacks: Vec::with_capacity(WORKER_STACKS),
+            exits: 0,
+        }
+    }
+
+    /// Makes `p` the current thread (pinning it here at its first run); returns its stack pointer
+    /// and how a green thread leaving through [`switch_away_from`] should resume it: by return if
+    /// `p` has run before (it then left through that one call site too), by jump to the
+    /// trampoline if this is its first run (`home` is set exactly then).
+    ///
+    /// # Safety
+    /// `p` carries the thread's scheduling reference, which moves into `self.current`.
+    pub(crate) unsafe fn prepare_run(&mut self, p: NonNull<Header>) -> (*mut u8, arch::Resume) {
+        // SAFETY: `p` is live (we hold its scheduling reference).
+        let h = unsafe { p.as_ref() };
+        let g = h.green().expect("hilos: a kernel thread was queued");
+        // The thread is not running, and only the kernel thread that holds its scheduling
+        // reference touches its context.
+        let how = if g.home.get().is_null() {
+            g.home.set(Arc::as_ptr(&self.home));
+            let load = &self.home.load;
+            // Only this worker writes `pinned`.
+            load.pinned
+                .store(load.pinned.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+            if g.placed.get() {
+                load.placed.fetch_sub(1, Ordering::Relaxed);
+            }
+            arch::Resume::Jump
+        } else {
+            arch::Resume::Return
+        };
+        self.current = p.as_ptr();
+        crate::task::set_current_green(p.as_ptr());
+        // SAFETY: as above: the saved stack pointer is ours to read while the thread is not running.
+        (unsafe { *g.sp.get() }, how)
+    }
+
+    /// Returns an exited thread's stack to the pool and drops its scheduling reference.
+    fn finish_exit(&mut self, t: TaskRef) {
+        let g = t.green().expect("hilos: a kernel thread exited");
+        // SAFETY: the thread has exited and switched away for good; nothing else touches its
+        // context or stack any more.
+        if let Some(s) = unsafe { (*g.stack.get()).take() } {
+            if g.default_stack && self.stacks.len() < WORKER_STACKS {
+                self.stacks.push(s);
+            } else {
+                stack::free(s);
+            }
+        }
+        drop(t);
+        self.exits += 1;
+        // A thread exits on the worker it is pinned to; only this worker writes `pinned`.
+        let load = &self.home.load;
+        load.pinned
+            .store(load.pinned.load(Ordering::Relaxed) - 1, Ordering::Relaxed);
+    }
+
+    /// A stack of the runtime's default size from this worker's cache, if it has one.
+    pub(crate) fn take_stack(&mut self) -> Option<stack::Stack> {
+        self.stacks.pop()
+    }
+
+    /// Gives the cached stacks back to the pool (the worker is stopping).
+    pub(crate) fn release_stacks(&mut self) {
+        for s in self.stacks.drain(..) {
+            stack::free(s);
+        }
+    }
+
+    /// Makes the threads whose timers are due runnable (or drops stale timers).
+    pub(crate) fn fire_timers(&mut self) {
+        if self.timers.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        while let Some((wait_no, t)) = self.timers.pop_due(now) {
+            let g = t.green().expect("hilos: a timer for a kernel thread");
+            if g.wait_gen.get() != wait_no {
+                continue; // stale: the thread has moved on
+            }
+            let token = match g.wait_on.get() {
+                WAIT_USER => &t.user,
+                WAIT_SYS => &t.sys,
+                WAIT_SLEEP => {
+                    g.wait_on.set(WAIT_NONE);
+                    // SAFETY: a sleeping thread is woken only by its timer, so its scheduling
+                    // reference is ours to take; we are its home worker.
+                    let r = unsafe { TaskRef::from_raw(t.as_ptr()) };
+                    // SAFETY: we are the owning worker; the borrow is short.
+                    unsafe { self.home.local() }.push_back(r);
+                    continue;
+                }
+                _ => continue,
+            };
+            if token.cancel_park(PARKED) {
+                // SAFETY: winning PARKED makes us the owner of the scheduling reference.
+                let r = unsafe { TaskRef::from_raw(t.as_ptr()) };
+                // SAFETY: we are the owning worker; the borrow is short.
+                unsafe { self.home.local() }.push_back(r);
+            }
+        }
+    }
+
+    /// Next runnable thread for a green thread switching away: no blocking, no timers. A thread
+    /// that yields lets unstarted threads go first (`fresh_first`); otherwise woken threads,
+    /// which may hold resources others wait for, run before new ones start.
+    pub(crate) fn pick_local(&mut self, fresh_first: bool) -> Option<TaskRef> {
+        if fresh_first && self.fresh_maybe {
+            match self.fresh.pop() {
+                Some(t) => return Some(t),
+                None => self.fresh_maybe = false,
+            }
+        }
+        // SAFETY: we are on the worker's own kernel thread; the borrows are short.
+        unsafe {
+            if let Some(t) = self.home.next_slot().take() {
+                return Some(t);
+            }
+            if let Some(t) = self.home.local().pop_front() {
+                return Some(t);
+            }
+            if self.home.drain_inbox() > 0 {
+                return self.home.local().pop_front();
+            }
+        }
+        self.fresh.pop()
+    }
+}
+
+thread_local! {
+    static LOCAL: Cell<*mut Local> = const { Cell::new(ptr::null_mut()) };
+}
+
+/// This kernel thread's worker context, or null. Re-read after every switch.
+#[inline(never)]
+pub(crate) fn local_ptr() -> *mut Local {
+    LOCAL.with(|w| w.get())
+}
+
+/// Installs `l` as this kernel thread's worker context (null to remove it).
+///
+/// # Safety
+/// A non-null `l` stays valid, and is used only through short borrows that never span a switch,
+/// until it is removed again.
+pub(crate) unsafe fn install(l: *mut Local) {
+    LOCAL.with(|c| c.set(l));
+}
+
+/// Why a green thread switches away.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Away {
+    /// Still runnable: goes to the back of the local queue.
+    Yield,
+    /// Parked: some waker or timer owns its scheduling reference now.
+    Block,
+    /// Finished: never resumes.
+    Exit,
+}
+
+/// Switches the running green thread away (see the module doc). Returns when it is resumed.
+///
+/// # Safety
+/// Called on a green thread, with the worker in a consistent state for `why`: for `Block` the
+/// thread's scheduling reference has been given up to a token or timer protocol.
+pub(crate) unsafe fn switch_away(why: Away) {
+    // SAFETY: per the contract; the context pointer is read on this side of the switch.
+    unsafe { switch_away_from(local_ptr(), why) }
+}
+
+/// [`switch_away`], for a caller that has just read this kernel thread's context pointer `w`.
+///
+/// # Safety
+/// As for [`switch_away`]; `w` is `local_ptr()`, read since the caller's last switch.
+pub(crate) unsafe fn switch_away_from(w: *mut Local, why: Away) {
+    // SAFETY: we run on a green thread, so this kernel thread has a live worker; the borrow ends
+    // before the switch.
+    let (save, to, how) = unsafe {
+        let wr = &mut *w;
+        let cur = NonNull::new(wr.current as *mut Header).expect("hilos: no current green thread");
+        let g = cur
+            .as_ref()
+            .green()
+            .expect("hilos: current thread is not green");
+        if why == Away::Yield {
+            // The scheduling reference moves from `current` to the queue.
+            wr.home.local().push_back(TaskRef::from_raw(cur));
+        }
+        wr.tick = wr.tick.wrapping_add(1);
+        let next = if wr.tick.is_multiple_of(FAIRNESS_TICKS) {
+            None
+        } else {
+            wr.pick_local(why == Away::Yield)
+        };
+        if why == Away::Exit {
+            // Its stack is released by the next context, after the switch (`after_switch`).
+            wr.exited = Some(TaskRef::from_raw(cur));
+        }
+        match next {
+            Some(n) if n.as_ptr() == cur => {
+                // Woken (or re-queued) before we left: keep running; the scheduling reference
+                // goes back to `current`. (Never for Exit: an exiting thread is in no queue.)
+                std::mem::forget(n);
+                return;
+            }
+            Some(n) => {
+                let (to, how) = wr.prepare_run(n.into_raw());
+                (g.sp.get(), to, how)
+            }
+            None => {
+                wr.current = ptr::null();
+                crate::task::set_current_green(ptr::null());
+                (g.sp.get(), wr.sched_sp, arch::Resume::Jump)
+            }
+        }
+    };
+    // SAFETY: `save` is the running thread's own save slot; `to` a suspended context's stack
+    // pointer, saved by `switch` or built by `init_stack`. After an Exit nothing resumes `save`.
+    // This is the one place where green threads leave, so `Resume::Return` (set for a thread
+    // that left through here before) is predicted right.
+    unsafe { arch::switch_ret(save, to, how) };
+    after_switch();
+}
+
+/// Switches from the scheduler context to `t` and cleans up when control comes back.
+///
+/// # Safety
+/// Called on the scheduler context of the worker whose context `w` is; `t` is a runnable green
+/// thread's scheduling reference.
+pub(crate) unsafe fn run_task(w: *mut Local, t: TaskRef) {
+    let p = t.into_raw();
+    // SAFETY: per the contract: `w` is our worker; `p` a live green thread we now run.
+    unsafe {
+        let (to, _) = (*w).prepare_run(p);
+        arch::switch(&raw mut (*w).sched_sp, to);
+        // Back on the scheduler context: whoever switched here cleared `current`.
+        after_switch();
+    }
+}
+
+/// Runs on every context right after a switch lands in it: an exited thread's stack can only be
+/// released once nobody runs on it, i.e. by the next context of its worker.
+#[inline]
+fn after_switch() {
+    let w = local_ptr();
+    // SAFETY: we run on a worker (a green thread or its scheduler context); the borrow is short.
+    let wr = unsafe { &mut *w };
+    if let Some(e) = wr.exited.take() {
+        wr.finish_exit(e);
+    }
+}
+
+/// The entry point of every green thread, called by the trampoline `init_stack` sets up.
+///
+/// # Safety
+/// `arg` is the thread's header; the thread's scheduling reference is `current`.
+pub(crate) unsafe extern "C" fn green_entry(arg: *mut u8) -> ! {
+    let h = NonNull::new(arg as *mut Header).expect("hilos: null thread argument");
+    // A thread's first run is a landing after a switch, like any other.
+    after_switch();
+    // SAFETY: the header is alive while the thread runs; `run` does not unwind.
+    unsafe { ((*h.as_ptr()).vtable_run())(h) };
+    // SAFETY: the thread is done; Exit hands its scheduling reference to the scheduler context.
+    unsafe { switch_away(Away::Exit) };
+    // A thread that exited is never resumed.
+    std::process::abort()
+}
+
+/// The home (run queue) of the worker running on this kernel thread, or null.
+#[inline]
+pub(crate) fn current_home() -> *const Home {
+    let l = local_ptr();
+    // SAFETY: a non-null context is this kernel thread's live worker; a plain read of its `home`.
+    unsafe { l.as_ref() }.map_or(ptr::null(), |l| Arc::as_ptr(&l.home))
+}
