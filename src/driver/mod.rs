@@ -61,6 +61,20 @@ use std::time::Duration;
 use crate::task::TaskRef;
 
 /// Which I/O backend a runtime's workers use (see [`crate::Runtime::io_backend`]).
+///
+/// # Examples
+/// ```
+/// use hilos::io::IoBackend;
+///
+/// let rt = hilos::Runtime::builder().workers(1).build().unwrap();
+/// let backend: IoBackend = rt.io_backend();
+/// match backend {
+///     IoBackend::IoUring => assert_eq!(backend.as_str(), "io_uring"),
+///     IoBackend::Epoll => assert_eq!(backend.as_str(), "epoll"),
+///     _ => unreachable!("a backend this example does not know"),
+/// }
+/// assert_eq!(backend.to_string(), backend.as_str());
+/// ```
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
 #[non_exhaustive]
 pub enum IoBackend {

@@ -19,11 +19,45 @@ pub use std::fs::{Metadata, Permissions};
 
 /// An open file, as [`std::fs::File`]. `Read`, `Write` and `Seek` are implemented for the type
 /// and for `&File`.
+///
+/// # Examples
+/// ```
+/// use std::io::{Read, Write};
+/// use hilos::fs::File;
+///
+/// let path = std::env::temp_dir().join(format!("hilos-doc-{}-File", std::process::id()));
+/// let p = path.clone();
+/// let text = hilos::spawn(move || {
+///     File::create(&p).unwrap().write_all(b"hello").unwrap();
+///     let mut s = String::new();
+///     File::open(&p).unwrap().read_to_string(&mut s).unwrap();
+///     s
+/// });
+/// let text = text.join().unwrap();
+/// hilos::fs::remove_file(&path).unwrap();
+/// assert_eq!(text, "hello");
+/// ```
 pub struct File {
     inner: std::fs::File,
 }
 
 /// Options to open a [`File`] with, as [`std::fs::OpenOptions`].
+///
+/// # Examples
+/// ```
+/// use std::io::Write;
+/// use hilos::fs::OpenOptions;
+///
+/// let path = std::env::temp_dir().join(format!("hilos-doc-{}-OpenOptions", std::process::id()));
+/// let mut f = OpenOptions::new().write(true).create(true).truncate(true).open(&path).unwrap();
+/// f.write_all(b"a").unwrap();
+/// let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+/// f.write_all(b"b").unwrap();
+/// let exists = OpenOptions::new().write(true).create_new(true).open(&path);
+/// assert_eq!(exists.unwrap_err().kind(), std::io::ErrorKind::AlreadyExists);
+/// assert_eq!(hilos::fs::read_to_string(&path).unwrap(), "ab");
+/// hilos::fs::remove_file(&path).unwrap();
+/// ```
 #[derive(Clone, Debug)]
 pub struct OpenOptions(std::fs::OpenOptions);
 
@@ -403,6 +437,16 @@ impl fmt::Debug for File {
 }
 
 /// Reads the whole file at `path`, as [`std::fs::read`].
+///
+/// # Examples
+/// ```
+/// let path = std::env::temp_dir().join(format!("hilos-doc-{}-read", std::process::id()));
+/// hilos::fs::write(&path, [1, 2, 3]).unwrap();
+/// let p = path.clone();
+/// let bytes = hilos::spawn(move || hilos::fs::read(p)).join().unwrap();
+/// hilos::fs::remove_file(&path).unwrap();
+/// assert_eq!(bytes.unwrap(), [1, 2, 3]);
+/// ```
 pub fn read<P: AsRef<Path>>(path: P) -> io::Result<Vec<u8>> {
     let mut f = File::open(path)?;
     let mut v = Vec::new();
@@ -411,6 +455,17 @@ pub fn read<P: AsRef<Path>>(path: P) -> io::Result<Vec<u8>> {
 }
 
 /// Reads the whole file at `path` as UTF-8, as [`std::fs::read_to_string`].
+///
+/// # Examples
+/// ```
+/// let name = format!("hilos-doc-{}-read_to_string", std::process::id());
+/// let path = std::env::temp_dir().join(name);
+/// hilos::fs::write(&path, "héllo").unwrap();
+/// let p = path.clone();
+/// let text = hilos::spawn(move || hilos::fs::read_to_string(p)).join().unwrap();
+/// hilos::fs::remove_file(&path).unwrap();
+/// assert_eq!(text.unwrap(), "héllo");
+/// ```
 pub fn read_to_string<P: AsRef<Path>>(path: P) -> io::Result<String> {
     let mut f = File::open(path)?;
     let mut s = String::new();
@@ -419,17 +474,56 @@ pub fn read_to_string<P: AsRef<Path>>(path: P) -> io::Result<String> {
 }
 
 /// Writes `contents` as the whole file at `path` (created or truncated), as [`std::fs::write`].
+///
+/// # Examples
+/// ```
+/// let path = std::env::temp_dir().join(format!("hilos-doc-{}-write", std::process::id()));
+/// let p = path.clone();
+/// hilos::spawn(move || {
+///     hilos::fs::write(&p, "a longer first text").unwrap();
+///     hilos::fs::write(&p, "second").unwrap(); // replaces it
+/// })
+/// .join()
+/// .unwrap();
+/// assert_eq!(hilos::fs::read_to_string(&path).unwrap(), "second");
+/// hilos::fs::remove_file(&path).unwrap();
+/// ```
 pub fn write<P: AsRef<Path>, C: AsRef<[u8]>>(path: P, contents: C) -> io::Result<()> {
     File::create(path)?.write_all(contents.as_ref())
 }
 
-/// The metadata of the file at `path` (following symbolic links).
+/// The metadata of the file at `path` (following symbolic links), as [`std::fs::metadata`].
+///
+/// # Examples
+/// ```
+/// let path = std::env::temp_dir().join(format!("hilos-doc-{}-metadata", std::process::id()));
+/// hilos::fs::write(&path, "12345").unwrap();
+/// let p = path.clone();
+/// let m = hilos::spawn(move || hilos::fs::metadata(p)).join().unwrap();
+/// hilos::fs::remove_file(&path).unwrap();
+/// let m = m.unwrap();
+/// assert!(m.is_file());
+/// assert_eq!(m.len(), 5);
+/// ```
 pub fn metadata<P: AsRef<Path>>(path: P) -> io::Result<Metadata> {
     let p = path.as_ref();
     unblock(move || std::fs::metadata(p))
 }
 
-/// Removes the file at `path`.
+/// Removes the file at `path`, as [`std::fs::remove_file`].
+///
+/// # Examples
+/// ```
+/// use std::io::ErrorKind;
+///
+/// let name = format!("hilos-doc-{}-remove_file", std::process::id());
+/// let path = std::env::temp_dir().join(name);
+/// hilos::fs::write(&path, "x").unwrap();
+/// hilos::fs::remove_file(&path).unwrap();
+/// let again = hilos::fs::remove_file(&path).unwrap_err();
+/// assert_eq!(again.kind(), ErrorKind::NotFound);
+/// assert!(hilos::fs::metadata(&path).is_err());
+/// ```
 pub fn remove_file<P: AsRef<Path>>(path: P) -> io::Result<()> {
     let p = path.as_ref();
     unblock(move || std::fs::remove_file(p))

@@ -47,6 +47,15 @@ pub use unblock::unblock;
 
 /// The I/O backend of the runtime the caller runs on: `None` on a kernel thread that is not a
 /// worker (see [`crate::Runtime::io_backend`]).
+///
+/// # Examples
+/// ```
+/// let rt = hilos::Runtime::builder().workers(1).build().unwrap();
+/// let on_worker = rt.block_on(hilos::io::current_backend);
+/// assert_eq!(on_worker, Some(rt.io_backend()));
+/// // The main thread is not a worker.
+/// assert_eq!(hilos::io::current_backend(), None);
+/// ```
 pub fn current_backend() -> Option<IoBackend> {
     crate::driver::current_backend()
 }
@@ -58,6 +67,7 @@ pub fn current_backend() -> Option<IoBackend> {
 /// descriptor): only the calling green thread waits. Descriptors that are always ready, such as
 /// regular files, return at once.
 ///
+/// # Examples
 /// ```
 /// use std::io::Write;
 /// let (r, mut w) = hilos::io::pipe().unwrap();
@@ -70,6 +80,21 @@ pub fn wait_readable(fd: impl AsFd, timeout: Option<Duration>) -> std::io::Resul
 }
 
 /// As [`wait_readable`], for writability.
+///
+/// # Examples
+/// ```
+/// use std::io::{ErrorKind, Write};
+/// use std::time::Duration;
+///
+/// let (a, _b) = hilos::net::UnixStream::pair().unwrap();
+/// let h = hilos::spawn(move || {
+///     hilos::io::wait_writable(&a, None).unwrap(); // room in the buffer: ready at once
+///     a.set_nonblocking(true).unwrap();
+///     while (&a).write(&[0; 4096]).is_ok() {} // fill the buffer
+///     hilos::io::wait_writable(&a, Some(Duration::from_millis(10)))
+/// });
+/// assert_eq!(h.join().unwrap().unwrap_err().kind(), ErrorKind::TimedOut);
+/// ```
 pub fn wait_writable(fd: impl AsFd, timeout: Option<Duration>) -> std::io::Result<()> {
     wait(fd.as_fd().as_raw_fd(), op::Interest::Write, timeout)
 }

@@ -16,6 +16,7 @@ use super::op::{self, Interest};
 /// an [`OwnedFd`] for another process or library keeps that mode: clear `O_NONBLOCK` if it needs
 /// blocking reads.
 ///
+/// # Examples
 /// ```
 /// use std::io::{Read, Write};
 /// let (mut r, mut w) = hilos::io::pipe().unwrap();
@@ -40,9 +41,38 @@ pub fn pipe() -> io::Result<(PipeReader, PipeWriter)> {
 }
 
 /// The reading end of a [`pipe`].
+///
+/// # Examples
+/// ```
+/// use std::io::{Read, Write};
+///
+/// let (mut r, mut w) = hilos::io::pipe().unwrap();
+/// let h = hilos::spawn(move || {
+///     w.write_all(b"abc").unwrap();
+/// }); // `w` is closed here: the reader sees the end of the stream
+/// let mut buf = Vec::new();
+/// r.read_to_end(&mut buf).unwrap();
+/// assert_eq!(buf, b"abc");
+/// h.join().unwrap();
+/// ```
 pub struct PipeReader(OwnedFd);
 
 /// The writing end of a [`pipe`].
+///
+/// # Examples
+/// ```
+/// use std::io::{Read, Write};
+///
+/// let (r, w) = hilos::io::pipe().unwrap();
+/// let w2 = w.try_clone().unwrap(); // two writers, one pipe
+/// let h = hilos::spawn(move || (&w2).write_all(b"b").unwrap());
+/// h.join().unwrap();
+/// (&w).write_all(b"a").unwrap();
+/// drop(w); // the last writer: end of the stream
+/// let mut s = String::new();
+/// (&r).read_to_string(&mut s).unwrap();
+/// assert_eq!(s, "ba");
+/// ```
 pub struct PipeWriter(OwnedFd);
 
 fn set_nonblocking(fd: &OwnedFd) -> io::Result<()> {

@@ -11,6 +11,24 @@ use super::op::{self, Interest};
 ///
 /// Unlike std's, it has no buffer of its own: wrap it in a `BufReader` to read lines. Do not mix
 /// it with `std::io::stdin()`, whose buffer may hold input this handle never sees.
+///
+/// # Examples
+/// ```
+/// use std::io::{BufRead, BufReader};
+/// use std::os::fd::AsRawFd;
+///
+/// // Counts the lines of standard input; only the calling green thread waits for them.
+/// fn count_lines() -> std::io::Result<usize> {
+///     let mut n = 0;
+///     for line in BufReader::new(hilos::io::stdin()).lines() {
+///         line?;
+///         n += 1;
+///     }
+///     Ok(n)
+/// }
+/// // Not called here: a test's standard input may be a terminal that never ends.
+/// assert_eq!(hilos::io::stdin().as_raw_fd(), 0);
+/// ```
 #[derive(Debug, Clone, Copy)]
 pub struct Stdin(());
 
@@ -18,24 +36,77 @@ pub struct Stdin(());
 ///
 /// Unbuffered: each `write` is one system call (or io_uring operation). Output written through
 /// std's `println!` goes through std's own buffer and may interleave differently.
+///
+/// # Examples
+/// ```
+/// use std::io::Write;
+///
+/// let h = hilos::spawn(|| {
+///     let mut out = hilos::io::stdout();
+///     writeln!(out, "hello from a green thread")
+/// });
+/// h.join().unwrap().unwrap();
+/// ```
 #[derive(Debug, Clone, Copy)]
 pub struct Stdout(());
 
 /// A handle to the process's standard error (descriptor 2), from [`stderr`].
+///
+/// # Examples
+/// ```
+/// use std::io::Write;
+/// use std::os::fd::AsRawFd;
+///
+/// let mut err = hilos::io::stderr();
+/// assert_eq!(err.as_raw_fd(), 2);
+/// err.write_all(b"warning: written straight to descriptor 2\n").unwrap();
+/// ```
 #[derive(Debug, Clone, Copy)]
 pub struct Stderr(());
 
 /// Standard input; reads park only the calling green thread.
+///
+/// # Examples
+/// ```
+/// use std::io::Read;
+/// use std::os::fd::AsRawFd;
+///
+/// // Reads all of standard input into a string.
+/// fn read_all() -> std::io::Result<String> {
+///     let mut s = String::new();
+///     hilos::io::stdin().read_to_string(&mut s)?;
+///     Ok(s)
+/// }
+/// // Not called here: a test's standard input may be a terminal that never ends.
+/// let stdin = hilos::spawn(hilos::io::stdin).join().unwrap();
+/// assert_eq!(stdin.as_raw_fd(), 0);
+/// ```
 pub fn stdin() -> Stdin {
     Stdin(())
 }
 
 /// Standard output; writes park only the calling green thread.
+///
+/// # Examples
+/// ```
+/// use std::io::Write;
+///
+/// let h = hilos::spawn(|| hilos::io::stdout().write_all(b"hello\n"));
+/// h.join().unwrap().unwrap();
+/// ```
 pub fn stdout() -> Stdout {
     Stdout(())
 }
 
 /// Standard error; writes park only the calling green thread.
+///
+/// # Examples
+/// ```
+/// use std::io::Write;
+///
+/// let h = hilos::spawn(|| write!(hilos::io::stderr(), "progress: {}%\n", 50));
+/// h.join().unwrap().unwrap();
+/// ```
 pub fn stderr() -> Stderr {
     Stderr(())
 }

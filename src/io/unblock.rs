@@ -147,6 +147,7 @@ unsafe impl<T: Send> Send for SlotPtr<T> {}
 ///
 /// Called from a kernel thread rather than a green thread, `f` simply runs on the caller.
 ///
+/// # Examples
 /// ```
 /// let h = hilos::spawn(|| hilos::unblock(|| std::fs::read_dir(".").map(|d| d.count())));
 /// assert!(h.join().unwrap().unwrap() > 0);

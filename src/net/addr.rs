@@ -11,6 +11,17 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV
 ///
 /// Strings that name a host rather than an IP address are resolved with `getaddrinfo` on the
 /// blocking pool ([`crate::unblock`]), so name resolution parks only the calling green thread.
+///
+/// # Examples
+/// ```
+/// use hilos::net::{Ipv4Addr, SocketAddr, ToSocketAddrs};
+///
+/// let want = SocketAddr::from((Ipv4Addr::LOCALHOST, 8080));
+/// let from_str: Vec<_> = "127.0.0.1:8080".to_socket_addrs().unwrap().collect();
+/// let from_pair: Vec<_> = ("127.0.0.1", 8080).to_socket_addrs().unwrap().collect();
+/// assert_eq!(from_str, [want]);
+/// assert_eq!(from_pair, [want]);
+/// ```
 pub trait ToSocketAddrs {
     /// Returns the addresses, resolving a host name if needed.
     fn to_socket_addrs(&self) -> io::Result<std::vec::IntoIter<SocketAddr>>;

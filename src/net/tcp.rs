@@ -13,18 +13,28 @@ use super::sys::{self, Timeouts};
 ///
 /// [`accept`](TcpListener::accept) parks only the calling green thread until a connection comes.
 ///
-/// ```no_run
+/// # Examples
+/// An echo server, one green thread per connection (here it stops after one connection):
+/// ```
 /// use std::io::{Read, Write};
-/// let listener = hilos::net::TcpListener::bind("127.0.0.1:8080").unwrap();
-/// for stream in listener.incoming() {
-///     let mut stream = stream.unwrap();
-///     hilos::spawn(move || {
-///         let mut buf = [0; 1024];
-///         while let Ok(n @ 1..) = stream.read(&mut buf) {
-///             stream.write_all(&buf[..n]).unwrap();
-///         }
-///     });
-/// }
+/// let listener = hilos::net::TcpListener::bind("127.0.0.1:0").unwrap();
+/// let addr = listener.local_addr().unwrap();
+/// hilos::spawn(move || {
+///     for stream in listener.incoming().take(1) {
+///         let mut stream = stream.unwrap();
+///         hilos::spawn(move || {
+///             let mut buf = [0; 1024];
+///             while let Ok(n @ 1..) = stream.read(&mut buf) {
+///                 stream.write_all(&buf[..n]).unwrap();
+///             }
+///         });
+///     }
+/// });
+/// let mut client = hilos::net::TcpStream::connect(addr).unwrap();
+/// client.write_all(b"ping").unwrap();
+/// let mut buf = [0; 4];
+/// client.read_exact(&mut buf).unwrap();
+/// assert_eq!(&buf, b"ping");
 /// ```
 pub struct TcpListener {
     inner: std::net::TcpListener,
@@ -36,12 +46,48 @@ pub struct TcpListener {
 ///
 /// Reads and writes park only the calling green thread. `Read` and `Write` are implemented for
 /// the type and for `&TcpStream`, so code written for std's `impl Read + Write` works unchanged.
+///
+/// # Examples
+/// ```
+/// use std::io::{Read, Write};
+/// use hilos::net::{TcpListener, TcpStream};
+///
+/// let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+/// let addr = listener.local_addr().unwrap();
+/// let server = hilos::spawn(move || {
+///     let (mut stream, _peer) = listener.accept().unwrap();
+///     stream.write_all(b"hello").unwrap();
+/// }); // the stream is closed here
+/// let mut stream = TcpStream::connect(addr).unwrap();
+/// let mut reply = String::new();
+/// stream.read_to_string(&mut reply).unwrap();
+/// assert_eq!(reply, "hello");
+/// server.join().unwrap();
+/// ```
 pub struct TcpStream {
     inner: std::net::TcpStream,
     timeouts: Timeouts,
 }
 
 /// An iterator over the connections of a [`TcpListener`], from [`TcpListener::incoming`].
+///
+/// # Examples
+/// ```
+/// use hilos::net::{TcpListener, TcpStream};
+///
+/// let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+/// let addr = listener.local_addr().unwrap();
+/// let clients = hilos::spawn(move || {
+///     let a = TcpStream::connect(addr).unwrap();
+///     let b = TcpStream::connect(addr).unwrap();
+///     (a.local_addr().unwrap(), b.local_addr().unwrap())
+/// });
+/// let peers: Vec<_> = (listener.incoming().take(2))
+///     .map(|s| s.unwrap().peer_addr().unwrap())
+///     .collect();
+/// let (a, b) = clients.join().unwrap();
+/// assert_eq!(peers, [a, b]);
+/// ```
 #[derive(Debug)]
 pub struct Incoming<'a> {
     listener: &'a TcpListener,

@@ -12,6 +12,21 @@ use super::tcp::fd_conversions;
 
 /// A UDP socket, as [`std::net::UdpSocket`]. Receiving and sending park only the calling green
 /// thread; read and write timeouts fail with [`io::ErrorKind::WouldBlock`], as std's on Linux.
+///
+/// # Examples
+/// ```
+/// use std::time::Duration;
+/// use hilos::net::UdpSocket;
+///
+/// let a = UdpSocket::bind("127.0.0.1:0").unwrap();
+/// let b = UdpSocket::bind("127.0.0.1:0").unwrap();
+/// a.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+/// let to = a.local_addr().unwrap();
+/// hilos::spawn(move || b.send_to(b"hi", to).unwrap());
+/// let mut buf = [0; 16];
+/// let (n, _from) = a.recv_from(&mut buf).unwrap();
+/// assert_eq!(&buf[..n], b"hi");
+/// ```
 pub struct UdpSocket {
     inner: std::net::UdpSocket,
     timeouts: Timeouts,

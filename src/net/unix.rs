@@ -17,6 +17,23 @@ use super::sys::{self, Timeouts};
 use super::tcp::fd_conversions;
 
 /// A Unix stream socket server, as [`std::os::unix::net::UnixListener`].
+///
+/// # Examples
+/// ```
+/// use std::io::{Read, Write};
+/// use hilos::net::{UnixListener, UnixStream};
+///
+/// let name = format!("hilos-doc-{}-UnixListener.sock", std::process::id());
+/// let path = std::env::temp_dir().join(name);
+/// let _ = hilos::fs::remove_file(&path); // left by an earlier, failed run
+/// let listener = UnixListener::bind(&path).unwrap();
+/// let server = hilos::spawn(move || listener.accept().unwrap().0.write_all(b"hi").unwrap());
+/// let mut reply = String::new();
+/// UnixStream::connect(&path).unwrap().read_to_string(&mut reply).unwrap();
+/// server.join().unwrap();
+/// hilos::fs::remove_file(&path).unwrap();
+/// assert_eq!(reply, "hi");
+/// ```
 pub struct UnixListener {
     inner: unet::UnixListener,
     /// Only the non-blocking flag is used.
@@ -24,18 +41,67 @@ pub struct UnixListener {
 }
 
 /// A Unix stream socket, as [`std::os::unix::net::UnixStream`].
+///
+/// # Examples
+/// ```
+/// use std::io::{Read, Write};
+/// use hilos::net::UnixStream;
+///
+/// let (mut a, mut b) = UnixStream::pair().unwrap();
+/// let echo = hilos::spawn(move || {
+///     let mut buf = [0; 4];
+///     b.read_exact(&mut buf).unwrap();
+///     b.write_all(&buf).unwrap();
+/// });
+/// a.write_all(b"ping").unwrap();
+/// let mut buf = [0; 4];
+/// a.read_exact(&mut buf).unwrap();
+/// assert_eq!(&buf, b"ping");
+/// echo.join().unwrap();
+/// ```
 pub struct UnixStream {
     inner: unet::UnixStream,
     timeouts: Timeouts,
 }
 
 /// A Unix datagram socket, as [`std::os::unix::net::UnixDatagram`].
+///
+/// # Examples
+/// ```
+/// use hilos::net::UnixDatagram;
+///
+/// let (a, b) = UnixDatagram::pair().unwrap();
+/// let h = hilos::spawn(move || {
+///     let mut buf = [0; 16];
+///     let n = b.recv(&mut buf).unwrap(); // one datagram, whole
+///     buf[..n].to_vec()
+/// });
+/// a.send(b"one").unwrap();
+/// assert_eq!(h.join().unwrap(), b"one");
+/// ```
 pub struct UnixDatagram {
     inner: unet::UnixDatagram,
     timeouts: Timeouts,
 }
 
-/// An iterator over the connections of a [`UnixListener`].
+/// An iterator over the connections of a [`UnixListener`], from [`UnixListener::incoming`].
+///
+/// # Examples
+/// ```
+/// use hilos::net::{UnixIncoming, UnixListener, UnixStream};
+///
+/// let name = format!("hilos-doc-{}-UnixIncoming.sock", std::process::id());
+/// let path = std::env::temp_dir().join(name);
+/// let _ = hilos::fs::remove_file(&path); // left by an earlier, failed run
+/// let listener = UnixListener::bind(&path).unwrap();
+/// let p = path.clone();
+/// let client = hilos::spawn(move || UnixStream::connect(p).unwrap());
+/// let incoming: UnixIncoming<'_> = listener.incoming();
+/// let accepted = incoming.take(1).filter(|s| s.is_ok()).count();
+/// client.join().unwrap();
+/// hilos::fs::remove_file(&path).unwrap();
+/// assert_eq!(accepted, 1);
+/// ```
 #[derive(Debug)]
 pub struct Incoming<'a> {
     listener: &'a UnixListener,

@@ -28,6 +28,7 @@ use super::waitq::{Park, Pos, WaitQueue};
 /// A barrier, as [`std::sync::Barrier`]: `n` threads wait until all `n` have arrived. Parks only
 /// the calling green thread. Reusable.
 ///
+/// # Examples
 /// ```
 /// use std::sync::Arc;
 /// use hilos::sync::Barrier;
@@ -50,6 +51,18 @@ pub struct Barrier {
 
 /// Returned by [`Barrier::wait`] when all threads have arrived, as
 /// [`std::sync::BarrierWaitResult`] (whose constructor is private to std).
+///
+/// # Examples
+/// ```
+/// use hilos::sync::{Arc, Barrier};
+///
+/// let barrier = Arc::new(Barrier::new(2));
+/// let b = Arc::clone(&barrier);
+/// let h = hilos::spawn(move || b.wait().is_leader());
+/// let mine = barrier.wait().is_leader();
+/// // Exactly one of the two is the leader.
+/// assert!(mine != h.join().unwrap());
+/// ```
 pub struct BarrierWaitResult(bool);
 
 impl BarrierWaitResult {

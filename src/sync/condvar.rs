@@ -44,6 +44,20 @@ const NOTIFIED: usize = 1;
 
 /// Whether a timed wait on a [`Condvar`] returned because of a time-out, as
 /// [`std::sync::WaitTimeoutResult`] (whose constructor is private to std).
+///
+/// # Examples
+/// ```
+/// use std::time::Duration;
+/// use hilos::sync::{Condvar, Mutex};
+///
+/// let (lock, cvar) = (Mutex::new(false), Condvar::new());
+/// // Nobody sets the flag: the wait ends by timing out.
+/// let (ready, result) = cvar
+///     .wait_timeout_while(lock.lock().unwrap(), Duration::from_millis(10), |r| !*r)
+///     .unwrap();
+/// assert!(result.timed_out());
+/// assert!(!*ready);
+/// ```
 #[derive(Debug, PartialEq, Eq, Copy, Clone)]
 pub struct WaitTimeoutResult(bool);
 
@@ -60,6 +74,7 @@ impl WaitTimeoutResult {
 /// Works with [`hilos::sync::Mutex`](Mutex) from green and kernel threads alike. As std's, waits
 /// may wake up spuriously; use [`wait_while`](Condvar::wait_while) or a loop.
 ///
+/// # Examples
 /// ```
 /// use std::sync::Arc;
 /// use hilos::sync::{Condvar, Mutex};

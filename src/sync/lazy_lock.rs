@@ -30,6 +30,7 @@ union Data<T, F> {
 /// A value initialised on first access, as [`std::sync::LazyLock`]; threads that find another
 /// thread initialising it park (only the green thread, on a green thread) until it is done.
 ///
+/// # Examples
 /// ```
 /// use hilos::sync::LazyLock;
 ///

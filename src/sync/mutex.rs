@@ -242,6 +242,7 @@ impl RawMutex {
 /// atomic instruction each. Under contention, a waiter that has waited for about half a millisecond
 /// gets the lock handed to it, so no thread starves.
 ///
+/// # Examples
 /// ```
 /// use std::sync::Arc;
 /// use hilos::sync::Mutex;
@@ -274,6 +275,19 @@ impl<T: ?Sized> RefUnwindSafe for Mutex<T> {}
 
 /// An RAII guard of a locked [`Mutex`]: the data is reachable through it, and the lock is released
 /// when it is dropped, as [`std::sync::MutexGuard`].
+///
+/// # Examples
+/// ```
+/// use hilos::sync::Mutex;
+///
+/// let m = Mutex::new(vec![1]);
+/// {
+///     let mut guard = m.lock().unwrap();
+///     guard.push(2); // the data, through the guard
+///     assert!(m.try_lock().is_err()); // locked while the guard lives
+/// } // unlocked here
+/// assert_eq!(*m.try_lock().unwrap(), [1, 2]);
+/// ```
 #[must_use = "if unused the Mutex will immediately unlock"]
 #[clippy::has_significant_drop]
 pub struct MutexGuard<'a, T: ?Sized + 'a> {
@@ -289,6 +303,7 @@ unsafe impl<T: ?Sized + Sync> Sync for MutexGuard<'_, T> {}
 impl<T> Mutex<T> {
     /// Creates a new mutex in an unlocked state ready for use.
     ///
+    /// # Examples
     /// ```
     /// let m = hilos::sync::Mutex::new(0);
     /// # let _ = m;

@@ -26,6 +26,7 @@ use super::once::{COMPLETE, INCOMPLETE, OnceCore};
 /// A synchronisation primitive that can be written to only once, as [`std::sync::OnceLock`];
 /// waiting for another thread's initialisation parks only the calling green thread.
 ///
+/// # Examples
 /// ```
 /// use hilos::sync::OnceLock;
 ///

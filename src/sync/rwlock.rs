@@ -340,6 +340,7 @@ impl RawRwLock {
 /// queue behind it, so writers do not starve; and a waiter that has waited for about half a
 /// millisecond gets the lock handed to it, so nobody starves.
 ///
+/// # Examples
 /// ```
 /// use hilos::sync::RwLock;
 ///
@@ -368,6 +369,19 @@ impl<T: ?Sized> UnwindSafe for RwLock<T> {}
 impl<T: ?Sized> RefUnwindSafe for RwLock<T> {}
 
 /// RAII guard of shared read access to an [`RwLock`], as [`std::sync::RwLockReadGuard`].
+///
+/// # Examples
+/// ```
+/// use hilos::sync::RwLock;
+///
+/// let lock = RwLock::new(String::from("hi"));
+/// let r1 = lock.read().unwrap();
+/// let r2 = lock.read().unwrap(); // readers share the lock
+/// assert_eq!(r1.len() + r2.len(), 4);
+/// assert!(lock.try_write().is_err()); // but keep writers out
+/// drop((r1, r2));
+/// assert!(lock.try_write().is_ok());
+/// ```
 #[must_use = "if unused the RwLock will immediately unlock"]
 #[clippy::has_significant_drop]
 pub struct RwLockReadGuard<'a, T: ?Sized + 'a> {
@@ -381,6 +395,19 @@ pub struct RwLockReadGuard<'a, T: ?Sized + 'a> {
 unsafe impl<T: ?Sized + Sync> Sync for RwLockReadGuard<'_, T> {}
 
 /// RAII guard of exclusive write access to an [`RwLock`], as [`std::sync::RwLockWriteGuard`].
+///
+/// # Examples
+/// ```
+/// use hilos::sync::{RwLock, RwLockWriteGuard};
+///
+/// let lock = RwLock::new(vec![1]);
+/// let mut w = lock.write().unwrap();
+/// w.push(2);
+/// assert!(lock.try_read().is_err()); // nobody else while it is written
+/// let r = RwLockWriteGuard::downgrade(w); // keep reading, let other readers in
+/// assert_eq!(*lock.try_read().unwrap(), [1, 2]);
+/// assert_eq!(*r, [1, 2]);
+/// ```
 #[must_use = "if unused the RwLock will immediately unlock"]
 #[clippy::has_significant_drop]
 pub struct RwLockWriteGuard<'a, T: ?Sized + 'a> {

@@ -52,6 +52,7 @@ const MAX_PERMITS: usize = usize::MAX >> 1;
 /// Waiters are served first come, first served: a released permit goes to the longest waiter.
 /// Acquiring an available permit, and releasing one nobody waits for, cost one atomic instruction.
 ///
+/// # Examples
 /// ```
 /// use std::sync::Arc;
 /// use std::sync::atomic::{AtomicUsize, Ordering};
@@ -82,6 +83,19 @@ pub struct Semaphore {
 }
 
 /// A permit of a [`Semaphore`]; the permit is released when the guard is dropped.
+///
+/// # Examples
+/// ```
+/// use hilos::sync::Semaphore;
+///
+/// let sem = Semaphore::new(2);
+/// let permit = sem.acquire();
+/// assert_eq!(sem.available_permits(), 1);
+/// drop(permit); // released
+/// assert_eq!(sem.available_permits(), 2);
+/// sem.try_acquire().unwrap().forget(); // never released
+/// assert_eq!(sem.available_permits(), 1);
+/// ```
 #[must_use = "if unused the permit is released at once"]
 #[clippy::has_significant_drop]
 pub struct SemaphoreGuard<'a> {

@@ -241,6 +241,7 @@ unsafe fn recv_q<T>(q: &array::Chan<T>, deadline: Option<Instant>) -> Result<T, 
 /// Creates an unbounded channel, as [`std::sync::mpsc::channel`]: `send` never blocks; `recv`
 /// parks only the calling green thread.
 ///
+/// # Examples
 /// ```
 /// use hilos::sync::mpsc::channel;
 ///
@@ -269,6 +270,7 @@ pub fn channel<T>() -> (Sender<T>, Receiver<T>) {
 /// `bound` of 0 the channel is a rendezvous: `send` returns only once the receiver has taken the
 /// value.
 ///
+/// # Examples
 /// ```
 /// use hilos::sync::mpsc::sync_channel;
 ///
@@ -306,11 +308,39 @@ pub fn sync_channel<T>(bound: usize) -> (SyncSender<T>, Receiver<T>) {
 
 /// The sending half of an unbounded [`channel`], as [`std::sync::mpsc::Sender`]. Clone it for
 /// more senders; it may be shared between threads.
+///
+/// # Examples
+/// ```
+/// use hilos::sync::mpsc::channel;
+///
+/// let (tx, rx) = channel();
+/// for i in 0..3 {
+///     let tx = tx.clone();
+///     hilos::spawn(move || tx.send(i).unwrap());
+/// }
+/// drop(tx); // the receiver's iterator ends once every sender is gone
+/// let mut got: Vec<i32> = rx.iter().collect();
+/// got.sort();
+/// assert_eq!(got, [0, 1, 2]);
+/// ```
 pub struct Sender<T> {
     chan: Arc<list::Chan<T>>,
 }
 
 /// The sending half of a [`sync_channel`], as [`std::sync::mpsc::SyncSender`].
+///
+/// # Examples
+/// ```
+/// use hilos::sync::mpsc::{TrySendError, sync_channel};
+///
+/// let (tx, rx) = sync_channel(1);
+/// tx.send(1).unwrap();
+/// assert_eq!(tx.try_send(2), Err(TrySendError::Full(2))); // the buffer holds one
+/// let h = hilos::spawn(move || tx.send(2).unwrap()); // parks until there is room
+/// assert_eq!(rx.recv().unwrap(), 1);
+/// assert_eq!(rx.recv().unwrap(), 2);
+/// h.join().unwrap();
+/// ```
 pub struct SyncSender<T> {
     flavor: SyncFlavor<T>,
 }
@@ -322,6 +352,20 @@ enum SyncFlavor<T> {
 
 /// The receiving half of a [`channel`] or [`sync_channel`], as [`std::sync::mpsc::Receiver`]. It
 /// can be sent to another thread, but not shared (`!Sync`).
+///
+/// # Examples
+/// ```
+/// use std::time::Duration;
+/// use hilos::sync::mpsc::{RecvError, RecvTimeoutError, TryRecvError, channel};
+///
+/// let (tx, rx) = channel();
+/// assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+/// let timeout = Duration::from_millis(10);
+/// assert_eq!(rx.recv_timeout(timeout), Err(RecvTimeoutError::Timeout));
+/// hilos::spawn(move || tx.send("hi").unwrap());
+/// assert_eq!(rx.recv(), Ok("hi"));
+/// assert_eq!(rx.recv(), Err(RecvError)); // the sender is gone
+/// ```
 pub struct Receiver<T> {
     flavor: RxFlavor<T>,
     _not_sync: PhantomData<Cell<()>>,
@@ -499,18 +543,56 @@ impl<T> fmt::Debug for Receiver<T> {
 }
 
 /// An iterator over messages on a [`Receiver`] that waits for each, from [`Receiver::iter`].
+///
+/// # Examples
+/// ```
+/// use hilos::sync::mpsc::channel;
+///
+/// let (tx, rx) = channel();
+/// hilos::spawn(move || {
+///     for i in 1..=3 {
+///         tx.send(i).unwrap();
+///     }
+/// });
+/// // Waits for each message; ends when the sender is gone.
+/// assert_eq!(rx.iter().sum::<i32>(), 6);
+/// ```
 #[derive(Debug)]
 pub struct Iter<'a, T: 'a> {
     rx: &'a Receiver<T>,
 }
 
 /// An iterator over the messages ready on a [`Receiver`], from [`Receiver::try_iter`].
+///
+/// # Examples
+/// ```
+/// use hilos::sync::mpsc::channel;
+///
+/// let (tx, rx) = channel();
+/// tx.send(1).unwrap();
+/// tx.send(2).unwrap();
+/// // Takes what is there and never waits, though `tx` is still alive.
+/// assert_eq!(rx.try_iter().collect::<Vec<_>>(), [1, 2]);
+/// assert_eq!(rx.try_iter().next(), None);
+/// ```
 #[derive(Debug)]
 pub struct TryIter<'a, T: 'a> {
     rx: &'a Receiver<T>,
 }
 
 /// An owning iterator over messages on a [`Receiver`], from its `into_iter`.
+///
+/// # Examples
+/// ```
+/// use hilos::sync::mpsc::channel;
+///
+/// let (tx, rx) = channel::<String>();
+/// let h = hilos::spawn(move || rx.into_iter().map(|s| s.len()).sum::<usize>());
+/// tx.send("ab".into()).unwrap();
+/// tx.send("c".into()).unwrap();
+/// drop(tx);
+/// assert_eq!(h.join().unwrap(), 3);
+/// ```
 #[derive(Debug)]
 pub struct IntoIter<T> {
     rx: Receiver<T>,
