@@ -35,8 +35,9 @@ impl Thread {
         self.inner.name()
     }
 
-    /// Makes the thread's park token available, waking it if it is parked in [`park`] or
-    /// [`park_timeout`]. As std, several calls before a `park` make one token.
+    /// Makes the thread's park token available, waking it if it is parked in
+    /// [`park`](crate::thread::park) or [`park_timeout`](crate::thread::park_timeout). As std,
+    /// several calls before a `park` make one token.
     pub fn unpark(&self) {
         self.inner.unpark();
     }

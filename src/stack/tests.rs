@@ -526,10 +526,8 @@ fn madv_guard_markers_survive_dontneed_and_do_not_split_the_mapping() {
         );
         if i % 2 == 1 {
             // SAFETY: a non-guard page of our mapping.
-            assert_eq!(
-                unsafe { ptr::read_volatile((base + i * page) as *const u8) },
-                0
-            );
+            let byte = unsafe { ptr::read_volatile((base + i * page) as *const u8) };
+            assert_eq!(byte, 0);
         }
     }
     // MADV_GUARD_REMOVE really removes them (so "not readable" above meant "guard").

@@ -39,9 +39,8 @@ impl WakeFd {
             return Err(io::Error::last_os_error());
         }
         // SAFETY: `fd` is a fresh descriptor that nothing else owns.
-        Ok(WakeFd {
-            fd: unsafe { OwnedFd::from_raw_fd(fd) },
-        })
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        Ok(WakeFd { fd })
     }
 
     /// Wakes the worker sleeping on this descriptor (or makes its next wait return at once).
