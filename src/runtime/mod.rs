@@ -26,6 +26,22 @@ use crate::stack;
 use crate::task::{self, Which};
 
 /// Configures and starts a [`Runtime`].
+///
+/// # Examples
+///
+/// ```
+/// let rt = hilos::runtime::Builder::new()
+///     .workers(2)
+///     .stack_size(128 * 1024)
+///     .build()
+///     .unwrap();
+/// assert_eq!(rt.workers(), 2);
+/// assert_eq!(rt.block_on(|| 1 + 1), 2);
+///
+/// // Zero workers is an error, not a panic.
+/// let err = hilos::runtime::Builder::new().workers(0).build().unwrap_err();
+/// assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+/// ```
 #[derive(Debug, Clone)]
 #[must_use = "call build() or build_global()"]
 pub struct Builder {
@@ -171,6 +187,24 @@ impl Builder {
 }
 
 /// A pool of worker kernel threads running green threads.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+///
+/// let rt = hilos::Runtime::builder().workers(1).build().unwrap();
+/// let h = rt.spawn(|| {
+///     hilos::sleep(Duration::from_millis(1));
+///     "done"
+/// });
+/// // `block_on` may borrow from the caller; `h.join()` from a kernel thread blocks it.
+/// let local = String::from("borrowed");
+/// assert_eq!(rt.block_on(|| local.len()), 8);
+/// assert_eq!(h.join().unwrap(), "done");
+/// // Dropping the runtime waits for its green threads, then stops its workers.
+/// drop(rt);
+/// ```
 pub struct Runtime {
     shared: Arc<Shared>,
     /// The workers' kernel threads, and the monitor's if there is one.

@@ -18,6 +18,29 @@ use crate::task::{TaskRef, ThreadId};
 use cell::JoinInner;
 
 /// A handle to a thread of hilos (green or kernel), as [`std::thread::Thread`].
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::sync::atomic::{AtomicBool, Ordering};
+///
+/// let ready = Arc::new(AtomicBool::new(false));
+/// let flag = ready.clone();
+/// let h = hilos::thread::Builder::new()
+///     .name("waiter".into())
+///     .spawn(move || {
+///         while !flag.load(Ordering::Acquire) {
+///             hilos::thread::park();
+///         }
+///     })
+///     .unwrap();
+/// let t: &hilos::Thread = h.thread();
+/// assert_eq!(t.name(), Some("waiter"));
+/// ready.store(true, Ordering::Release);
+/// t.unpark();
+/// h.join().unwrap();
+/// ```
 #[derive(Clone)]
 #[repr(transparent)]
 pub struct Thread {
@@ -92,6 +115,17 @@ where
 }
 
 /// Thread factory, as [`std::thread::Builder`]: name and stack size of a new green thread.
+///
+/// # Examples
+///
+/// ```
+/// let h = hilos::thread::Builder::new()
+///     .name("worker-1".into())
+///     .stack_size(64 * 1024)
+///     .spawn(|| hilos::thread::current().name().map(String::from))
+///     .unwrap();
+/// assert_eq!(h.join().unwrap().as_deref(), Some("worker-1"));
+/// ```
 #[derive(Debug, Default)]
 #[must_use = "must eventually spawn the thread"]
 pub struct Builder {
@@ -145,6 +179,17 @@ impl Builder {
 
 /// An owned permission to join a green thread, as [`std::thread::JoinHandle`]. Dropping it
 /// detaches the thread.
+///
+/// # Examples
+///
+/// ```
+/// let h: hilos::JoinHandle<u32> = hilos::spawn(|| 6 * 7);
+/// assert_eq!(h.join().unwrap(), 42);
+///
+/// // A panic reaches the joiner as an `Err` carrying its payload.
+/// let h = hilos::spawn(|| panic!("boom"));
+/// assert!(h.join().is_err());
+/// ```
 pub struct JoinHandle<T> {
     inner: JoinInner<T>,
 }

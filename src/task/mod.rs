@@ -53,6 +53,14 @@ use runq::Home;
 /// As std's [`std::thread::ThreadId`]: identifiers are never reused in a process. Green threads
 /// and the kernel threads that call into hilos share one sequence; a hilos `ThreadId` is not
 /// comparable with a std one.
+///
+/// # Examples
+///
+/// ```
+/// let here = hilos::thread::current().id();
+/// let there = hilos::spawn(|| hilos::thread::current().id()).join().unwrap();
+/// assert_ne!(here, there);
+/// ```
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ThreadId(NonZeroU64);
 

@@ -27,6 +27,16 @@ use crate::task::{self, Which};
 pub use scoped::{Scope, ScopedJoinHandle, scope};
 
 /// A handle to the calling thread: the green thread if called on one, else the kernel thread.
+///
+/// # Examples
+///
+/// ```
+/// let h = hilos::thread::Builder::new()
+///     .name("named".into())
+///     .spawn(|| hilos::thread::current().name().map(String::from))
+///     .unwrap();
+/// assert_eq!(h.join().unwrap().as_deref(), Some("named"));
+/// ```
 pub fn current() -> Thread {
     Thread {
         inner: task::current(),
@@ -35,11 +45,43 @@ pub fn current() -> Thread {
 
 /// Blocks the calling thread until its token is made available by [`Thread::unpark`]. May return
 /// spuriously, as std's. On a green thread it parks only the green thread.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::sync::atomic::{AtomicBool, Ordering};
+///
+/// let done = Arc::new(AtomicBool::new(false));
+/// let d = done.clone();
+/// let h = hilos::spawn(move || {
+///     // `park` may return spuriously: wait for the condition in a loop.
+///     while !d.load(Ordering::Acquire) {
+///         hilos::thread::park();
+///     }
+/// });
+/// done.store(true, Ordering::Release);
+/// h.thread().unpark();
+/// h.join().unwrap();
+/// ```
 pub fn park() {
     crate::park::park(Which::User, None);
 }
 
 /// As [`park`], returning at the latest after `dur`.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::{Duration, Instant};
+///
+/// let waited = hilos::spawn(|| {
+///     let start = Instant::now();
+///     hilos::thread::park_timeout(Duration::from_millis(10)); // nobody unparks us
+///     start.elapsed()
+/// });
+/// assert!(waited.join().unwrap() >= Duration::from_millis(10));
+/// ```
 pub fn park_timeout(dur: Duration) {
     let deadline = Instant::now().checked_add(dur);
     crate::park::park(Which::User, deadline);
@@ -47,12 +89,46 @@ pub fn park_timeout(dur: Duration) {
 
 /// Puts the calling thread to sleep for at least `dur`. On a green thread only the green thread
 /// sleeps (a timer of its worker, no kernel timer per thread).
+///
+/// # Examples
+///
+/// ```
+/// use std::time::{Duration, Instant};
+///
+/// let start = Instant::now();
+/// let sleepers: Vec<_> = (0..100)
+///     .map(|_| hilos::spawn(|| hilos::sleep(Duration::from_millis(10))))
+///     .collect();
+/// for s in sleepers {
+///     s.join().unwrap();
+/// }
+/// // The hundred sleeps overlap: they park green threads, not workers.
+/// assert!(start.elapsed() >= Duration::from_millis(10));
+/// ```
 pub fn sleep(dur: Duration) {
     crate::park::sleep(dur);
 }
 
 /// Gives up the rest of this thread's turn: on a green thread, runs the other runnable green
 /// threads of this worker first; on a kernel thread, as `std::thread::yield_now`.
+///
+/// # Examples
+///
+/// ```
+/// let rt = hilos::Runtime::builder().workers(1).build().unwrap();
+/// let order = rt.block_on(|| {
+///     let log = std::sync::Arc::new(hilos::sync::Mutex::new(Vec::new()));
+///     let l = log.clone();
+///     let h = hilos::spawn(move || l.lock().unwrap().push("child"));
+///     // On one worker the child runs while we yield.
+///     hilos::yield_now();
+///     log.lock().unwrap().push("parent");
+///     h.join().unwrap();
+///     let v = log.lock().unwrap().clone();
+///     v
+/// });
+/// assert_eq!(order, ["child", "parent"]);
+/// ```
 pub fn yield_now() {
     crate::park::yield_now();
 }
@@ -65,6 +141,14 @@ pub fn yield_now() {
 /// # Panics
 /// Panics if a stack cannot be had (use [`Builder::spawn`] to get the error), with the message
 /// `failed to spawn thread`, as std.
+///
+/// # Examples
+///
+/// ```
+/// let handles: Vec<_> = (0..1000u64).map(|i| hilos::spawn(move || i * 2)).collect();
+/// let sum: u64 = handles.into_iter().map(|h| h.join().unwrap()).sum();
+/// assert_eq!(sum, 999 * 1000);
+/// ```
 pub fn spawn<F, T>(f: F) -> JoinHandle<T>
 where
     F: FnOnce() -> T + Send + 'static,

@@ -19,6 +19,18 @@ use crate::spawner::{spawn_unchecked, thread_ref};
 use crate::task::{self, Which};
 
 /// A scope to spawn scoped green threads in, as [`std::thread::Scope`].
+///
+/// # Examples
+///
+/// ```
+/// let mut counts = [0u32; 4];
+/// hilos::thread::scope(|s: &hilos::thread::Scope<'_, '_>| {
+///     for c in counts.iter_mut() {
+///         s.spawn(move || *c += 1);
+///     }
+/// });
+/// assert_eq!(counts, [1; 4]);
+/// ```
 pub struct Scope<'scope, 'env: 'scope> {
     data: Arc<ScopeData>,
     shared: Arc<Shared>,
@@ -27,6 +39,17 @@ pub struct Scope<'scope, 'env: 'scope> {
 }
 
 /// An owned permission to join a scoped green thread, as [`std::thread::ScopedJoinHandle`].
+///
+/// # Examples
+///
+/// ```
+/// let text = String::from("borrowed, not moved");
+/// let n = hilos::thread::scope(|s| {
+///     let h: hilos::thread::ScopedJoinHandle<'_, usize> = s.spawn(|| text.len());
+///     h.join().unwrap()
+/// });
+/// assert_eq!(n, text.len());
+/// ```
 pub struct ScopedJoinHandle<'scope, T> {
     inner: JoinInner<T>,
     _scope: PhantomData<&'scope ()>,
@@ -38,6 +61,19 @@ pub struct ScopedJoinHandle<'scope, T> {
 /// # Panics
 /// If the closure panics, or any thread that was not joined panicked, `scope` panics after all
 /// threads are joined (with the closure's payload, or "a scoped thread panicked").
+///
+/// # Examples
+///
+/// ```
+/// let data = vec![1, 2, 3, 4, 5, 6];
+/// let (left, right) = data.split_at(3);
+/// let total = hilos::thread::scope(|s| {
+///     let a = s.spawn(|| left.iter().sum::<i32>());
+///     let b = s.spawn(|| right.iter().sum::<i32>());
+///     a.join().unwrap() + b.join().unwrap()
+/// });
+/// assert_eq!(total, 21);
+/// ```
 #[track_caller]
 pub fn scope<'env, F, T>(f: F) -> T
 where
