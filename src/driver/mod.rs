@@ -42,7 +42,7 @@
 //!   before waking the thread, and touches the record no more: the thread may return (freeing the
 //!   record) as soon as it runs again.
 //! - The eventfd's write/sleep ordering is the worker's (announce, `SeqCst` fence, re-check), see
-//!   `task` and `scheduler`.
+//!   `task::runq` and `scheduler::idle`.
 //!
 //! # Choosing the backend
 //! Once per runtime, [`choose_backend`] probes io_uring with a small ring and checks every opcode

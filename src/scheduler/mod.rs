@@ -13,7 +13,7 @@
 //!   when spawned from outside. Idle workers steal half a victim's deque.
 //! - **Started threads are pinned.** At its first run a thread records the worker's `Home`; every
 //!   later wake-up puts it back there (the "next" slot and local queue from the home worker itself,
-//!   the inbox from anywhere else; see `task`).
+//!   the inbox from anywhere else; see `task::runq` and `park`).
 //! - **Placement** (`placement`): a spawner that spawns and carries on, such as an accept loop,
 //!   has its children spread over the workers; `spawn(f).join()` stays on one worker.
 //! - **Switching away** is not here: a green thread that yields, blocks or exits switches directly

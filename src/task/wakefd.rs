@@ -12,7 +12,7 @@
 //! which completes that read and ends the wait. A write that lands before the worker sleeps is
 //! not lost: the counter stays non-zero, so the armed read (re-armed with the counter non-zero)
 //! completes at once. Wakers write only when the worker announced it sleeps (`Home::sleeping`,
-//! after a `SeqCst` fence; see `task` and `scheduler`), so a busy worker costs them no system call.
+//! after a `SeqCst` fence; see `task::runq` and `scheduler::idle`), so a busy worker costs them no system call.
 //!
 //! Rejected: a futex (cannot end an `io_uring_enter` or `epoll_wait`); a signal (turns every
 //! system call of the worker into a possible `EINTR`); `IORING_OP_MSG_RING` (the waker needs a
