@@ -20,6 +20,7 @@ mod spawner;
 mod stack;
 mod task;
 mod time;
+mod tls;
 
 pub mod fs;
 pub mod io;

@@ -175,7 +175,9 @@ fn an_accept_loops_threads_are_spread_over_the_workers() {
         let tickets = Arc::new(AtomicUsize::new(0));
         let started = Arc::new(AtomicUsize::new(0));
         let release = Arc::new(AtomicBool::new(false));
-        let on_worker: Arc<[AtomicUsize; 2]> = Arc::new([AtomicUsize::new(0), AtomicUsize::new(0)]);
+        // Threads run per worker kernel thread (by kernel tid: green threads have thread-locals
+        // of their own, so std::thread::current() no longer names the worker).
+        let on_worker = Arc::new(std::sync::Mutex::new(std::collections::HashMap::new()));
         let acceptor = {
             let (tickets, started, release, on_worker) = (
                 tickets.clone(),
@@ -193,13 +195,9 @@ fn an_accept_loops_threads_are_spread_over_the_workers() {
                     let (started, release, on_worker) =
                         (started.clone(), release.clone(), on_worker.clone());
                     children.push(hilos::spawn(move || {
-                        let name = std::thread::current().name().unwrap().to_owned();
-                        let i = match name.as_str() {
-                            "hilos-worker-0" => 0,
-                            "hilos-worker-1" => 1,
-                            other => panic!("run on {other:?}"),
-                        };
-                        on_worker[i].fetch_add(1, Ordering::Relaxed);
+                        // SAFETY: a plain system call.
+                        let tid = unsafe { libc::gettid() };
+                        *on_worker.lock().unwrap().entry(tid).or_insert(0usize) += 1;
                         started.fetch_add(1, Ordering::Release);
                         while !release.load(Ordering::Acquire) {
                             hilos::thread::park();
@@ -223,7 +221,13 @@ fn an_accept_loops_threads_are_spread_over_the_workers() {
             c.thread().unpark();
             c.join().unwrap();
         }
-        let counts = [0, 1].map(|i| on_worker[i].load(Ordering::Relaxed));
+        let counts: Vec<usize> = on_worker.lock().unwrap().values().copied().collect();
+        assert_eq!(
+            counts.len(),
+            2,
+            "threads ran on {} kernel threads",
+            counts.len()
+        );
         assert_eq!(counts[0] + counts[1], N, "{counts:?}");
         eprintln!("threads run per worker: {counts:?}");
         assert!(

@@ -22,7 +22,10 @@ pub fn runtime(n: usize) -> hilos::Runtime {
 
 /// The name of the worker kernel thread the calling green thread runs on.
 fn worker_name() -> String {
-    std::thread::current().name().unwrap_or("").to_string()
+    // The kernel tid: green threads may have thread-locals of their own, so
+    // std::thread::current() names the green thread, not its worker.
+    // SAFETY: a plain system call.
+    unsafe { libc::gettid() }.to_string()
 }
 
 /// `iters` round trips between two green threads of `rt` over `hilos::sync::mpsc` channels.

@@ -166,6 +166,48 @@ hilos_v0_switch_ret:
         .size   hilos_v0_switch_ret, .-hilos_v0_switch_ret
 
 # ---------------------------------------------------------------------------------------------
+# void hilos_v0_switch_tp(void **save, void *to, uintptr_t tp)       pop+jmp, and loads fs base
+# void hilos_v0_switch_ret_tp(void **save, void *to, uintptr_t tp)   ret, and loads fs base
+#   rdi = save, rsi = to: as above
+#   rdx = tp:   the thread pointer of the context being resumed (its TLS area: glibc's control
+#               block at tp, its static TLS blocks below), loaded into the fs base
+#
+# Used when every green thread has its own thread-locals (src/tls).  The stack at entry and the
+# frames are exactly those of hilos_v0_switch above.  The fs base changes after the resumed
+# context's registers are popped and before it runs: no instruction of this routine reads memory
+# through %fs, so the leaving context's last TLS access and the resumed context's first one each
+# see their own area.  The leaving context's thread pointer is not saved: the runtime knows it
+# (the green thread's area, or the worker's own for the scheduler context).  wrfsbase needs the
+# kernel to allow it in user space (FSGSBASE, AT_HWCAP2 bit 1); src/tls checks before using these.
+# ---------------------------------------------------------------------------------------------
+        .p2align 4
+        .globl  hilos_v0_switch_tp
+        .hidden hilos_v0_switch_tp
+        .type   hilos_v0_switch_tp, @function
+hilos_v0_switch_tp:
+        .cfi_startproc
+        hilos_switch_frame              # save this context, load the other one's registers
+        wrfsbase %rdx                   # fs base = the resumed context's thread pointer
+        popq    %rcx                    # rcx = resume address; rcx is caller-saved, so free.
+        .cfi_adjust_cfa_offset -8       # rsp is back where the resumed caller had it (+8), as
+        .cfi_register %rip, %rcx        # after a ret: rsp % 16 == 0 at the resume address
+        jmpq    *%rcx                   # resume, predicted by the branch target buffer
+        .cfi_endproc
+        .size   hilos_v0_switch_tp, .-hilos_v0_switch_tp
+
+        .p2align 4
+        .globl  hilos_v0_switch_ret_tp
+        .hidden hilos_v0_switch_ret_tp
+        .type   hilos_v0_switch_ret_tp, @function
+hilos_v0_switch_ret_tp:
+        .cfi_startproc
+        hilos_switch_frame              # save this context, load the other one's registers
+        wrfsbase %rdx                   # fs base = the resumed context's thread pointer
+        ret                             # resume, predicted by the RSB (same call site)
+        .cfi_endproc
+        .size   hilos_v0_switch_ret_tp, .-hilos_v0_switch_ret_tp
+
+# ---------------------------------------------------------------------------------------------
 # void *hilos_v0_init_stack(void *top, void (*entry)(void *), void *arg)
 #   rdi = top:   highest address (exclusive) of the fresh stack, 16-aligned
 #   rsi = entry: function the new context runs first; never returns

@@ -187,18 +187,30 @@ impl Driver {
 
 thread_local! {
     /// The driver of the worker running on this kernel thread.
-    static CURRENT: RefCell<Option<Driver>> = const { RefCell::new(None) };
+    static OWN: RefCell<Option<Driver>> = const { RefCell::new(None) };
+    /// The driver this thread uses: null on a kernel thread that is no worker; the worker's own
+    /// on a worker, mirrored into its green threads when they have thread-locals of their own
+    /// (`tls`; a started green thread stays on its worker, so the pointer stays right).
+    static CURRENT: Cell<*const RefCell<Option<Driver>>> = const { Cell::new(std::ptr::null()) };
 }
 
 /// Makes `d` this kernel thread's driver (a worker calls this when it starts).
 pub(crate) fn install(d: Driver) {
-    CURRENT.with(|c| *c.borrow_mut() = Some(d));
+    let p = OWN.with(|c| {
+        *c.borrow_mut() = Some(d);
+        c as *const RefCell<Option<Driver>>
+    });
+    CURRENT.with(|c| {
+        c.set(p);
+        crate::tls::mirror(c.as_ptr().cast::<usize>().cast_const());
+    });
 }
 
 /// Removes and drops this kernel thread's driver (a worker calls this when it stops, once no
 /// green thread, and so no operation, is left).
 pub(crate) fn uninstall() {
-    let d = CURRENT.with(|c| c.borrow_mut().take());
+    CURRENT.with(|c| c.set(std::ptr::null()));
+    let d = OWN.with(|c| c.borrow_mut().take());
     drop(d);
 }
 
@@ -208,13 +220,12 @@ pub(crate) fn uninstall() {
 /// by a caller across a switch (DESIGN-NOTES section 1). `f` must not switch or re-enter.
 #[inline(never)]
 pub(crate) fn with<R>(f: impl FnOnce(&mut Driver) -> R) -> Option<R> {
-    CURRENT
-        .try_with(|c| {
-            let mut g = c.try_borrow_mut().ok()?;
-            g.as_mut().map(f)
-        })
-        .ok()
-        .flatten()
+    let p = CURRENT.try_with(|c| c.get()).ok()?;
+    // SAFETY: a non-null pointer is the worker's own driver cell, alive until `uninstall`, which
+    // runs after every green thread of the worker has finished.
+    let cell = unsafe { p.as_ref() }?;
+    let mut g = cell.try_borrow_mut().ok()?;
+    g.as_mut().map(f)
 }
 
 /// The backend of this kernel thread's driver, if it is a worker.

@@ -47,7 +47,7 @@ pub(crate) enum Mode {
 
 /// The calling thread's mode.
 pub(crate) fn mode() -> Mode {
-    if task::current_green().is_none() || std::thread::panicking() {
+    if task::current_green().is_none() || !park::may_switch() {
         return Mode::Blocking;
     }
     match driver::current_backend() {

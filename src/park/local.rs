@@ -62,6 +62,8 @@ pub(crate) struct Local {
     pub(crate) fresh_maybe: bool,
     /// The scheduler context's saved stack pointer while a green thread runs.
     pub(crate) sched_sp: *mut u8,
+    /// The scheduler context's thread pointer: the worker kernel thread's own (`tls`).
+    sched_tp: usize,
     /// The running green thread (it owns the thread's scheduling reference), or null.
     pub(crate) current: *const Header,
     /// A thread that exited and switched away, to be cleaned up by the next context.
@@ -84,6 +86,7 @@ impl Local {
         runtime: *const (),
         home: Arc<Home>,
         fresh: Deque<TaskRef>,
+        sched_tp: usize,
     ) -> Local {
         Local {
             index,
@@ -92,6 +95,7 @@ impl Local {
             fresh,
             fresh_maybe: true,
             sched_sp: ptr::null_mut(),
+            sched_tp,
             current: ptr::null(),
             exited: None,
             timers: Timers::new(),
@@ -101,14 +105,17 @@ impl Local {
         }
     }
 
-    /// Makes `p` the current thread (pinning it here at its first run); returns its stack pointer
-    /// and how a green thread leaving through [`switch_away_from`] should resume it: by return if
-    /// `p` has run before (it then left through that one call site too), by jump to the
-    /// trampoline if this is its first run (`home` is set exactly then).
+    /// Makes `p` the current thread (pinning it here at its first run); returns its stack pointer,
+    /// how a green thread leaving through [`switch_away_from`] should resume it (by return if
+    /// `p` has run before: it then left through that one call site too; by jump to the
+    /// trampoline if this is its first run: `home` is set exactly then), and its thread pointer.
     ///
     /// # Safety
     /// `p` carries the thread's scheduling reference, which moves into `self.current`.
-    pub(crate) unsafe fn prepare_run(&mut self, p: NonNull<Header>) -> (*mut u8, arch::Resume) {
+    pub(crate) unsafe fn prepare_run(
+        &mut self,
+        p: NonNull<Header>,
+    ) -> (*mut u8, arch::Resume, usize) {
         // SAFETY: `p` is live (we hold its scheduling reference).
         let h = unsafe { p.as_ref() };
         let g = h.green().expect("hilos: a kernel thread was queued");
@@ -123,6 +130,18 @@ impl Local {
             if g.placed.get() {
                 load.placed.fetch_sub(1, Ordering::Relaxed);
             }
+            if g.tls_tp != 0 {
+                // SAFETY: the thread's area was prepared at spawn and it has not run; we are the
+                // worker that runs it from now on; its `CURRENT_GREEN` is itself for good.
+                unsafe {
+                    crate::tls::first_run(g.tls_tp, self.sched_tp);
+                    crate::tls::write_as(
+                        g.tls_tp,
+                        crate::task::current_green_slot(),
+                        p.as_ptr() as usize,
+                    );
+                }
+            }
             arch::Resume::Jump
         } else {
             arch::Resume::Return
@@ -130,7 +149,7 @@ impl Local {
         self.current = p.as_ptr();
         crate::task::set_current_green(p.as_ptr());
         // SAFETY: as above: the saved stack pointer is ours to read while the thread is not running.
-        (unsafe { *g.sp.get() }, how)
+        (unsafe { *g.sp.get() }, how, g.tls_tp)
     }
 
     /// Returns an exited thread's stack to the pool and drops its scheduling reference.
@@ -144,6 +163,10 @@ impl Local {
             } else {
                 stack::free(s);
             }
+        }
+        if g.tls_tp != 0 {
+            // SAFETY: the thread has exited and switched away for good.
+            unsafe { crate::tls::after_exit(g.tls_tp) };
         }
         drop(t);
         self.exits += 1;
@@ -235,13 +258,39 @@ pub(crate) fn local_ptr() -> *mut Local {
     LOCAL.with(|w| w.get())
 }
 
-/// Installs `l` as this kernel thread's worker context (null to remove it).
+/// Installs `l` as this kernel thread's worker context (null to remove it). The pointer is
+/// mirrored into the worker's green threads when they have thread-locals of their own (`tls`).
 ///
 /// # Safety
 /// A non-null `l` stays valid, and is used only through short borrows that never span a switch,
 /// until it is removed again.
 pub(crate) unsafe fn install(l: *mut Local) {
-    LOCAL.with(|c| c.set(l));
+    LOCAL.with(|c| {
+        c.set(l);
+        crate::tls::mirror(c.as_ptr().cast::<usize>().cast_const());
+    });
+}
+
+/// Switches to the context whose saved stack pointer is `to` and thread pointer `tp`, saving
+/// the running one in `save` (see `arch::switch_ret`). With per-green-thread TLS the thread
+/// pointer changes in the same assembly routine (`wrfsbase`), or just before it by system call.
+///
+/// # Safety
+/// As `arch::switch_ret`; `tp` is the resumed context's own thread pointer (ignored when
+/// thread-locals are shared).
+#[inline(always)]
+unsafe fn switch_to(save: *mut *mut u8, to: *mut u8, how: arch::Resume, tp: usize) {
+    // SAFETY: per the contract. Between `set_tp_syscall` and the switch nothing touches TLS.
+    unsafe {
+        if crate::tls::switch_sets_tp() {
+            arch::switch_ret_tp(save, to, how, tp);
+        } else {
+            if crate::tls::per_green() {
+                crate::tls::set_tp_syscall(tp);
+            }
+            arch::switch_ret(save, to, how);
+        }
+    }
 }
 
 /// Why a green thread switches away.
@@ -272,7 +321,7 @@ pub(crate) unsafe fn switch_away(why: Away) {
 pub(crate) unsafe fn switch_away_from(w: *mut Local, why: Away) {
     // SAFETY: we run on a green thread, so this kernel thread has a live worker; the borrow ends
     // before the switch.
-    let (save, to, how) = unsafe {
+    let (save, to, how, tp) = unsafe {
         let wr = &mut *w;
         let cur = NonNull::new(wr.current as *mut Header).expect("hilos: no current green thread");
         let g = cur
@@ -301,13 +350,13 @@ pub(crate) unsafe fn switch_away_from(w: *mut Local, why: Away) {
                 return;
             }
             Some(n) => {
-                let (to, how) = wr.prepare_run(n.into_raw());
-                (g.sp.get(), to, how)
+                let (to, how, tp) = wr.prepare_run(n.into_raw());
+                (g.sp.get(), to, how, tp)
             }
             None => {
                 wr.current = ptr::null();
                 crate::task::set_current_green(ptr::null());
-                (g.sp.get(), wr.sched_sp, arch::Resume::Jump)
+                (g.sp.get(), wr.sched_sp, arch::Resume::Jump, wr.sched_tp)
             }
         }
     };
@@ -315,7 +364,7 @@ pub(crate) unsafe fn switch_away_from(w: *mut Local, why: Away) {
     // pointer, saved by `switch` or built by `init_stack`. After an Exit nothing resumes `save`.
     // This is the one place where green threads leave, so `Resume::Return` (set for a thread
     // that left through here before) is predicted right.
-    unsafe { arch::switch_ret(save, to, how) };
+    unsafe { switch_to(save, to, how, tp) };
     after_switch();
 }
 
@@ -328,8 +377,15 @@ pub(crate) unsafe fn run_task(w: *mut Local, t: TaskRef) {
     let p = t.into_raw();
     // SAFETY: per the contract: `w` is our worker; `p` a live green thread we now run.
     unsafe {
-        let (to, _) = (*w).prepare_run(p);
-        arch::switch(&raw mut (*w).sched_sp, to);
+        let (to, _, tp) = (*w).prepare_run(p);
+        if crate::tls::switch_sets_tp() {
+            arch::switch_ret_tp(&raw mut (*w).sched_sp, to, arch::Resume::Jump, tp);
+        } else {
+            if crate::tls::per_green() {
+                crate::tls::set_tp_syscall(tp);
+            }
+            arch::switch(&raw mut (*w).sched_sp, to);
+        }
         // Back on the scheduler context: whoever switched here cleared `current`.
         after_switch();
     }

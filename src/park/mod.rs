@@ -81,6 +81,16 @@ fn wake_token(ptr: NonNull<Header>, which: Which) {
     }
 }
 
+/// Whether the running green thread may switch away. Always, when green threads have
+/// thread-locals of their own (`tls`): the panic count is then the green thread's own, so a
+/// thread may park while it unwinds. With thread-locals shared with the worker, not while it
+/// unwinds: the worker's "panicking" state would carry into the next green thread, so a wait then
+/// blocks the whole worker instead (DESIGN-NOTES section 2; documented as a limit of that mode).
+#[inline]
+pub(crate) fn may_switch() -> bool {
+    crate::tls::per_green() || !std::thread::panicking()
+}
+
 /// Makes the green thread `t` runnable on its home worker. `t` is its scheduling reference.
 pub(crate) fn schedule(t: TaskRef) {
     let g = t.green().expect("hilos: scheduled a kernel thread");
@@ -170,9 +180,7 @@ pub(crate) fn park(which: Which, deadline: Option<Instant>) -> bool {
     // SAFETY: the running green thread's header is alive while it runs.
     let h = unsafe { cur.as_ref() };
     let token = h.token(which);
-    if std::thread::panicking() {
-        // Switching away would carry this kernel thread's "panicking" state into another green
-        // thread; block the worker instead (DESIGN-NOTES section 2).
+    if !may_switch() {
         return wait_os(token, deadline);
     }
     let g = h.green().expect("hilos: current thread is not green");
@@ -234,7 +242,7 @@ pub(crate) fn sleep(dur: Duration) {
         yield_now();
         return;
     }
-    if std::thread::panicking() {
+    if !may_switch() {
         std::thread::sleep(dur);
         return;
     }
@@ -273,7 +281,7 @@ pub(crate) fn yield_now() {
     // SAFETY: a non-null pointer is this kernel thread's live worker; nothing else borrows it
     // while user code runs; a plain read.
     let green = !w.is_null() && !unsafe { (*w).current }.is_null();
-    if !green || std::thread::panicking() {
+    if !green || !may_switch() {
         std::thread::yield_now();
         return;
     }

@@ -24,6 +24,30 @@ use crate::scheduler::{self, Shared};
 use crate::spawner::{self, JoinHandle};
 use crate::stack;
 use crate::task::{self, Which};
+pub use crate::tls::TlsMode;
+
+/// How green threads get their thread-locals in this process: each its own (the default on
+/// x86_64 Linux with glibc 2.36), or shared with their worker kernel thread where that cannot be
+/// had (said once on stderr). Decided when the first runtime is built; `SharedPerWorker` before.
+/// See the crate documentation's "Thread-locals".
+///
+/// # Examples
+///
+/// ```
+/// let rt = hilos::Runtime::builder().workers(1).build().unwrap();
+/// thread_local! { static N: std::cell::Cell<u32> = const { std::cell::Cell::new(0) }; }
+/// let mode = hilos::runtime::tls_mode();
+/// let seen = rt.block_on(|| {
+///     let h = hilos::spawn(|| N.with(|n| n.set(n.get() + 1)));
+///     h.join().unwrap();
+///     N.with(|n| n.get())
+/// });
+/// // With per-green-thread thread-locals the child's increment was its own.
+/// assert_eq!(seen == 0, mode.per_green_thread());
+/// ```
+pub fn tls_mode() -> TlsMode {
+    crate::tls::mode()
+}
 
 /// Configures and starts a [`Runtime`].
 ///
@@ -95,8 +119,12 @@ impl Builder {
             Some(n) => n,
             None => std::thread::available_parallelism().map_or(1, |n| n.get()),
         };
+        // Thread-locals per green thread where the platform allows (once per process).
+        crate::tls::init();
         // Check the stack size now, so a bad one is an error here and not at every spawn.
-        stack::free(stack::alloc(self.stack_size)?);
+        stack::free(stack::alloc(
+            self.stack_size.saturating_add(crate::tls::area_size()),
+        )?);
         stack::overflow::install(task::overflow_lookup);
         // Probe io_uring once per runtime (HILOS_IO=epoll forces the fallback).
         let backend = crate::driver::choose_backend();

@@ -91,9 +91,13 @@ pub(crate) fn run_worker(
     }
     drop(ready);
     let _alt = stack::overflow::ensure_altstack();
+    // Per-kernel-thread state that this worker's green threads share with it (`tls`).
+    let sched_tp = crate::tls::worker_started();
+    stack::worker_started();
+    crate::task::small::worker_started();
     let runtime = Arc::as_ptr(&shared).cast::<()>();
     let mut w = Worker {
-        local: Local::new(seed.index, runtime, home, seed.fresh),
+        local: Local::new(seed.index, runtime, home, seed.fresh, sched_tp),
         shared,
         rng: 0x9E37_79B9 ^ (seed.index as u32).wrapping_mul(0x85EB_CA6B) | 1,
     };

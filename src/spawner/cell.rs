@@ -116,7 +116,18 @@ pub(crate) fn new_task<F, T>(
 where
     F: FnOnce() -> T,
 {
-    let top = stack.top();
+    // With per-green-thread TLS, the thread's TLS area takes the top of its stack mapping, and
+    // its stack starts below it.
+    let area = crate::tls::area_size();
+    let tls_tp = if area == 0 {
+        0
+    } else {
+        let top = stack.top() as usize;
+        let lo = stack.limit() as usize;
+        // SAFETY: the area is the top `area` bytes of a stack we own that nothing runs on.
+        unsafe { crate::tls::prepare(top, (lo, top - area - lo)) }
+    };
+    let top = stack.top().wrapping_sub(area);
     // Built in place: spawn is hot, and a by-value `Box::new(Cell { .. })` copied the whole cell.
     let p = crate::task::small::alloc(Layout::new::<Cell<F, T>>()).cast::<Cell<F, T>>();
     let h = p.cast::<Header>();
@@ -133,6 +144,7 @@ where
             stack,
             default_stack,
             sp,
+            tls_tp,
             2,
         );
         std::ptr::addr_of_mut!((*p).out).write(Output {
@@ -163,6 +175,13 @@ where
         ManuallyDrop::take(&mut *(*cell).func.get())
     };
     let result = panic::catch_unwind(AssertUnwindSafe(f));
+    // SAFETY: the header is alive while its thread runs.
+    if unsafe { h.as_ref() }.green().is_some_and(|g| g.tls_tp != 0) {
+        // The thread's own thread-locals are destroyed now, before `join` can see it finished,
+        // as std's are before its native join returns. A destructor that panics aborts, as std.
+        // SAFETY: the thread runs on its own TLS area, and its closure has returned.
+        unsafe { crate::tls::exit_destructors() };
+    }
     // SAFETY: the cell is alive (the running thread holds its scheduling reference).
     let out = unsafe { &(*cell).out };
     // SAFETY: only the finishing thread writes the value, before publishing DONE.
@@ -307,7 +326,7 @@ impl<T> JoinInner<T> {
         let st = out.state.load(Ordering::Acquire);
         if st & DONE == 0 {
             match cur {
-                Some(p) if !std::thread::panicking() => {
+                Some(p) if park::may_switch() => {
                     // SAFETY: before publishing WAITING the joiner slot is ours alone.
                     unsafe { *out.joiner.get() = Joiner::Blocked(p) };
                     match out.state.compare_exchange(

@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use crate::scheduler::{self, Shared};
 use crate::task::{TaskRef, ThreadId};
+use crate::tls;
 use cell::JoinInner;
 
 /// A handle to a thread of hilos (green or kernel), as [`std::thread::Thread`].
@@ -95,9 +96,9 @@ where
     let stack = match stack_size {
         None => match scheduler::take_default_stack(shared) {
             Some(s) => s,
-            None => crate::stack::alloc(shared.stack_size)?,
+            None => crate::stack::alloc(shared.stack_size.saturating_add(tls::area_size()))?,
         },
-        Some(size) => crate::stack::alloc(size)?,
+        Some(size) => crate::stack::alloc(size.saturating_add(tls::area_size()))?,
     };
     if let Some(s) = &scope {
         s.running.fetch_add(1, std::sync::atomic::Ordering::Relaxed);

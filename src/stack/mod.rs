@@ -102,6 +102,8 @@
 mod map;
 pub(crate) mod overflow;
 mod pool;
+
+pub(crate) use pool::worker_started;
 #[cfg(test)]
 mod tests;
 
@@ -134,7 +136,6 @@ impl Stack {
     }
 
     /// Lowest usable address, just above the guard; page aligned.
-    #[cfg_attr(not(test), expect(dead_code, reason = "used by the tests"))]
     pub(crate) fn limit(&self) -> *mut u8 {
         self.raw.limit as *mut u8
     }

@@ -1,7 +1,7 @@
 //! Size classes, carving slots out of chunks, the shared per-class pools and the per-thread
 //! caches. The protocol (who owns a slot when) is described in the parent module's docs.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io;
 
@@ -392,6 +392,8 @@ impl ThreadCache {
 impl Drop for ThreadCache {
     /// At thread exit the cached stacks go back to the shared pool.
     fn drop(&mut self) {
+        // The pointer must not outlive the cache (this kernel thread's TLS is being destroyed).
+        let _ = CACHE.try_with(|c| c.set(std::ptr::null()));
         for c in self.classes.drain(..) {
             put_shared(c.class, c.stacks);
         }
@@ -399,17 +401,42 @@ impl Drop for ThreadCache {
 }
 
 thread_local! {
-    static CACHE: RefCell<ThreadCache> = const {
+    /// This kernel thread's cache.
+    static OWN: RefCell<ThreadCache> = const {
         RefCell::new(ThreadCache {
             classes: Vec::new(),
         })
     };
+    /// The cache this thread uses: its own, or on a green thread its worker's, mirrored into the
+    /// green thread's own thread-locals (`tls`) when it first runs: the cache is per kernel
+    /// thread, and a worker's green threads never run at the same time as one another or it.
+    static CACHE: Cell<*const RefCell<ThreadCache>> = const { Cell::new(std::ptr::null()) };
+}
+
+/// Runs `f` on the calling thread's cache; `Err` if it has none left (during its TLS destruction).
+fn with_cache<R>(f: impl FnOnce(&RefCell<ThreadCache>) -> R) -> Result<R, ()> {
+    let mut p = CACHE.with(|c| c.get());
+    if p.is_null() {
+        p = OWN
+            .try_with(|o| o as *const RefCell<ThreadCache>)
+            .map_err(|_| ())?;
+        CACHE.with(|c| c.set(p));
+    }
+    // SAFETY: a non-null pointer is this kernel thread's live cache (cleared before it drops);
+    // a green thread's is its worker's, which outlives every green thread of that worker.
+    Ok(f(unsafe { &*p }))
+}
+
+/// A worker kernel thread starts: its green threads will use its cache.
+pub(crate) fn worker_started() {
+    let _ = with_cache(|_| ());
+    crate::tls::mirror(CACHE.with(|c| c.as_ptr().cast::<usize>().cast_const()));
 }
 
 /// A stack of `class`: from this thread's cache (refilled in a batch from the shared pool when
 /// empty), else the shared pool, else a fresh slot.
 pub(super) fn take(class: usize) -> io::Result<RawStack> {
-    let cached = CACHE.try_with(|cache| {
+    let cached = with_cache(|cache| {
         let mut cache = cache.borrow_mut();
         let e = cache.entry(class);
         if let Some(s) = e.stacks.pop() {
@@ -433,7 +460,7 @@ pub(super) fn take(class: usize) -> io::Result<RawStack> {
 pub(super) fn put(raw: RawStack) {
     let class = raw.class as usize;
     let mut slot = Some(raw);
-    let spill = CACHE.try_with(|cache| {
+    let spill = with_cache(|cache| {
         let mut cache = cache.borrow_mut();
         let e = cache.entry(class);
         if e.limit == 0 {
@@ -477,5 +504,5 @@ pub(super) fn chunk_count(class: usize) -> usize {
 /// Stacks of `class` in this thread's cache.
 #[cfg(test)]
 pub(super) fn cached_count(class: usize) -> usize {
-    CACHE.with(|c| c.borrow_mut().entry(class).stacks.len())
+    with_cache(|c| c.borrow_mut().entry(class).stacks.len()).unwrap_or(0)
 }

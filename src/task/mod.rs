@@ -221,6 +221,9 @@ pub(crate) struct Green {
     pub(crate) wait_on: Cell<u8>,
     /// Guard range of the stack, copied for the async-signal-safe overflow check.
     pub(crate) guard: (usize, usize),
+    /// The thread pointer of the thread's own TLS area (`tls`), or 0 when thread-locals are
+    /// shared with the worker. Fixed for the thread's life.
+    pub(crate) tls_tp: usize,
     /// Threads this thread spawned since it last joined one (saturating): the scheduler's sign
     /// of a spawner that spawns and carries on, such as an accept loop (see `scheduler`,
     /// "Placement"). Touched only by the thread itself, while it runs.
@@ -271,6 +274,10 @@ impl Header {
     /// # Safety
     /// `dst` is valid for writes of a `Header` and properly aligned.
     #[inline]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the fields of a header written in place on the spawn path"
+    )]
     pub(crate) unsafe fn write_green(
         dst: *mut Header,
         vtable: &'static Vtable,
@@ -278,6 +285,7 @@ impl Header {
         stack: Stack,
         default_stack: bool,
         sp: *mut u8,
+        tls_tp: usize,
         refs: usize,
     ) {
         let g = stack.guard();
@@ -298,6 +306,7 @@ impl Header {
                 wait_gen: Cell::new(0),
                 wait_on: Cell::new(WAIT_NONE),
                 guard: (g.start, g.end),
+                tls_tp,
                 spawned: Cell::new(0),
                 placed: Cell::new(false),
             }));
@@ -473,10 +482,19 @@ pub(crate) fn current_green() -> Option<NonNull<Header>> {
     NonNull::new(CURRENT_GREEN.with(|c| c.get()) as *mut Header)
 }
 
-/// Called by the scheduler at every switch.
+/// Called by the scheduler at every switch. With per-green-thread TLS (`tls`) each green thread's
+/// own `CURRENT_GREEN` holds itself for good ([`current_green_slot`]) and the worker's stays null,
+/// so there is nothing to do.
 #[inline]
 pub(crate) fn set_current_green(h: *const Header) {
-    CURRENT_GREEN.with(|c| c.set(h));
+    if !crate::tls::per_green() {
+        CURRENT_GREEN.with(|c| c.set(h));
+    }
+}
+
+/// The address of the calling thread's `CURRENT_GREEN`, for `tls::write_as`.
+pub(crate) fn current_green_slot() -> *const usize {
+    CURRENT_GREEN.with(|c| c.as_ptr().cast::<usize>().cast_const())
 }
 
 /// The calling thread, green or kernel.

@@ -1,0 +1,297 @@
+//! One green thread's TLS area: `[surplus | static TLS blocks | struct pthread copy]`, with the
+//! thread pointer between the blocks and the copy (glibc's x86_64 variant II), at the top of the
+//! green thread's stack mapping.
+//!
+//! Life of an area, in the order the calls come:
+//! 1. [`prepare`] at spawn, on whatever thread spawns: the blocks from their init images, and the
+//!    control block's process-wide fields (canary, pointer guard) and self pointers. An area that
+//!    is being reused (the stack came back from a thread that exited cleanly) keeps its control
+//!    block and has only its blocks re-initialised.
+//! 2. [`first_run`] on the worker that first runs the thread (the thread stays there): the fields
+//!    that belong to that kernel thread (tid, malloc's tcache and arena), the per-worker slots
+//!    hilos mirrors ([`super::mirror`]), and a fresh `dtv`.
+//! 3. [`exit_destructors`] on the green thread itself when its closure has returned: glibc's
+//!    `__cxa_thread_atexit` list (Rust's and C++'s `thread_local` destructors), then the pthread
+//!    key destructors (std's thread-exit cleanup is one), as glibc runs them for a kernel thread.
+//! 4. [`after_exit`] on the worker once the thread switched away for good: the dtv and the
+//!    dynamic TLS blocks it allocated are freed, and the area is marked clean for reuse.
+
+use std::ptr;
+
+use super::glibc::{Layout, pthread as P};
+
+/// Writes `v` at `base + off`.
+///
+/// # Safety
+/// `base + off` is valid for a write of `T` and aligned for it.
+#[inline(always)]
+unsafe fn put<T>(base: usize, off: usize, v: T) {
+    // SAFETY: per the contract.
+    unsafe { ptr::write((base + off) as *mut T, v) }
+}
+
+/// Reads the `T` at `base + off`.
+///
+/// # Safety
+/// `base + off` is valid for a read of `T` and aligned for it.
+#[inline(always)]
+unsafe fn get<T: Copy>(base: usize, off: usize) -> T {
+    // SAFETY: per the contract.
+    unsafe { ptr::read((base + off) as *const T) }
+}
+
+/// Bytes an area takes at the top of a stack mapping (a multiple of 16).
+pub(super) fn size(l: &Layout) -> usize {
+    (l.static_size + l.static_align + 15) & !15
+}
+
+/// The thread pointer of the area whose highest address (exclusive) is `top`.
+pub(super) fn tp_of(l: &Layout, top: usize) -> usize {
+    (top - P::SIZE) & !(l.static_align - 1)
+}
+
+/// Builds (or, for a clean reused area, refreshes) the area below `top`, for a thread whose stack
+/// is `stack` (lowest address, size) and runs on the worker whose real thread pointer is
+/// `model_tp` or one like it. Returns the area's thread pointer.
+///
+/// # Safety
+/// `[top - size(l), top)` is writable memory owned by the caller, not used by a running thread,
+/// and `model_tp` is the thread pointer of a live kernel thread of this process.
+pub(super) unsafe fn prepare(
+    l: &Layout,
+    top: usize,
+    stack: (usize, usize),
+    model_tp: usize,
+) -> usize {
+    let tp = tp_of(l, top);
+    // SAFETY: every address written is inside the caller's area (the blocks lie
+    // below `tp` within `static_size`, the control block above it within `P::SIZE`), and the
+    // model's fields read are inside a live control block.
+    unsafe {
+        // The blocks: each module's init image, the rest zero. The surplus below them is left
+        // alone (never touched unless a module dlopen'ed later takes it).
+        for b in &l.blocks {
+            let dst = tp - b.off;
+            ptr::copy_nonoverlapping(b.image as *const u8, dst as *mut u8, b.filesz);
+            ptr::write_bytes((dst + b.filesz) as *mut u8, 0, b.memsz - b.filesz);
+        }
+        let lb = tp - l.libc_off;
+        let mlb = model_tp - l.libc_off;
+        // libc's block beyond its image, as glibc's start_thread sets it: the ctype tables, and
+        // `__resp` pointing at this control block's resolver state.
+        for &o in &l.ctype_offs {
+            put::<usize>(lb, o, get::<usize>(mlb, o));
+        }
+        put::<usize>(lb, l.resp_off, tp + P::RES);
+        if get::<usize>(tp, P::TCB) == tp {
+            // A clean area from an earlier thread (`after_exit`): its control block is as
+            // `init_tcb` left it, but for the stack, which may be of another size now.
+            put::<usize>(tp, P::STACKBLOCK, stack.0);
+            put::<usize>(tp, P::STACKBLOCK_SIZE, stack.1);
+        } else {
+            init_tcb(tp, stack, model_tp);
+        }
+    }
+    tp
+}
+
+/// A fresh control block at `tp`, with the process-wide fields copied from `model_tp`'s.
+///
+/// # Safety
+/// As [`prepare`].
+unsafe fn init_tcb(tp: usize, stack: (usize, usize), model_tp: usize) {
+    // SAFETY: per the contract (see `prepare`).
+    unsafe {
+        ptr::write_bytes(tp as *mut u8, 0, P::SIZE);
+        // `%fs:0` must be the thread pointer itself (TLS addresses are computed from it), and
+        // THREAD_SELF the copy: glibc reaches "its own thread" both through it and directly
+        // through %fs, so the two must be the same structure (pthread keys, dlopen'ed TLS).
+        put::<usize>(tp, P::TCB, tp);
+        put::<usize>(tp, P::SELF, tp);
+        // Never let libc take single-thread shortcuts on a green thread.
+        put::<i32>(tp, P::MULTIPLE_THREADS, 1);
+        // Process-wide: the vsyscall entry, the stack protector's canary (C code compiled with
+        // -fstack-protector checks %fs:0x28 on return), the pointer guard, CET features.
+        for o in [P::SYSINFO, P::STACK_GUARD, P::POINTER_GUARD] {
+            put::<usize>(tp, o, get::<usize>(model_tp, o));
+        }
+        put::<u32>(tp, P::FEATURE_1, get::<u32>(model_tp, P::FEATURE_1));
+        // In no glibc thread list (self-linked), an empty robust list.
+        put::<usize>(tp, P::LIST, tp + P::LIST);
+        put::<usize>(tp, P::LIST + 8, tp + P::LIST);
+        put::<usize>(tp, P::ROBUST_PREV, tp + P::ROBUST_HEAD);
+        put::<usize>(tp, P::ROBUST_HEAD, tp + P::ROBUST_HEAD);
+        put::<isize>(
+            tp,
+            P::ROBUST_HEAD + 8,
+            get::<isize>(model_tp, P::ROBUST_HEAD + 8),
+        );
+        put::<i32>(tp, P::FLAGS, get::<i32>(model_tp, P::FLAGS));
+        // specific[0] = the first block of pthread key data.
+        put::<usize>(tp, P::SPECIFIC, tp + P::SPECIFIC_1ST);
+        // glibc must never free this "stack", and pthread_join on it fails (detached).
+        put::<u8>(tp, P::USER_STACK, 1);
+        put::<usize>(tp, P::JOINID, tp);
+        put::<u64>(tp, P::SCHEDPARAM, get::<u64>(model_tp, P::SCHEDPARAM));
+        // glibc bounds its own alloca use by this stack's size (`__libc_alloca_cutoff`).
+        put::<usize>(tp, P::STACKBLOCK, stack.0);
+        put::<usize>(tp, P::STACKBLOCK_SIZE, stack.1);
+        put::<u64>(tp, P::SIGMASK, get::<u64>(model_tp, P::SIGMASK));
+        // rseq: the kernel updates only the area registered by the worker, so this copy would
+        // go stale; RSEQ_CPU_ID_REGISTRATION_FAILED (-2) makes sched_getcpu() ask the kernel.
+        put::<i32>(tp, P::RSEQ_AREA + 4, -2);
+    }
+}
+
+/// Makes the area at `tp` belong to the calling worker kernel thread (pointer `worker_tp`):
+/// its tid, malloc's tcache and arena (shared with the worker, so a green thread's frees stay
+/// usable and nothing is cached per green thread), and a fresh `dtv`.
+///
+/// # Safety
+/// `tp` is an area made by [`prepare`] whose thread has not run; `worker_tp` the calling kernel
+/// thread's real thread pointer.
+pub(super) unsafe fn first_run(l: &Layout, tp: usize, worker_tp: usize) {
+    // SAFETY: both areas are live control blocks and TLS blocks of this layout.
+    unsafe {
+        put::<i32>(tp, P::TID, get::<i32>(worker_tp, P::TID));
+        let lb = tp - l.libc_off;
+        let wlb = worker_tp - l.libc_off;
+        put::<usize>(lb, l.tcache_off, get::<usize>(wlb, l.tcache_off));
+        put::<usize>(lb, l.arena_off, get::<usize>(wlb, l.arena_off));
+        put::<usize>(tp, P::DTV, new_dtv(tp, worker_tp));
+    }
+}
+
+/// A malloc'ed dtv shaped as glibc's (`arr[0]` the length, the dtv at `&arr[1]`, 16-byte
+/// entries, entry 0 the generation): static modules point into the area, the others are
+/// unallocated so `__tls_get_addr` allocates their blocks for this thread on first use. malloc'ed
+/// because glibc may `realloc` it after a `dlopen`.
+///
+/// # Safety
+/// `worker_tp` is a live thread's control block, `tp` an area of the same layout.
+unsafe fn new_dtv(tp: usize, worker_tp: usize) -> usize {
+    const UNALLOCATED: usize = usize::MAX;
+    // SAFETY: glibc's dtv of a live thread: `dtv[-1].counter` is its length.
+    unsafe {
+        let wdtv = get::<*const usize>(worker_tp, P::DTV);
+        let len = *wdtv.sub(2);
+        let arr = libc::calloc(len + 2, 16) as *mut usize;
+        if arr.is_null() {
+            std::alloc::handle_alloc_error(std::alloc::Layout::from_size_align_unchecked(
+                (len + 2) * 16,
+                16,
+            ));
+        }
+        *arr = len;
+        let dtv = arr.add(2);
+        *dtv = *wdtv;
+        for i in 1..=len {
+            let v = *wdtv.add(2 * i);
+            let in_static = v < worker_tp && worker_tp - v < (1 << 20);
+            *dtv.add(2 * i) = if in_static {
+                tp - (worker_tp - v)
+            } else {
+                UNALLOCATED
+            };
+        }
+        dtv as usize
+    }
+}
+
+/// Runs the thread's TLS destructors, on the green thread itself (its own thread pointer), in
+/// glibc's order: the `__cxa_thread_atexit` list, then up to four rounds of pthread key
+/// destructors; then frees libc's per-thread message buffers.
+///
+/// # Safety
+/// Called once, on a green thread with its own area (`tp` is the running thread pointer), after
+/// its closure returned.
+pub(super) unsafe fn exit_destructors(l: &Layout, tp: usize) {
+    // SAFETY: glibc's `__call_tls_dtors` runs this thread's list, whose head is in this area's
+    // libc block; the key data walked below is this control block's, and `__pthread_keys` is
+    // glibc's key table (1024 entries).
+    unsafe {
+        (l.call_tls_dtors)();
+        for _ in 0..4 {
+            if get::<u8>(tp, P::SPECIFIC_USED) == 0 {
+                break;
+            }
+            put::<u8>(tp, P::SPECIFIC_USED, 0);
+            for i1 in 0..32 {
+                let level2 = get::<*mut [usize; 2]>(tp, P::SPECIFIC + 8 * i1);
+                if level2.is_null() {
+                    continue;
+                }
+                for i2 in 0..32 {
+                    let d = &mut *level2.add(i2);
+                    if d[1] == 0 {
+                        continue;
+                    }
+                    let data = d[1];
+                    d[1] = 0;
+                    let [seq, destr] = *(l.pthread_keys as *const [usize; 2]).add(i1 * 32 + i2);
+                    if seq & 1 == 1 && seq == d[0] && destr != 0 {
+                        let f: unsafe extern "C" fn(usize) = std::mem::transmute(destr);
+                        f(data);
+                    }
+                }
+            }
+        }
+        for i1 in 1..32 {
+            // Second-level key blocks were calloc'ed by pthread_setspecific.
+            let p = get::<*mut libc::c_void>(tp, P::SPECIFIC + 8 * i1);
+            if !p.is_null() {
+                libc::free(p);
+                put::<usize>(tp, P::SPECIFIC + 8 * i1, 0);
+            }
+        }
+        ptr::write_bytes(
+            (tp + P::SPECIFIC_1ST) as *mut u8,
+            0,
+            P::SPECIFIC - P::SPECIFIC_1ST,
+        );
+        for o in [P::TLS_STATE, P::TLS_STATE + 8] {
+            let p = get::<*mut libc::c_void>(tp, o);
+            if !p.is_null() {
+                libc::free(p);
+                put::<usize>(tp, o, 0);
+            }
+        }
+    }
+}
+
+/// Frees what the area's thread allocated in glibc (the dtv and dynamic TLS blocks) once it has
+/// switched away for good, and leaves the control block clean for the next thread of this stack
+/// (or marks it for a full rebuild if the thread changed glibc state hilos does not reset).
+///
+/// # Safety
+/// `tp` is the area of a thread that has exited and will never run again.
+pub(super) unsafe fn after_exit(tp: usize) {
+    // SAFETY: the dtv was made by `new_dtv`; dynamic blocks were allocated by glibc with malloc
+    // (`to_free`, the entry's second word).
+    unsafe {
+        let dtv = get::<*mut usize>(tp, P::DTV);
+        if !dtv.is_null() {
+            let len = *dtv.sub(2);
+            for i in 1..=len {
+                let to_free = *dtv.add(2 * i + 1);
+                if to_free != 0 {
+                    libc::free(to_free as *mut libc::c_void);
+                }
+            }
+            libc::free(dtv.sub(2).cast());
+            put::<usize>(tp, P::DTV, 0);
+        }
+        // State a thread may leave behind that a fresh control block would not have: the
+        // resolver (res_init), cancellation state, a robust list in use. Rebuild from scratch.
+        let res_used = get::<u64>(tp, P::RES + 8) != 0; // `options`, RES_INIT and friends
+        let dirty = res_used
+            || get::<i32>(tp, P::CANCELHANDLING) != 0
+            || get::<usize>(tp, P::ROBUST_HEAD) != tp + P::ROBUST_HEAD;
+        if dirty {
+            if res_used {
+                ptr::write_bytes((tp + P::RES) as *mut u8, 0, P::RES_SIZE);
+            }
+            put::<usize>(tp, P::TCB, 0);
+        }
+    }
+}

@@ -1,0 +1,312 @@
+//! What hilos must know of glibc's thread-local storage to give a green thread its own: the
+//! static TLS blocks of the loaded modules, the thread control block (`struct pthread`) at the
+//! thread pointer, and a few fields inside libc's own block.
+//!
+//! Found at run time where glibc tells: `dl_iterate_phdr` (each module's PT_TLS init image and
+//! sizes, and where this thread's block is), `_dl_get_tls_static_info` (the whole static area:
+//! blocks, the surplus kept for later `dlopen`s, and the control block), libc's exported
+//! `*_location` accessors, `__rseq_offset`. Malloc's `tcache` and `thread_arena` have no symbol:
+//! they are found by probing (a freed chunk's tcache entry; a fresh thread's arena). The layout of
+//! `struct pthread` itself is a table per glibc version, checked against what can be observed
+//! (`%fs:0 == %fs:0x10 == the thread pointer`, the kernel tid, `__rseq_offset`); anything that
+//! does not match makes the whole mechanism unavailable, never a guess.
+
+use std::ffi::{CStr, c_void};
+
+use super::arch_tp;
+
+/// glibc 2.36, x86_64: offsets in `struct pthread` (read off `ptype /o struct pthread` of
+/// libc6-dbg 2.36-9, and checked at run time where observable).
+pub(super) mod pthread {
+    pub(crate) const SIZE: usize = 2368;
+    /// `tcbhead_t.tcb`: the thread pointer itself (`%fs:0`, used for every TLS address).
+    pub(crate) const TCB: usize = 0x0;
+    /// `tcbhead_t.dtv`.
+    pub(crate) const DTV: usize = 0x8;
+    /// `tcbhead_t.self`: `THREAD_SELF`, what `pthread_self()` returns.
+    pub(crate) const SELF: usize = 0x10;
+    pub(crate) const MULTIPLE_THREADS: usize = 0x18;
+    pub(crate) const SYSINFO: usize = 0x20;
+    /// The stack protector's canary (`%fs:0x28`).
+    pub(crate) const STACK_GUARD: usize = 0x28;
+    /// The pointer-mangling guard (`%fs:0x30`).
+    pub(crate) const POINTER_GUARD: usize = 0x30;
+    pub(crate) const FEATURE_1: usize = 0x48;
+    pub(crate) const LIST: usize = 704;
+    /// The kernel thread id (`pid_t`).
+    pub(crate) const TID: usize = 720;
+    pub(crate) const ROBUST_PREV: usize = 728;
+    /// `robust_head`: `{ list, futex_offset, list_op_pending }`.
+    pub(crate) const ROBUST_HEAD: usize = 736;
+    pub(crate) const CANCELHANDLING: usize = 776;
+    pub(crate) const FLAGS: usize = 780;
+    /// `specific_1stblock`: `struct pthread_key_data { seq, data }[32]`.
+    pub(crate) const SPECIFIC_1ST: usize = 784;
+    /// `specific`: `struct pthread_key_data *[32]`.
+    pub(crate) const SPECIFIC: usize = 1296;
+    pub(crate) const SPECIFIC_USED: usize = 1552;
+    pub(crate) const USER_STACK: usize = 1554;
+    pub(crate) const JOINID: usize = 1568;
+    /// `schedparam` then `schedpolicy`, 4 bytes each.
+    pub(crate) const SCHEDPARAM: usize = 1584;
+    pub(crate) const STACKBLOCK: usize = 1680;
+    pub(crate) const STACKBLOCK_SIZE: usize = 1688;
+    /// The resolver state `struct __res_state` (568 bytes); `__resp` points here.
+    pub(crate) const RES: usize = 1720;
+    pub(crate) const RES_SIZE: usize = 568;
+    pub(crate) const SIGMASK: usize = 2288;
+    /// `tls_state`: `{ strsignal_buf, strerror_l_buf }`, malloc'ed on demand.
+    pub(crate) const TLS_STATE: usize = 2304;
+    /// `rseq_area`: `{ cpu_id_start: u32, cpu_id: u32, rseq_cs: u64, flags: u32 }`.
+    pub(crate) const RSEQ_AREA: usize = 2336;
+}
+
+/// One module's static TLS block.
+#[derive(Debug, Clone)]
+pub(super) struct Block {
+    /// Distance below the thread pointer (variant II: the block is at `tp - off`).
+    pub(super) off: usize,
+    /// The initialisation image (`.tdata`), and its size; the rest up to `memsz` is zero.
+    pub(super) image: usize,
+    pub(super) filesz: usize,
+    pub(super) memsz: usize,
+}
+
+/// The process's TLS layout, as hilos uses it.
+#[derive(Debug)]
+pub(super) struct Layout {
+    /// Static blocks of the modules loaded at start (executable, libc, other libraries).
+    pub(super) blocks: Vec<Block>,
+    /// `_dl_get_tls_static_info`: the whole static area (blocks + surplus + `struct pthread`).
+    pub(super) static_size: usize,
+    pub(super) static_align: usize,
+    /// libc's block (distance below the thread pointer) and fields inside it.
+    pub(super) libc_off: usize,
+    pub(super) resp_off: usize,
+    pub(super) ctype_offs: [usize; 3],
+    pub(super) tcache_off: usize,
+    pub(super) arena_off: usize,
+    /// glibc's private entry points (resolved with `dlsym`).
+    pub(super) call_tls_dtors: unsafe extern "C" fn(),
+    /// `__pthread_keys`: `struct pthread_key_struct { uintptr_t seq; void (*destr)(void *); }[1024]`.
+    pub(super) pthread_keys: usize,
+}
+
+unsafe extern "C" {
+    fn __errno_location() -> *mut i32;
+    fn __ctype_b_loc() -> *mut *const u16;
+    fn __ctype_tolower_loc() -> *mut *const i32;
+    fn __ctype_toupper_loc() -> *mut *const i32;
+    fn __res_state() -> *mut c_void;
+    fn gnu_get_libc_version() -> *const libc::c_char;
+}
+
+fn sym(name: &CStr) -> *mut c_void {
+    // SAFETY: a NUL-terminated name; RTLD_DEFAULT searches the global scope.
+    unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) }
+}
+
+/// Reads a word at `addr` without faulting if it is not mapped (`process_vm_readv` on ourselves).
+fn read_word(addr: usize) -> Option<usize> {
+    let mut v = 0usize;
+    let local = libc::iovec {
+        iov_base: (&raw mut v).cast(),
+        iov_len: 8,
+    };
+    let remote = libc::iovec {
+        iov_base: addr as *mut c_void,
+        iov_len: 8,
+    };
+    // SAFETY: the kernel writes at most 8 bytes into `v` and reports a bad `addr` as an error.
+    let n = unsafe { libc::process_vm_readv(libc::getpid(), &local, 1, &remote, 1, 0) };
+    (n == 8).then_some(v)
+}
+
+/// Reads the word at `base + off` of the calling thread's own TLS or control block.
+///
+/// # Safety
+/// `base + off` is a readable, aligned word.
+unsafe fn word(base: usize, off: usize) -> usize {
+    // SAFETY: per the contract.
+    unsafe { *((base + off) as *const usize) }
+}
+
+/// The static blocks of the loaded modules, as seen from the calling thread (pointer `tp`).
+fn blocks(tp: usize) -> Vec<Block> {
+    unsafe extern "C" fn each(info: *mut libc::dl_phdr_info, _: usize, data: *mut c_void) -> i32 {
+        // SAFETY: dl_iterate_phdr passes a valid record, and `data` is the Vec below.
+        let (info, out) = unsafe { (&*info, &mut *data.cast::<Vec<(usize, Block)>>()) };
+        for i in 0..info.dlpi_phnum as usize {
+            // SAFETY: `dlpi_phdr` has `dlpi_phnum` entries.
+            let ph = unsafe { &*info.dlpi_phdr.add(i) };
+            if ph.p_type == libc::PT_TLS && !info.dlpi_tls_data.is_null() {
+                out.push((
+                    info.dlpi_tls_data as usize,
+                    Block {
+                        off: 0,
+                        image: info.dlpi_addr as usize + ph.p_vaddr as usize,
+                        filesz: ph.p_filesz as usize,
+                        memsz: ph.p_memsz as usize,
+                    },
+                ));
+            }
+        }
+        0
+    }
+    let mut found: Vec<(usize, Block)> = Vec::new();
+    // SAFETY: the callback only reads the records and pushes into `found`.
+    unsafe { libc::dl_iterate_phdr(Some(each), (&raw mut found).cast()) };
+    found
+        .into_iter()
+        // A block in the static area lies just below the thread pointer; a dlopen'ed module's
+        // dynamic block lives in the heap and is allocated per thread on first use (per green
+        // thread too, through its own dtv).
+        .filter(|(addr, _)| *addr < tp && tp - *addr < (1 << 20))
+        .map(|(addr, mut b)| {
+            b.off = tp - addr;
+            b
+        })
+        .collect()
+}
+
+/// Finds malloc's `tcache` pointer in libc's block: after `malloc(64)` and `free`, the tcache
+/// (`{ u16 counts[64]; void *entries[64] }`) holds the chunk in bin 3.
+fn probe_tcache(libc_block: usize, memsz: usize) -> Option<usize> {
+    // SAFETY: a plain allocation and free.
+    let p = unsafe {
+        let p = libc::malloc(64);
+        libc::free(p);
+        p as usize
+    };
+    (0..memsz).step_by(8).find(|&off| {
+        // SAFETY: `off` is inside libc's block of this thread.
+        let w = unsafe { word(libc_block, off) };
+        w != 0
+            && w % 16 == 0
+            && read_word(w).is_some_and(|c| (c >> 48) & 0xffff != 0)
+            && read_word(w + 128 + 3 * 8) == Some(p)
+    })
+}
+
+/// Finds `thread_arena` in libc's block, in a fresh kernel thread: its first allocation attaches
+/// it to a secondary arena, whose heap is aligned to 64 MiB and starts with a pointer to the arena.
+fn probe_arena(libc_off: usize, memsz: usize) -> Option<usize> {
+    std::thread::Builder::new()
+        .name("hilos-tls-probe".into())
+        .spawn(move || {
+            // SAFETY: a plain allocation, read back through the checked reader, then freed.
+            unsafe {
+                let p = libc::malloc(1000) as usize;
+                let ar = read_word(p & !((64 << 20) - 1));
+                let block = arch_tp() - libc_off;
+                let hits: Vec<usize> = (0..memsz)
+                    .step_by(8)
+                    .filter(|&o| Some(word(block, o)) == ar)
+                    .collect();
+                libc::free(p as *mut c_void);
+                (hits.len() == 1).then(|| hits[0])
+            }
+        })
+        .ok()?
+        .join()
+        .ok()?
+}
+
+impl Layout {
+    /// Discovers the layout from the calling thread, or says why per-green-thread TLS cannot be
+    /// had with this libc.
+    pub(super) fn discover() -> Result<Layout, String> {
+        // SAFETY: glibc returns a static NUL-terminated string.
+        let ver = unsafe { CStr::from_ptr(gnu_get_libc_version()) }.to_string_lossy();
+        if ver != "2.36" {
+            return Err(format!(
+                "glibc {ver}: its thread control block layout is not known to hilos (known: 2.36)"
+            ));
+        }
+        let tp = arch_tp();
+        // SAFETY: the control block of a running thread starts at its thread pointer.
+        let (tcb, slf, tid) = unsafe {
+            (
+                word(tp, pthread::TCB),
+                word(tp, pthread::SELF),
+                *((tp + pthread::TID) as *const i32),
+            )
+        };
+        // SAFETY: a plain system call.
+        let real_tid = unsafe { libc::gettid() };
+        if tcb != tp || slf != tp || tid != real_tid {
+            return Err("the thread control block does not look like glibc 2.36's".into());
+        }
+        let rseq = sym(c"__rseq_offset");
+        // SAFETY: `__rseq_offset` is a `ptrdiff_t` exported by glibc 2.35+.
+        if rseq.is_null() || unsafe { *(rseq as *const isize) } != pthread::RSEQ_AREA as isize {
+            return Err("__rseq_offset is not where glibc 2.36 puts it".into());
+        }
+        let info = sym(c"_dl_get_tls_static_info");
+        let dtors = sym(c"__call_tls_dtors");
+        let keys = sym(c"__pthread_keys");
+        if info.is_null() || dtors.is_null() || keys.is_null() {
+            return Err("glibc's private TLS entry points are missing".into());
+        }
+        let (mut static_size, mut static_align) = (0usize, 0usize);
+        // SAFETY: `_dl_get_tls_static_info(size_t *, size_t *)` in ld.so.
+        unsafe {
+            let f: unsafe extern "C" fn(*mut usize, *mut usize) = std::mem::transmute(info);
+            f(&mut static_size, &mut static_align);
+        }
+        let blocks = blocks(tp);
+        // SAFETY: errno's address in this thread is in libc's block.
+        let errno = unsafe { __errno_location() } as usize;
+        let libc_block = blocks
+            .iter()
+            .find(|b| (tp - b.off..tp - b.off + b.memsz).contains(&errno))
+            .ok_or("libc's TLS block was not found")?
+            .clone();
+        let lb = tp - libc_block.off;
+        let rel = |a: usize| a.checked_sub(lb).filter(|&o| o < libc_block.memsz);
+        // SAFETY: plain accessors of this thread's libc state.
+        let (resp, ctype) = unsafe {
+            (
+                __res_state() as usize,
+                [
+                    __ctype_b_loc() as usize,
+                    __ctype_tolower_loc() as usize,
+                    __ctype_toupper_loc() as usize,
+                ],
+            )
+        };
+        let resp_off = (0..libc_block.memsz)
+            .step_by(8)
+            // SAFETY: inside this thread's libc block.
+            .find(|&o| unsafe { word(lb, o) } == resp)
+            .ok_or("__resp was not found in libc's TLS block")?;
+        let ctype_offs = [
+            rel(ctype[0]).ok_or("ctype state outside libc's block")?,
+            rel(ctype[1]).ok_or("ctype state outside libc's block")?,
+            rel(ctype[2]).ok_or("ctype state outside libc's block")?,
+        ];
+        let tcache_off = probe_tcache(lb, libc_block.memsz).ok_or("malloc's tcache not found")?;
+        let arena_off =
+            probe_arena(libc_block.off, libc_block.memsz).ok_or("malloc's arena not found")?;
+        if static_size < pthread::SIZE || !static_align.is_power_of_two() || static_align > 4096 {
+            return Err(format!(
+                "unexpected static TLS size {static_size} / alignment {static_align}"
+            ));
+        }
+        Ok(Layout {
+            blocks,
+            static_size,
+            static_align,
+            libc_off: libc_block.off,
+            resp_off,
+            ctype_offs,
+            tcache_off,
+            arena_off,
+            // SAFETY: `void __call_tls_dtors(void)`.
+            call_tls_dtors: unsafe {
+                std::mem::transmute::<*mut c_void, unsafe extern "C" fn()>(dtors)
+            },
+            pthread_keys: keys as usize,
+        })
+    }
+}
