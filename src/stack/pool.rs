@@ -338,8 +338,12 @@ fn put_shared(class: usize, stacks: impl IntoIterator<Item = RawStack>) {
     for s in &excess {
         // SAFETY: `s` is owned by this call (taken out of the pool under the lock, in no list:
         // invariant 1), so no live Stack covers it and nobody reads its contents; its usable
-        // range is page aligned inside a mapping made by `map_region`.
-        let released = unsafe { map::release(s.limit, s.usable) };
+        // range is page aligned inside a mapping made by `map_region`. A green thread's TLS area
+        // at its top keeps a malloc'ed dtv between threads: given back first.
+        let released = unsafe {
+            crate::tls::discard(s.limit + s.usable);
+            map::release(s.limit, s.usable)
+        };
         // Failure only means the memory stays resident; the stack is still good.
         debug_assert!(released.is_ok(), "MADV_DONTNEED failed: {released:?}");
     }

@@ -158,7 +158,54 @@ pub(super) unsafe fn first_run(l: &Layout, tp: usize, worker_tp: usize) {
         let wlb = worker_tp - l.libc_off;
         put::<usize>(lb, l.tcache_off, get::<usize>(wlb, l.tcache_off));
         put::<usize>(lb, l.arena_off, get::<usize>(wlb, l.arena_off));
-        put::<usize>(tp, P::DTV, new_dtv(tp, worker_tp));
+        let kept = get::<*mut usize>(tp, P::DTV);
+        if kept.is_null() || !refresh_dtv(kept, tp, worker_tp) {
+            if !kept.is_null() {
+                libc::free(kept.sub(2).cast());
+            }
+            put::<usize>(tp, P::DTV, new_dtv(tp, worker_tp));
+        }
+    }
+}
+
+/// Entries of a dtv: those of static modules point into the area at `tp`, the others are
+/// unallocated. `wdtv` is the worker's dtv, `len` the number of modules both cover.
+///
+/// # Safety
+/// `dtv` and `wdtv` are glibc-shaped dtvs with at least `len` module entries.
+unsafe fn fill_dtv(dtv: *mut usize, wdtv: *const usize, len: usize, tp: usize, worker_tp: usize) {
+    const UNALLOCATED: usize = usize::MAX;
+    // SAFETY: per the contract; entry i is the two words at `2 * i`.
+    unsafe {
+        *dtv = *wdtv;
+        for i in 1..=len {
+            let v = *wdtv.add(2 * i);
+            let in_static = v < worker_tp && worker_tp - v < (1 << 20);
+            *dtv.add(2 * i) = if in_static {
+                tp - (worker_tp - v)
+            } else {
+                UNALLOCATED
+            };
+            *dtv.add(2 * i + 1) = 0;
+        }
+    }
+}
+
+/// Reuses the dtv an area kept from its previous thread ([`after_exit`]) if it covers as many
+/// modules as the worker's; `false` if it must be replaced.
+///
+/// # Safety
+/// `dtv` is a dtv made by [`new_dtv`] whose dynamic blocks were freed; `worker_tp` a live thread.
+unsafe fn refresh_dtv(dtv: *mut usize, tp: usize, worker_tp: usize) -> bool {
+    // SAFETY: glibc-shaped dtvs: `dtv[-1].counter` is the length.
+    unsafe {
+        let wdtv = get::<*const usize>(worker_tp, P::DTV);
+        let len = *wdtv.sub(2);
+        if *dtv.sub(2) < len {
+            return false;
+        }
+        fill_dtv(dtv, wdtv, len, tp, worker_tp);
+        true
     }
 }
 
@@ -170,7 +217,6 @@ pub(super) unsafe fn first_run(l: &Layout, tp: usize, worker_tp: usize) {
 /// # Safety
 /// `worker_tp` is a live thread's control block, `tp` an area of the same layout.
 unsafe fn new_dtv(tp: usize, worker_tp: usize) -> usize {
-    const UNALLOCATED: usize = usize::MAX;
     // SAFETY: glibc's dtv of a live thread: `dtv[-1].counter` is its length.
     unsafe {
         let wdtv = get::<*const usize>(worker_tp, P::DTV);
@@ -184,16 +230,7 @@ unsafe fn new_dtv(tp: usize, worker_tp: usize) -> usize {
         }
         *arr = len;
         let dtv = arr.add(2);
-        *dtv = *wdtv;
-        for i in 1..=len {
-            let v = *wdtv.add(2 * i);
-            let in_static = v < worker_tp && worker_tp - v < (1 << 20);
-            *dtv.add(2 * i) = if in_static {
-                tp - (worker_tp - v)
-            } else {
-                UNALLOCATED
-            };
-        }
+        fill_dtv(dtv, wdtv, len, tp, worker_tp);
         dtv as usize
     }
 }
@@ -211,6 +248,9 @@ pub(super) unsafe fn exit_destructors(l: &Layout, tp: usize) {
     // glibc's key table (1024 entries).
     unsafe {
         (l.call_tls_dtors)();
+        // pthread_setspecific sets `specific_used` whenever it stores a value (and it alone
+        // allocates second-level key blocks), so a thread that never set a key has nothing here.
+        let keys_used = get::<u8>(tp, P::SPECIFIC_USED) != 0;
         for _ in 0..4 {
             if get::<u8>(tp, P::SPECIFIC_USED) == 0 {
                 break;
@@ -236,19 +276,18 @@ pub(super) unsafe fn exit_destructors(l: &Layout, tp: usize) {
                 }
             }
         }
-        for i1 in 1..32 {
-            // Second-level key blocks were calloc'ed by pthread_setspecific.
-            let p = get::<*mut libc::c_void>(tp, P::SPECIFIC + 8 * i1);
-            if !p.is_null() {
-                libc::free(p);
-                put::<usize>(tp, P::SPECIFIC + 8 * i1, 0);
+        if keys_used {
+            for i1 in 1..32 {
+                // Second-level key blocks were calloc'ed by pthread_setspecific.
+                let p = get::<*mut libc::c_void>(tp, P::SPECIFIC + 8 * i1);
+                if !p.is_null() {
+                    libc::free(p);
+                    put::<usize>(tp, P::SPECIFIC + 8 * i1, 0);
+                }
             }
+            let first_block = P::SPECIFIC - P::SPECIFIC_1ST;
+            ptr::write_bytes((tp + P::SPECIFIC_1ST) as *mut u8, 0, first_block);
         }
-        ptr::write_bytes(
-            (tp + P::SPECIFIC_1ST) as *mut u8,
-            0,
-            P::SPECIFIC - P::SPECIFIC_1ST,
-        );
         for o in [P::TLS_STATE, P::TLS_STATE + 8] {
             let p = get::<*mut libc::c_void>(tp, o);
             if !p.is_null() {
@@ -259,9 +298,10 @@ pub(super) unsafe fn exit_destructors(l: &Layout, tp: usize) {
     }
 }
 
-/// Frees what the area's thread allocated in glibc (the dtv and dynamic TLS blocks) once it has
-/// switched away for good, and leaves the control block clean for the next thread of this stack
-/// (or marks it for a full rebuild if the thread changed glibc state hilos does not reset).
+/// Frees the dynamic TLS blocks the area's thread allocated once it has switched away for good,
+/// and leaves the control block clean for the next thread of this stack, keeping its dtv (or,
+/// if the thread changed glibc state hilos does not reset, frees the dtv too and marks the area
+/// for a full rebuild).
 ///
 /// # Safety
 /// `tp` is the area of a thread that has exited and will never run again.
@@ -276,10 +316,10 @@ pub(super) unsafe fn after_exit(tp: usize) {
                 let to_free = *dtv.add(2 * i + 1);
                 if to_free != 0 {
                     libc::free(to_free as *mut libc::c_void);
+                    *dtv.add(2 * i) = usize::MAX;
+                    *dtv.add(2 * i + 1) = 0;
                 }
             }
-            libc::free(dtv.sub(2).cast());
-            put::<usize>(tp, P::DTV, 0);
         }
         // State a thread may leave behind that a fresh control block would not have: the
         // resolver (res_init), cancellation state, a robust list in use. Rebuild from scratch.
@@ -291,7 +331,27 @@ pub(super) unsafe fn after_exit(tp: usize) {
             if res_used {
                 ptr::write_bytes((tp + P::RES) as *mut u8, 0, P::RES_SIZE);
             }
-            put::<usize>(tp, P::TCB, 0);
+            discard(tp);
         }
+    }
+}
+
+/// Gives back the dtv an area keeps between threads and marks it for a full rebuild; for an
+/// area that was never built (zero memory) or already discarded, nothing.
+///
+/// # Safety
+/// `tp` is the thread pointer of an area (built or not) that no thread uses.
+pub(super) unsafe fn discard(tp: usize) {
+    // SAFETY: the area's memory belongs to the caller; a built one has its dtv at `P::DTV`.
+    unsafe {
+        if get::<usize>(tp, P::TCB) != tp {
+            return;
+        }
+        let dtv = get::<*mut usize>(tp, P::DTV);
+        if !dtv.is_null() {
+            libc::free(dtv.sub(2).cast());
+            put::<usize>(tp, P::DTV, 0);
+        }
+        put::<usize>(tp, P::TCB, 0);
     }
 }

@@ -308,6 +308,19 @@ pub(crate) unsafe fn after_exit(tp: usize) {
     unsafe { area::after_exit(tp) }
 }
 
+/// The memory of a stack whose mapping ends at `top` is about to be released or unmapped: gives
+/// back what its TLS area keeps between threads (its dtv).
+///
+/// # Safety
+/// No thread runs on that stack, and its area (if any) is not in use.
+pub(crate) unsafe fn discard(top: usize) {
+    if per_green() {
+        let l = layout();
+        // SAFETY: per the contract.
+        unsafe { area::discard(area::tp_of(l, top)) }
+    }
+}
+
 /// Called by a worker kernel thread when it starts: returns its thread pointer (the scheduler
 /// context's), after making sure malloc's tcache exists (green threads copy the worker's pointer;
 /// one left null would make each green thread build its own).
