@@ -68,17 +68,11 @@ impl TaskRef {
 fn wake_token(ptr: NonNull<Header>, which: Which) {
     // SAFETY: the caller holds a reference to the header for the duration of the call.
     let h = unsafe { ptr.as_ref() };
-    let token = h.token(which);
-    match token.notify() {
-        PARKED => {
-            // SAFETY: replacing PARKED makes us the owner of the parked thread's scheduling
-            // reference (module doc).
-            let t = unsafe { TaskRef::from_raw(ptr) };
-            schedule(t);
-        }
-        PARKED_OS => futex::wake(token.word(), 1),
-        _ => {}
-    }
+    h.token(which).wake(|| {
+        // SAFETY: replacing PARKED makes us the owner of the parked thread's scheduling
+        // reference (module doc).
+        schedule(unsafe { TaskRef::from_raw(ptr) });
+    });
 }
 
 /// Makes the green thread `t` runnable on its home worker. `t` is its scheduling reference.
