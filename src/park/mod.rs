@@ -34,6 +34,9 @@
 
 pub(crate) mod local;
 
+#[cfg(all(test, loom))]
+mod loom_models;
+
 use std::ptr::{self, NonNull};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
