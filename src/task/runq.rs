@@ -293,6 +293,9 @@ impl Drop for Home {
     }
 }
 
+#[cfg(all(test, loom))]
+mod loom_models;
+
 #[cfg(test)]
 mod tests {
     use super::*;
