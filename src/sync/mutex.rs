@@ -55,6 +55,9 @@ use super::poison::{self, LockResult, TryLockError, TryLockResult};
 use super::util::{self, FairClock};
 use super::waitq::{Park, Pos, WaitQueue};
 
+#[cfg(all(test, loom))]
+mod loom_models;
+
 const LOCKED: u8 = 1;
 const PARKED: u8 = 2;
 /// A waiter has been woken to retry and has not run yet: releases need not wake another.
