@@ -46,6 +46,9 @@ use crate::loom::sync::atomic::AtomicU32;
 use crate::park;
 use crate::task::{self, Header, TaskRef, Vtable};
 
+#[cfg(all(test, loom))]
+mod loom_models;
+
 const DONE: u32 = 1;
 const WAITING: u32 = 2;
 const DROPPED: u32 = 4;
