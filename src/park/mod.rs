@@ -34,6 +34,9 @@
 
 pub(crate) mod local;
 
+#[cfg(all(test, loom))]
+mod loom_models;
+
 use std::ptr::{self, NonNull};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -68,17 +71,11 @@ impl TaskRef {
 fn wake_token(ptr: NonNull<Header>, which: Which) {
     // SAFETY: the caller holds a reference to the header for the duration of the call.
     let h = unsafe { ptr.as_ref() };
-    let token = h.token(which);
-    match token.notify() {
-        PARKED => {
-            // SAFETY: replacing PARKED makes us the owner of the parked thread's scheduling
-            // reference (module doc).
-            let t = unsafe { TaskRef::from_raw(ptr) };
-            schedule(t);
-        }
-        PARKED_OS => futex::wake(token.word(), 1),
-        _ => {}
-    }
+    h.token(which).wake(|| {
+        // SAFETY: replacing PARKED makes us the owner of the parked thread's scheduling
+        // reference (module doc).
+        schedule(unsafe { TaskRef::from_raw(ptr) });
+    });
 }
 
 /// Whether the running green thread may switch away. Always, when green threads have

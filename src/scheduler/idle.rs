@@ -93,15 +93,16 @@ impl Worker {
             self.shared.spinning.fetch_sub(1, Ordering::SeqCst);
         }
 
-        // Announce, fence, re-check, sleep (module doc).
-        self.local.home.sleeping.store(true, Ordering::Relaxed);
-        {
-            let mut idle = self.shared.idle.lock();
-            idle.push(self.local.index);
-            self.shared.num_idle.fetch_add(1, Ordering::Relaxed);
-        }
-        fence(Ordering::SeqCst);
-        if !self.shared.has_work(self.local.index) && !self.shared.is_done() {
+        // Announce, fence, re-check, sleep (module doc; the sequence is `Home::prepare_sleep`).
+        let may_sleep = self.local.home.prepare_sleep(
+            || {
+                let mut idle = self.shared.idle.lock();
+                idle.push(self.local.index);
+                self.shared.num_idle.fetch_add(1, Ordering::Relaxed);
+            },
+            || self.shared.has_other_work() || self.shared.is_done(),
+        );
+        if may_sleep {
             let timeout = self
                 .local
                 .timers
@@ -113,7 +114,7 @@ impl Worker {
                 driver::wait(timeout);
             }
         }
-        self.local.home.sleeping.store(false, Ordering::Relaxed);
+        self.local.home.end_sleep();
         {
             let mut idle = self.shared.idle.lock();
             if let Some(pos) = idle.iter().position(|&i| i == self.local.index) {

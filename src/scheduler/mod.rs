@@ -183,10 +183,8 @@ impl Shared {
         }
     }
 
-    /// Whether any queue of the runtime visibly holds work for worker `me`.
-    fn has_work(&self, me: usize) -> bool {
-        self.workers[me].home.inbox_nonempty()
-            || !self.injector.is_empty()
-            || self.workers.iter().any(|w| !w.stealer.is_empty())
+    /// Work outside a worker's own inbox: the injector and every deque.
+    fn has_other_work(&self) -> bool {
+        !self.injector.is_empty() || self.workers.iter().any(|w| !w.stealer.is_empty())
     }
 }

@@ -28,6 +28,10 @@
 //! touched (four locked instructions fewer per join than a counted joiner waiting on its token).
 //! A kernel thread, or a green thread that is panicking (it may not switch), registers a counted
 //! handle and waits on its `sys` token instead.
+//!
+//! The state word's transitions are [`JoinState`]'s, and the three parties' halves are
+//! [`Output`]'s `finish`, `join` and `handle_dropped`, which `run`, [`JoinInner::join`] and the
+//! handle's drop call; the loom models (`loom_models`) run those same methods.
 
 use std::alloc::Layout;
 use std::cell::UnsafeCell;
@@ -35,14 +39,75 @@ use std::mem::ManuallyDrop;
 use std::panic::{self, AssertUnwindSafe};
 use std::ptr::NonNull;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
+use crate::loom::cell as shared;
+use crate::loom::sync::atomic::AtomicU32;
 use crate::park;
 use crate::task::{self, Header, TaskRef, Vtable};
+
+#[cfg(all(test, loom))]
+mod loom_models;
 
 const DONE: u32 = 1;
 const WAITING: u32 = 2;
 const DROPPED: u32 = 4;
+
+/// The join state word and its transitions (module doc), used by the finisher ([`run`]), the
+/// joiner ([`JoinInner::join`]) and the handle's drop alike.
+pub(crate) struct JoinState(AtomicU32);
+
+impl JoinState {
+    fn new() -> JoinState {
+        JoinState(AtomicU32::new(0))
+    }
+
+    /// The state (Acquire: a `DONE` seen here makes the output visible).
+    #[inline]
+    fn load(&self) -> u32 {
+        self.0.load(Ordering::Acquire)
+    }
+
+    /// Finisher, once the output is written: publishes `DONE`. If a joiner waits (`WAITING`),
+    /// `take_joiner` first empties its slot (the joiner touches it no more), then `DONE` is
+    /// published, then `wake` gets what the slot held. Returns the state `DONE` was added to:
+    /// `DROPPED` in it means nobody will take the output, so the finisher drops it.
+    #[inline]
+    fn finish<J>(&self, take_joiner: impl FnOnce() -> J, wake: impl FnOnce(J)) -> u32 {
+        let mut st = self.0.load(Ordering::Acquire);
+        loop {
+            if st & WAITING != 0 {
+                let joiner = take_joiner();
+                self.0.fetch_or(DONE, Ordering::AcqRel);
+                wake(joiner);
+                return st;
+            }
+            match self
+                .0
+                .compare_exchange_weak(st, st | DONE, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return st,
+                Err(now) => st = now,
+            }
+        }
+    }
+
+    /// Joiner, its slot filled: publishes `WAITING` over `st`; `false` if the state changed
+    /// (only `DONE` can come: the joiner holds the handle).
+    #[inline]
+    fn publish_waiting(&self, st: u32) -> bool {
+        self.0
+            .compare_exchange(st, st | WAITING, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    /// The handle goes: publishes `DROPPED`; `true` if `DONE` came first (the output is then the
+    /// handle's to drop).
+    #[inline]
+    fn drop_handle(&self) -> bool {
+        self.0.fetch_or(DROPPED, Ordering::AcqRel) & DONE != 0
+    }
+}
 
 /// Bookkeeping of a `scope`: how many of its threads still run, and whether one panicked with
 /// nobody joining it.
@@ -73,9 +138,9 @@ enum Joiner {
 
 /// The output half of a cell.
 pub(crate) struct Output<T> {
-    state: AtomicU32,
-    joiner: UnsafeCell<Joiner>,
-    value: UnsafeCell<Option<std::thread::Result<T>>>,
+    state: JoinState,
+    joiner: shared::UnsafeCell<Joiner>,
+    value: shared::UnsafeCell<Option<std::thread::Result<T>>>,
     scope: Option<Arc<ScopeData>>,
 }
 
@@ -147,12 +212,7 @@ where
             tls_tp,
             2,
         );
-        std::ptr::addr_of_mut!((*p).out).write(Output {
-            state: AtomicU32::new(0),
-            joiner: UnsafeCell::new(Joiner::None),
-            value: UnsafeCell::new(None),
-            scope,
-        });
+        std::ptr::addr_of_mut!((*p).out).write(Output::new(scope));
         std::ptr::addr_of_mut!((*p).func).write(UnsafeCell::new(ManuallyDrop::new(f)));
         std::ptr::addr_of_mut!((*p).started).write(UnsafeCell::new(false));
         let h = NonNull::new_unchecked(h);
@@ -182,46 +242,9 @@ where
         // SAFETY: the thread runs on its own TLS area, and its closure has returned.
         unsafe { crate::tls::exit_destructors() };
     }
-    // SAFETY: the cell is alive (the running thread holds its scheduling reference).
-    let out = unsafe { &(*cell).out };
-    // SAFETY: only the finishing thread writes the value, before publishing DONE.
-    unsafe { *out.value.get() = Some(result) };
-    let mut st = out.state.load(Ordering::Acquire);
-    let prev = loop {
-        if st & WAITING != 0 {
-            // SAFETY: the joiner published WAITING (Release) after storing itself, and touches
-            // the slot no more; join consumed the handle, so DROPPED cannot come.
-            let joiner = unsafe { std::mem::replace(&mut *out.joiner.get(), Joiner::None) };
-            match joiner {
-                Joiner::Blocked(p) => {
-                    out.state.fetch_or(DONE, Ordering::AcqRel);
-                    // SAFETY: the joiner gave us its scheduling reference with WAITING; it is
-                    // blocked until we schedule it, so it is alive.
-                    park::schedule(unsafe { TaskRef::from_raw(p) });
-                }
-                Joiner::Counted(j) => {
-                    out.state.fetch_or(DONE, Ordering::AcqRel);
-                    j.wake();
-                }
-                Joiner::None => unreachable!("hilos: WAITING without a joiner"),
-            }
-            break st;
-        }
-        match out
-            .state
-            .compare_exchange_weak(st, st | DONE, Ordering::AcqRel, Ordering::Acquire)
-        {
-            Ok(_) => break st,
-            Err(now) => st = now,
-        }
-    };
-    if prev & DROPPED != 0 {
-        // SAFETY: the handle is gone and saw no DONE, so nobody else touches the value.
-        unsafe { out.drop_unjoined() };
-    }
-    if let Some(scope) = &out.scope {
-        scope.thread_done();
-    }
+    // SAFETY: the cell is alive (the running thread holds its scheduling reference); we are its
+    // finisher, called once.
+    unsafe { (*cell).out.finish(result) };
 }
 
 /// # Safety
@@ -252,6 +275,111 @@ where
 }
 
 impl<T> Output<T> {
+    fn new(scope: Option<Arc<ScopeData>>) -> Output<T> {
+        Output {
+            state: JoinState::new(),
+            joiner: shared::UnsafeCell::new(Joiner::None),
+            value: shared::UnsafeCell::new(None),
+            scope,
+        }
+    }
+
+    /// The finisher's half: publishes the thread's result and wakes a waiting joiner.
+    ///
+    /// # Safety
+    /// Called once, by the finishing thread.
+    #[inline]
+    unsafe fn finish(&self, result: std::thread::Result<T>) {
+        // SAFETY: only the finishing thread writes the value, before publishing DONE.
+        self.value.with_mut(|v| unsafe { *v = Some(result) });
+        let prev = self.state.finish(
+            || {
+                self.joiner.with_mut(|j| {
+                    // SAFETY: the joiner published WAITING (Release) after storing itself, and
+                    // touches the slot no more; join consumed the handle, so DROPPED cannot come.
+                    unsafe { std::mem::replace(&mut *j, Joiner::None) }
+                })
+            },
+            |joiner| match joiner {
+                Joiner::Blocked(p) => {
+                    // SAFETY: the joiner gave us its scheduling reference with WAITING; it is
+                    // blocked until we schedule it, so it is alive.
+                    park::schedule(unsafe { TaskRef::from_raw(p) });
+                }
+                Joiner::Counted(j) => j.wake(),
+                Joiner::None => unreachable!("hilos: WAITING without a joiner"),
+            },
+        );
+        if prev & DROPPED != 0 {
+            // SAFETY: the handle is gone and saw no DONE, so nobody else touches the value.
+            unsafe { self.drop_unjoined() };
+        }
+        if let Some(scope) = &self.scope {
+            scope.thread_done();
+        }
+    }
+
+    /// The joiner's half: waits for `DONE` and takes the result. `cur` is the calling green
+    /// thread, if it is one.
+    ///
+    /// # Safety
+    /// Called once, by the holder of the handle, which does not drop it afterwards
+    /// ([`Output::handle_dropped`] is not called).
+    #[inline]
+    unsafe fn join(&self, cur: Option<NonNull<Header>>) -> std::thread::Result<T> {
+        let st = self.state.load();
+        if st & DONE == 0 {
+            match cur {
+                Some(p) if park::may_switch() => {
+                    // SAFETY: before publishing WAITING the joiner slot is ours alone.
+                    self.joiner.with_mut(|j| unsafe { *j = Joiner::Blocked(p) });
+                    if self.state.publish_waiting(st) {
+                        // SAFETY: WAITING handed our scheduling reference to the finisher, which
+                        // schedules us exactly once, after publishing DONE.
+                        unsafe { park::block_current() };
+                    } else {
+                        // DONE arrived first: the finisher saw no WAITING; the slot is ours.
+                        // SAFETY: as above.
+                        self.joiner.with_mut(|j| unsafe { *j = Joiner::None });
+                    }
+                }
+                _ => {
+                    // SAFETY: before publishing WAITING the joiner slot is ours alone.
+                    self.joiner
+                        .with_mut(|j| unsafe { *j = Joiner::Counted(task::current()) });
+                    if self.state.publish_waiting(st) {
+                        while self.state.load() & DONE == 0 {
+                            park::park(task::Which::Sys, None);
+                        }
+                    } else {
+                        // SAFETY: DONE arrived first; the slot is still ours.
+                        drop(
+                            self.joiner
+                                .with_mut(|j| unsafe { std::mem::replace(&mut *j, Joiner::None) }),
+                        );
+                    }
+                }
+            }
+            debug_assert!(self.state.load() & DONE != 0);
+        }
+        // SAFETY: DONE is set (Acquire) and the handle is not dropped: the value is ours.
+        let v = self.value.with_mut(|v| unsafe { (*v).take() });
+        v.expect("hilos: joined a thread whose result was already taken")
+    }
+
+    /// The handle's drop without a join: publishes `DROPPED`, and drops the output if the
+    /// finisher already left it.
+    ///
+    /// # Safety
+    /// Called once, by the holder of the handle, which has not joined.
+    #[inline]
+    unsafe fn handle_dropped(&self) {
+        if self.state.drop_handle() {
+            // SAFETY: DONE was set before DROPPED: the finisher left the value to us.
+            unsafe { self.drop_unjoined() };
+        }
+    }
+
     /// Drops an output nobody will take, outside any unwinding (as std: a panicking drop of a
     /// thread's result aborts), and records an unjoined panic for the scope.
     ///
@@ -259,7 +387,7 @@ impl<T> Output<T> {
     /// The caller is the one party entitled to the value (see the module doc).
     unsafe fn drop_unjoined(&self) {
         // SAFETY: per the contract.
-        let Some(v) = (unsafe { (*self.value.get()).take() }) else {
+        let Some(v) = self.value.with_mut(|v| unsafe { (*v).take() }) else {
             return; // joined: nothing left to drop
         };
         let panicked = v.is_err();
@@ -308,7 +436,7 @@ impl<T> JoinInner<T> {
     }
 
     pub(crate) fn is_finished(&self) -> bool {
-        self.out().state.load(Ordering::Acquire) & DONE != 0
+        self.out().state.load() & DONE != 0
     }
 
     /// Waits for the thread to finish and takes its result.
@@ -323,70 +451,21 @@ impl<T> JoinInner<T> {
             // (`scheduler`, "Placement").
             g.spawned.set(0);
         }
-        let st = out.state.load(Ordering::Acquire);
-        if st & DONE == 0 {
-            match cur {
-                Some(p) if park::may_switch() => {
-                    // SAFETY: before publishing WAITING the joiner slot is ours alone.
-                    unsafe { *out.joiner.get() = Joiner::Blocked(p) };
-                    match out.state.compare_exchange(
-                        st,
-                        st | WAITING,
-                        Ordering::AcqRel,
-                        Ordering::Acquire,
-                    ) {
-                        // SAFETY: WAITING handed our scheduling reference to the finisher, which
-                        // schedules us exactly once, after publishing DONE.
-                        Ok(_) => unsafe { park::block_current() },
-                        // DONE arrived first: the finisher saw no WAITING; the slot is ours.
-                        // SAFETY: as above.
-                        Err(_) => unsafe { *out.joiner.get() = Joiner::None },
-                    }
-                }
-                _ => {
-                    // SAFETY: before publishing WAITING the joiner slot is ours alone.
-                    unsafe { *out.joiner.get() = Joiner::Counted(task::current()) };
-                    match out.state.compare_exchange(
-                        st,
-                        st | WAITING,
-                        Ordering::AcqRel,
-                        Ordering::Acquire,
-                    ) {
-                        Ok(_) => {
-                            while out.state.load(Ordering::Acquire) & DONE == 0 {
-                                park::park(task::Which::Sys, None);
-                            }
-                        }
-                        Err(_) => {
-                            // SAFETY: DONE arrived first; the slot is still ours.
-                            drop(unsafe {
-                                std::mem::replace(&mut *out.joiner.get(), Joiner::None)
-                            });
-                        }
-                    }
-                }
-            }
-            debug_assert!(out.state.load(Ordering::Acquire) & DONE != 0);
-        }
-        // SAFETY: DONE is set (Acquire) and the handle is not dropped: the value is ours.
-        let v = unsafe { (*out.value.get()).take() };
+        // SAFETY: we hold the handle, and `join` consumes it without running its Drop.
+        let v = unsafe { out.join(cur) };
         // The finisher is done with the output (it published DONE) and the value is taken, so
         // the handle's Drop (which marks DROPPED, a locked instruction) has nothing left to do:
         // release only the reference.
         let this = std::mem::ManuallyDrop::new(self);
         // SAFETY: `this` is never used again; its only other field is a marker.
         drop(unsafe { std::ptr::read(&this.task) });
-        v.expect("hilos: joined a thread whose result was already taken")
+        v
     }
 }
 
 impl<T> Drop for JoinInner<T> {
     fn drop(&mut self) {
-        let out = self.out();
-        let prev = out.state.fetch_or(DROPPED, Ordering::AcqRel);
-        if prev & DONE != 0 {
-            // SAFETY: DONE was set before DROPPED: the finisher left the value to us.
-            unsafe { out.drop_unjoined() };
-        }
+        // SAFETY: the handle goes without a join (`join` skips this Drop).
+        unsafe { self.out().handle_dropped() };
     }
 }

@@ -43,17 +43,20 @@
 //! through the waiter's token (`Release` store, `Acquire` load, see `waitq`). `PARKED` changes need
 //! no ordering of their own: they happen under the queue lock.
 
+use crate::loom::sync::atomic::{AtomicU8, Ordering};
 use std::cell::UnsafeCell;
 use std::fmt;
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 use std::panic::{RefUnwindSafe, UnwindSafe};
-use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Instant;
 
 use super::poison::{self, LockResult, TryLockError, TryLockResult};
 use super::util::{self, FairClock};
 use super::waitq::{Park, Pos, WaitQueue};
+
+#[cfg(all(test, loom))]
+mod loom_models;
 
 const LOCKED: u8 = 1;
 const PARKED: u8 = 2;
@@ -72,10 +75,12 @@ pub(crate) struct RawMutex {
 }
 
 impl RawMutex {
-    pub(crate) const fn new() -> RawMutex {
-        RawMutex {
-            state: AtomicU8::new(0),
-            q: WaitQueue::new(FairClock::new()),
+    crate::loom::const_fn! {
+        pub(crate) const fn new() -> RawMutex {
+            RawMutex {
+                state: AtomicU8::new(0),
+                q: WaitQueue::new(FairClock::new()),
+            }
         }
     }
 
@@ -301,19 +306,21 @@ pub struct MutexGuard<'a, T: ?Sized + 'a> {
 unsafe impl<T: ?Sized + Sync> Sync for MutexGuard<'_, T> {}
 
 impl<T> Mutex<T> {
-    /// Creates a new mutex in an unlocked state ready for use.
-    ///
-    /// # Examples
-    /// ```
-    /// let m = hilos::sync::Mutex::new(0);
-    /// # let _ = m;
-    /// ```
-    #[inline]
-    pub const fn new(t: T) -> Mutex<T> {
-        Mutex {
-            raw: RawMutex::new(),
-            poison: poison::Flag::new(),
-            data: UnsafeCell::new(t),
+    crate::loom::const_fn! {
+        /// Creates a new mutex in an unlocked state ready for use.
+        ///
+        /// # Examples
+        /// ```
+        /// let m = hilos::sync::Mutex::new(0);
+        /// # let _ = m;
+        /// ```
+        #[inline]
+        pub const fn new(t: T) -> Mutex<T> {
+            Mutex {
+                raw: RawMutex::new(),
+                poison: poison::Flag::new(),
+                data: UnsafeCell::new(t),
+            }
         }
     }
 

@@ -19,17 +19,26 @@
 use std::time::{Duration, Instant};
 
 /// How long a waiter may wait before the resource is handed to it directly.
+#[cfg_attr(all(test, loom), allow(dead_code))]
 pub(crate) const FAIR_AFTER: Duration = Duration::from_micros(500);
 
 /// How many spin rounds before parking (round `i` spins `2 << i` times).
 pub(crate) const SPIN_ROUNDS: u32 = 4;
 
 /// Spins for round `round` of a slow path.
+#[cfg(not(all(test, loom)))]
 #[inline]
 pub(crate) fn spin(round: u32) {
     for _ in 0..(2u32 << round) {
         std::hint::spin_loop();
     }
+}
+
+/// Under loom, one step per round: a step lets the other threads run (`crate::loom::hint`), and
+/// the count of steps changes nothing a model checks.
+#[cfg(all(test, loom))]
+pub(crate) fn spin(_round: u32) {
+    crate::loom::hint::spin_loop();
 }
 
 /// `now + dur`, or `None` ("no deadline") if that is beyond what `Instant` can express.
@@ -47,15 +56,33 @@ pub(crate) fn deadline(dur: Duration) -> Option<Instant> {
 /// be scheduled (a convoy). With it, a waiter at the front of the queue is still served within
 /// about one `FAIR_AFTER`, and the lock is left to whoever takes it first the rest of the time.
 pub(crate) struct FairClock {
+    #[cfg_attr(all(test, loom), allow(dead_code))]
     next: Option<Instant>,
+    /// Under loom: how many times `handoff_due` was asked (`crate::loom::fair`).
+    #[cfg(all(test, loom))]
+    asked: u32,
 }
 
 impl FairClock {
     pub(crate) const fn new() -> FairClock {
-        FairClock { next: None }
+        FairClock {
+            next: None,
+            #[cfg(all(test, loom))]
+            asked: 0,
+        }
+    }
+
+    /// Under loom, the answer comes from the model's pattern instead of the time
+    /// (`crate::loom::fair`): real time would make the explored runs differ.
+    #[cfg(all(test, loom))]
+    pub(crate) fn handoff_due(&mut self, since: Option<Instant>) -> bool {
+        let n = self.asked;
+        self.asked = n.wrapping_add(1);
+        since.is_some() && crate::loom::fair::waited_long_enough(n)
     }
 
     /// Whether this release should hand the lock to the first waiter (queued since `since`).
+    #[cfg(not(all(test, loom)))]
     #[inline]
     pub(crate) fn handoff_due(&mut self, since: Option<Instant>) -> bool {
         let Some(since) = since else {

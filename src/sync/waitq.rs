@@ -63,6 +63,7 @@ use std::ptr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
+use crate::loom::sync::{ShortGuard, ShortMutex};
 use crate::park;
 use crate::task::{self, TaskRef, Which};
 
@@ -78,7 +79,7 @@ struct Waiter {
     /// The waiting thread; taken by the waker (queue lock only).
     task: Cell<Option<TaskRef>>,
     /// `WAITING`, then the token the waker hands over.
-    state: AtomicUsize,
+    state: crate::loom::sync::atomic::AtomicUsize,
     /// Meaning chosen by the primitive.
     tag: usize,
     /// When the thread first started waiting for this acquisition (for eventual fairness).
@@ -163,8 +164,9 @@ struct Inner<S> {
 
 /// A queue of parked threads plus the primitive's own state `S`, behind one short lock.
 pub(crate) struct WaitQueue<S> {
-    inner: parking_lot::Mutex<Inner<S>>,
-    /// Mirror of the queue length, for lock-free checks.
+    inner: ShortMutex<Inner<S>>,
+    /// Mirror of the queue length, for lock-free checks (std's atomic even under loom: a hint no
+    /// model relies on).
     queued: AtomicUsize,
 }
 
@@ -192,7 +194,7 @@ impl<S> WaitQueue<S> {
     /// An empty queue around `data`.
     pub(crate) const fn new(data: S) -> WaitQueue<S> {
         WaitQueue {
-            inner: parking_lot::Mutex::new(Inner {
+            inner: ShortMutex::new(Inner {
                 list: List::new(),
                 data,
             }),
@@ -243,7 +245,7 @@ impl<S> WaitQueue<S> {
             prev: Cell::new(ptr::null()),
             linked: Cell::new(false),
             task: Cell::new(None),
-            state: AtomicUsize::new(WAITING),
+            state: crate::loom::sync::atomic::AtomicUsize::new(WAITING),
             tag,
             since,
             _pinned: PhantomPinned,
@@ -331,7 +333,7 @@ impl Wakes {
 /// The queue lock, held. Dropping it releases the lock, then delivers the wake-ups requested.
 pub(crate) struct QGuard<'a, S> {
     q: &'a WaitQueue<S>,
-    g: Option<parking_lot::MutexGuard<'a, Inner<S>>>,
+    g: Option<ShortGuard<'a, Inner<S>>>,
     wakes: Wakes,
 }
 
@@ -512,7 +514,7 @@ mod tests {
                 prev: Cell::new(ptr::null()),
                 linked: Cell::new(false),
                 task: Cell::new(Some(task::current())),
-                state: AtomicUsize::new(WAITING),
+                state: crate::loom::sync::atomic::AtomicUsize::new(WAITING),
                 tag,
                 since: None,
                 _pinned: PhantomPinned,

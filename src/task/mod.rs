@@ -43,7 +43,9 @@ use std::cell::{Cell, UnsafeCell};
 use std::fmt;
 use std::num::NonZeroU64;
 use std::ptr::{self, NonNull};
-use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use crate::loom::sync::atomic::{AtomicPtr, AtomicU32};
 
 use crate::stack::Stack;
 use runq::Home;
@@ -117,8 +119,10 @@ pub(crate) const PARKED_OS: u32 = 3;
 pub(crate) struct Token(AtomicU32);
 
 impl Token {
-    const fn new() -> Token {
-        Token(AtomicU32::new(EMPTY))
+    crate::loom::const_fn! {
+        pub(crate) const fn new() -> Token {
+            Token(AtomicU32::new(EMPTY))
+        }
     }
 
     /// Consumes a pending wake-up, if there is one.
@@ -185,6 +189,19 @@ impl Token {
     #[inline]
     pub(crate) fn notify(&self) -> u32 {
         self.0.swap(NOTIFIED, Ordering::AcqRel)
+    }
+
+    /// Delivers a wake-up and acts on the state it replaced: `PARKED` hands the caller the
+    /// sleeper's scheduling reference, which `schedule` must make runnable; `PARKED_OS` means a
+    /// futex wake (module doc). The waking half of the protocol, in one place for `park` and the
+    /// loom models.
+    #[inline]
+    pub(crate) fn wake(&self, schedule: impl FnOnce()) {
+        match self.notify() {
+            PARKED => schedule(),
+            PARKED_OS => futex::wake(&self.0, 1),
+            _ => {}
+        }
     }
 }
 
@@ -470,7 +487,11 @@ thread_local! {
     /// The green thread running on this kernel thread (null on the scheduler's own stack and on
     /// kernel threads that are not workers). Set by the scheduler at every switch.
     static CURRENT_GREEN: Cell<*const Header> = const { Cell::new(ptr::null()) };
-    /// Lazily made header of a kernel thread that calls into hilos.
+}
+
+crate::loom::thread_local! {
+    /// Lazily made header of a kernel thread that calls into hilos (under loom, one per loom
+    /// thread and execution: the header holds the execution's atomics).
     static KERNEL_SELF: std::cell::OnceCell<TaskRef> = const { std::cell::OnceCell::new() };
 }
 

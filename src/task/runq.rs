@@ -16,8 +16,9 @@
 //! A remote waker pushes to the inbox (Release), issues a `SeqCst` fence, and wakes the worker
 //! only if it announced it is asleep (`sleeping`). The worker announces, fences, and looks at the
 //! inbox once more before it sleeps. One of the two always sees the other (store-buffering with
-//! fences on both sides), so the wake-up is not lost. The model `park::loom_models` checks this
-//! protocol with the real `push_remote` against a worker's announce/fence/re-check.
+//! fences on both sides), so the wake-up is not lost. The worker's half is [`Home::prepare_sleep`],
+//! which the scheduler's idle path calls; the model `loom_models` checks it against the real
+//! [`Home::push_remote`].
 //!
 //! # Per-worker load
 //! [`Load`] lives here too because the worker updates it at a thread's first run and exit (in
@@ -211,6 +212,30 @@ impl Home {
         }
     }
 
+    /// Owner, before it sleeps: announces it (`sleeping`), runs `announce` (the runtime's own
+    /// bookkeeping of sleepers), issues the `SeqCst` fence that pairs with the one in
+    /// [`Home::push_remote`], then re-checks the inbox and `other_work`. Returns whether the owner
+    /// may sleep: if it returns `true`, every push that this re-check missed sees `sleeping` and
+    /// wakes the owner (module doc). The owner calls [`Home::end_sleep`] once awake (or if it
+    /// does not sleep).
+    #[inline]
+    pub(crate) fn prepare_sleep(
+        &self,
+        announce: impl FnOnce(),
+        other_work: impl FnOnce() -> bool,
+    ) -> bool {
+        self.sleeping.store(true, Ordering::Relaxed);
+        announce();
+        fence(Ordering::SeqCst);
+        !self.inbox_nonempty() && !other_work()
+    }
+
+    /// Owner: ends what [`Home::prepare_sleep`] announced.
+    #[inline]
+    pub(crate) fn end_sleep(&self) {
+        self.sleeping.store(false, Ordering::Relaxed);
+    }
+
     /// Whether the inbox has anything (any thread; used before sleeping).
     #[inline]
     pub(crate) fn inbox_nonempty(&self) -> bool {
@@ -256,7 +281,8 @@ impl Home {
 impl Drop for Home {
     fn drop(&mut self) {
         // Drop what is left (only at runtime teardown, when nothing can be runnable).
-        let mut p = *self.inbox.get_mut();
+        // A load, not `get_mut`, which loom's atomics lack (the same instruction here).
+        let mut p = self.inbox.load(Ordering::Relaxed);
         while let Some(nn) = NonNull::new(p) {
             // SAFETY: as in drain_inbox; we have exclusive access.
             unsafe {
@@ -266,6 +292,9 @@ impl Drop for Home {
         }
     }
 }
+
+#[cfg(all(test, loom))]
+mod loom_models;
 
 #[cfg(test)]
 mod tests {

@@ -23,13 +23,17 @@
 //! only after `epoll_wait` reported it readable, and only the owning worker reads it.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::RawFd;
+#[cfg(not(all(test, loom)))]
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 /// One worker's eventfd (see the module doc).
+#[cfg(not(all(test, loom)))]
 pub(crate) struct WakeFd {
     fd: OwnedFd,
 }
 
+#[cfg(not(all(test, loom)))]
 impl WakeFd {
     /// A new eventfd with a zero counter.
     pub(crate) fn new() -> io::Result<WakeFd> {
@@ -66,5 +70,37 @@ impl WakeFd {
     /// The descriptor, for the driver to wait on.
     pub(crate) fn raw_fd(&self) -> RawFd {
         self.fd.as_raw_fd()
+    }
+}
+
+/// Under loom: no descriptor; a wake is counted in a loom atomic, as the eventfd's counter keeps
+/// it, so a model can check that a worker that went to sleep was woken.
+#[cfg(all(test, loom))]
+pub(crate) struct WakeFd {
+    wakes: crate::loom::sync::atomic::AtomicUsize,
+}
+
+#[cfg(all(test, loom))]
+impl WakeFd {
+    pub(crate) fn new() -> io::Result<WakeFd> {
+        Ok(WakeFd {
+            wakes: crate::loom::sync::atomic::AtomicUsize::new(0),
+        })
+    }
+
+    pub(crate) fn wake(&self) {
+        self.wakes
+            .fetch_add(1, crate::loom::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// How many wakes were delivered.
+    #[cfg(test)]
+    pub(crate) fn wakes(&self) -> usize {
+        self.wakes
+            .load(crate::loom::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub(crate) fn raw_fd(&self) -> RawFd {
+        unreachable!("hilos: no driver runs under loom")
     }
 }
