@@ -70,6 +70,18 @@ use crate::task::{self, TaskRef, Which};
 /// Bit 0 of `tail`: the receiver is parked (or about to park) waiting for a message.
 const PARKED: usize = 1;
 
+/// `p` with the `PARKED` bit set (nodes are 8-aligned, so bit 0 of a node's address is free).
+#[inline]
+fn tagged<T>(p: *mut Node<T>) -> *mut Node<T> {
+    p.map_addr(|a| a | PARKED)
+}
+
+/// `p` without the `PARKED` bit.
+#[inline]
+fn untagged<T>(p: *mut Node<T>) -> *mut Node<T> {
+    p.map_addr(|a| a & !PARKED)
+}
+
 #[repr(align(8))]
 struct Node<T> {
     next: AtomicPtr<Node<T>>,
@@ -103,8 +115,9 @@ impl<T> Node<T> {
 }
 
 pub(crate) struct Chan<T> {
-    /// The last node, as an address, with `PARKED` in bit 0.
-    tail: Padded<AtomicUsize>,
+    /// The last node, with `PARKED` in bit 0 (set and cleared with `map_addr`, so the pointer
+    /// keeps its provenance: Miri checks this code under `-Zmiri-strict-provenance`).
+    tail: Padded<AtomicPtr<Node<T>>>,
     /// The stub; the receiver's alone.
     head: Padded<UnsafeCell<*mut Node<T>>>,
     /// The thread of the receiver that last parked (see the module doc for who may touch it).
@@ -125,7 +138,7 @@ impl<T> Chan<T> {
     pub(crate) fn new() -> Chan<T> {
         let stub = Node::alloc(MaybeUninit::uninit());
         Chan {
-            tail: Padded(AtomicUsize::new(stub as usize)),
+            tail: Padded(AtomicPtr::new(stub)),
             head: Padded(UnsafeCell::new(stub)),
             rx_task: UnsafeCell::new(None),
             senders: AtomicUsize::new(1),
@@ -147,12 +160,12 @@ impl<T> Chan<T> {
             return Err(SendError(v));
         }
         let node = Node::alloc(MaybeUninit::new(v));
-        let prev = self.tail.swap(node as usize, Ordering::AcqRel);
-        if prev & PARKED != 0 {
+        let prev = self.tail.swap(node, Ordering::AcqRel);
+        if prev.addr() & PARKED != 0 {
             // Wake before linking: the receiver cannot return until the link (module doc).
             self.wake_rx();
         }
-        let prev = (prev & !PARKED) as *mut Node<T>;
+        let prev = untagged(prev);
         // SAFETY: `prev` was the tail: it stays allocated until the receiver moves past it, which
         // needs this very link.
         unsafe { (*prev).next.store(node, Ordering::Release) };
@@ -170,7 +183,7 @@ impl<T> Chan<T> {
             let head = *self.head.get();
             let next = (*head).next.load(Ordering::Acquire);
             if next.is_null() {
-                return if self.tail.load(Ordering::Acquire) & !PARKED == head as usize {
+                return if untagged(self.tail.load(Ordering::Acquire)) == head {
                     Pop::Empty
                 } else {
                     Pop::Inconsistent
@@ -253,10 +266,10 @@ impl<T> Chan<T> {
             // or withdrawn before the next).
             unsafe { self.set_rx_task() };
             // SAFETY: the receiver owns `head`.
-            let head = unsafe { *self.head.get() } as usize;
+            let head = unsafe { *self.head.get() };
             if self
                 .tail
-                .compare_exchange(head, head | PARKED, Ordering::SeqCst, Ordering::Relaxed)
+                .compare_exchange(head, tagged(head), Ordering::SeqCst, Ordering::Relaxed)
                 .is_err()
             {
                 // A message is arriving (or arrived): take it.
@@ -265,7 +278,7 @@ impl<T> Chan<T> {
             if self.senders.load(Ordering::SeqCst) == 0 {
                 // Withdraw the bit (if the last sender has not claimed it) and report.
                 let _ = self.tail.compare_exchange(
-                    head | PARKED,
+                    tagged(head),
                     head,
                     Ordering::Relaxed,
                     Ordering::Relaxed,
@@ -274,14 +287,14 @@ impl<T> Chan<T> {
             }
             loop {
                 let woken = park::park(Which::Sys, deadline);
-                if self.tail.load(Ordering::Acquire) & PARKED == 0 {
+                if self.tail.load(Ordering::Acquire).addr() & PARKED == 0 {
                     // Claimed by a sender (its message is next) or by the last sender leaving.
                     break;
                 }
                 if !woken
                     && self
                         .tail
-                        .compare_exchange(head | PARKED, head, Ordering::Relaxed, Ordering::Relaxed)
+                        .compare_exchange(tagged(head), head, Ordering::Relaxed, Ordering::Relaxed)
                         .is_ok()
                 {
                     return Err(RecvTimeoutError::Timeout);
@@ -299,10 +312,10 @@ impl<T> Chan<T> {
             return;
         }
         let t = self.tail.load(Ordering::SeqCst);
-        if t & PARKED != 0
+        if t.addr() & PARKED != 0
             && self
                 .tail
-                .compare_exchange(t, t & !PARKED, Ordering::SeqCst, Ordering::Relaxed)
+                .compare_exchange(t, untagged(t), Ordering::SeqCst, Ordering::Relaxed)
                 .is_ok()
         {
             self.wake_rx();

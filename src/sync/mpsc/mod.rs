@@ -36,6 +36,8 @@
 
 mod array;
 mod list;
+#[cfg(test)]
+mod tests;
 mod zero;
 
 use std::cell::Cell;
