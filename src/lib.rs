@@ -7,6 +7,11 @@
 //! let h = hilos::spawn(|| 40 + 2);
 //! assert_eq!(h.join().unwrap(), 42);
 //! ```
+//!
+//! Each green thread has thread-locals of its own (every `thread_local!`, std's panic state and
+//! `std::thread::current()`, errno), as a std thread has: see [`runtime::tls_mode`] and the
+//! README's "Thread-locals" for how, and for the platforms where green threads share their
+//! worker's instead.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 #![warn(clippy::undocumented_unsafe_blocks)]

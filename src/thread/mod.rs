@@ -5,10 +5,11 @@
 //! a green thread, and a green thread can unpark a kernel thread.
 //!
 //! Differences from std that matter:
-//! - Green threads do not migrate between workers once started, but several green threads share
-//!   one worker kernel thread, so they share its `thread_local!` values, and
-//!   `std::thread::current()` inside a green thread names the worker, not the green thread (use
-//!   [`current`]). Panic messages printed by std's default hook name the worker thread.
+//! - Each green thread has its own `thread_local!` values, `std::thread::current()`, panic state
+//!   and errno, as a std thread has (see the README's "Thread-locals" and
+//!   [`crate::runtime::tls_mode`]; on platforms without that, green threads share their worker's).
+//!   `std::thread::current().name()` is `None` on a green thread: use [`current`] for hilos's
+//!   name and id. Green threads do not migrate between workers once started.
 //! - Blocking std calls (`std::sync::Mutex`, `std::thread::sleep`, std's I/O) block the whole
 //!   worker, not just the green thread; use hilos's own types.
 //! - There is no preemption: a green thread that computes without blocking or yielding keeps its
