@@ -106,9 +106,11 @@ pub(crate) fn run_worker(
     // short borrows that never span a switch.
     unsafe {
         local::install(&raw mut (*wp).local);
+        crate::tls::worker_ready();
         worker_loop(wp);
         local::install(std::ptr::null_mut());
     }
+    crate::tls::worker_stopped();
     w.local.release_stacks();
     // No green thread is left, so no operation is in flight.
     driver::uninstall();

@@ -541,6 +541,7 @@ mod tests {
     }
 }
 
-#[cfg(test)]
+// Plain kernel-thread tests (also run under Miri); not built against loom's primitives.
+#[cfg(all(test, not(loom)))]
 #[path = "waitq_tests.rs"]
 mod list_tests;

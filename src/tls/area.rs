@@ -3,13 +3,13 @@
 //! green thread's stack mapping.
 //!
 //! Life of an area, in the order the calls come:
-//! 1. [`prepare`] at spawn, on whatever thread spawns: the blocks from their init images, and the
-//!    control block's process-wide fields (canary, pointer guard) and self pointers. An area that
-//!    is being reused (the stack came back from a thread that exited cleanly) keeps its control
-//!    block and has only its blocks re-initialised.
-//! 2. [`first_run`] on the worker that first runs the thread (the thread stays there): the fields
-//!    that belong to that kernel thread (tid, malloc's tcache and arena), the per-worker slots
-//!    hilos mirrors ([`super::mirror`]), and a fresh `dtv`.
+//! 1. [`prepare`] at spawn, on whatever thread spawns: the control block's process-wide fields
+//!    (canary, pointer guard) and self pointers. An area that is being reused (the stack came
+//!    back from a thread that exited cleanly) keeps its control block as it was.
+//! 2. [`first_run`] on the worker that first runs the thread (the thread stays there): the blocks,
+//!    copied in one go from the worker's *template* ([`Template`]: every block's init image, with
+//!    libc's fields that belong to that kernel thread (ctype tables, malloc's tcache and arena)
+//!    and the per-worker slots hilos mirrors already in place), the tid, and the `dtv`.
 //! 3. [`exit_destructors`] on the green thread itself when its closure has returned: glibc's
 //!    `__cxa_thread_atexit` list (Rust's and C++'s `thread_local` destructors), then the pthread
 //!    key destructors (std's thread-exit cleanup is one), as glibc runs them for a kernel thread.
@@ -64,25 +64,9 @@ pub(super) unsafe fn prepare(
     model_tp: usize,
 ) -> usize {
     let tp = tp_of(l, top);
-    // SAFETY: every address written is inside the caller's area (the blocks lie
-    // below `tp` within `static_size`, the control block above it within `P::SIZE`), and the
-    // model's fields read are inside a live control block.
+    // SAFETY: every address written is inside the caller's area (the control block above `tp`
+    // within `P::SIZE`), and the model's fields read are inside a live control block.
     unsafe {
-        // The blocks: each module's init image, the rest zero. The surplus below them is left
-        // alone (never touched unless a module dlopen'ed later takes it).
-        for b in &l.blocks {
-            let dst = tp - b.off;
-            ptr::copy_nonoverlapping(b.image as *const u8, dst as *mut u8, b.filesz);
-            ptr::write_bytes((dst + b.filesz) as *mut u8, 0, b.memsz - b.filesz);
-        }
-        let lb = tp - l.libc_off;
-        let mlb = model_tp - l.libc_off;
-        // libc's block beyond its image, as glibc's start_thread sets it: the ctype tables, and
-        // `__resp` pointing at this control block's resolver state.
-        for &o in &l.ctype_offs {
-            put::<usize>(lb, o, get::<usize>(mlb, o));
-        }
-        put::<usize>(lb, l.resp_off, tp + P::RES);
         if get::<usize>(tp, P::TCB) == tp {
             // A clean area from an earlier thread (`after_exit`): its control block is as
             // `init_tcb` left it, but for the stack, which may be of another size now.
@@ -143,21 +127,67 @@ unsafe fn init_tcb(tp: usize, stack: (usize, usize), model_tp: usize) {
     }
 }
 
-/// Makes the area at `tp` belong to the calling worker kernel thread (pointer `worker_tp`):
-/// its tid, malloc's tcache and arena (shared with the worker, so a green thread's frees stay
-/// usable and nothing is cached per green thread), and a fresh `dtv`.
+/// A worker's ready-made static TLS blocks, `[tp - len, tp)` of a fresh area on that worker:
+/// each block's init image, libc's fields that belong to the worker kernel thread (the ctype
+/// tables, and malloc's tcache and arena, shared with the worker so a green thread's frees stay
+/// usable and nothing is cached per green thread), and the worker's values of the slots hilos
+/// mirrors (`super::mirror`). A thread's first run copies it whole.
+pub(super) struct Template {
+    bytes: Box<[u8]>,
+}
+
+impl Template {
+    /// A placeholder, before the worker's template is built.
+    pub(super) fn empty() -> Template {
+        Template {
+            bytes: Box::new([]),
+        }
+    }
+
+    /// The template of the calling worker kernel thread (thread pointer `worker_tp`), whose
+    /// mirrored slots are set; `mirrors` are their offsets below the thread pointer.
+    ///
+    /// # Safety
+    /// `worker_tp` is the calling kernel thread's own thread pointer.
+    pub(super) unsafe fn new(l: &Layout, worker_tp: usize, mirrors: &[usize]) -> Template {
+        let len = l.blocks.iter().map(|b| b.off).max().unwrap_or(0);
+        let mut bytes = vec![0u8; len].into_boxed_slice();
+        let tp = bytes.as_mut_ptr() as usize + len;
+        // SAFETY: every block lies in `[tp - len, tp)`; the worker's libc fields and mirrored
+        // slots are words of its own live TLS.
+        unsafe {
+            for b in &l.blocks {
+                ptr::copy_nonoverlapping(b.image as *const u8, (tp - b.off) as *mut u8, b.filesz);
+            }
+            let lb = tp - l.libc_off;
+            let wlb = worker_tp - l.libc_off;
+            for o in l.ctype_offs.into_iter().chain([l.tcache_off, l.arena_off]) {
+                ptr::write_unaligned((lb + o) as *mut usize, get::<usize>(wlb, o));
+            }
+            for &off in mirrors {
+                let v = get::<usize>(worker_tp - off, 0);
+                ptr::write_unaligned((tp - off) as *mut usize, v);
+            }
+        }
+        Template { bytes }
+    }
+}
+
+/// Makes the area at `tp` belong to the calling worker kernel thread (pointer `worker_tp`),
+/// whose template is `t`: its blocks, `__resp` (this control block's resolver state), its tid,
+/// and its `dtv`.
 ///
 /// # Safety
 /// `tp` is an area made by [`prepare`] whose thread has not run; `worker_tp` the calling kernel
-/// thread's real thread pointer.
-pub(super) unsafe fn first_run(l: &Layout, tp: usize, worker_tp: usize) {
-    // SAFETY: both areas are live control blocks and TLS blocks of this layout.
+/// thread's real thread pointer, `t` its template.
+pub(super) unsafe fn first_run(l: &Layout, t: &Template, tp: usize, worker_tp: usize) {
+    // SAFETY: the template covers exactly the area's blocks below `tp`; both control blocks are
+    // live and of this layout.
     unsafe {
+        let len = t.bytes.len();
+        ptr::copy_nonoverlapping(t.bytes.as_ptr(), (tp - len) as *mut u8, len);
+        put::<usize>(tp - l.libc_off, l.resp_off, tp + P::RES);
         put::<i32>(tp, P::TID, get::<i32>(worker_tp, P::TID));
-        let lb = tp - l.libc_off;
-        let wlb = worker_tp - l.libc_off;
-        put::<usize>(lb, l.tcache_off, get::<usize>(wlb, l.tcache_off));
-        put::<usize>(lb, l.arena_off, get::<usize>(wlb, l.arena_off));
         let kept = get::<*mut usize>(tp, P::DTV);
         if kept.is_null() || !refresh_dtv(kept, tp, worker_tp) {
             if !kept.is_null() {
@@ -204,7 +234,11 @@ unsafe fn refresh_dtv(dtv: *mut usize, tp: usize, worker_tp: usize) -> bool {
         if *dtv.sub(2) < len {
             return false;
         }
-        fill_dtv(dtv, wdtv, len, tp, worker_tp);
+        // Same generation: no module was loaded or unloaded since it was filled, so its static
+        // entries still point into this area and the others are unallocated (`after_exit`).
+        if *dtv != *wdtv {
+            fill_dtv(dtv, wdtv, len, tp, worker_tp);
+        }
         true
     }
 }
@@ -305,12 +339,13 @@ pub(super) unsafe fn exit_destructors(l: &Layout, tp: usize) {
 ///
 /// # Safety
 /// `tp` is the area of a thread that has exited and will never run again.
-pub(super) unsafe fn after_exit(tp: usize) {
+pub(super) unsafe fn after_exit(l: &Layout, tp: usize) {
     // SAFETY: the dtv was made by `new_dtv`; dynamic blocks were allocated by glibc with malloc
     // (`to_free`, the entry's second word).
     unsafe {
         let dtv = get::<*mut usize>(tp, P::DTV);
-        if !dtv.is_null() {
+        // A dtv of the generation where every module was static has no dynamic block.
+        if !dtv.is_null() && Some(*dtv) != l.static_generation {
             let len = *dtv.sub(2);
             for i in 1..=len {
                 let to_free = *dtv.add(2 * i + 1);

@@ -90,6 +90,9 @@ pub(super) struct Layout {
     pub(super) call_tls_dtors: unsafe extern "C" fn(),
     /// `__pthread_keys`: `struct pthread_key_struct { uintptr_t seq; void (*destr)(void *); }[1024]`.
     pub(super) pthread_keys: usize,
+    /// The dtv generation at discovery, if every module with TLS then had a static block: a dtv
+    /// still of that generation has no dynamically allocated block to free.
+    pub(super) static_generation: Option<usize>,
 }
 
 unsafe extern "C" {
@@ -131,15 +134,16 @@ unsafe fn word(base: usize, off: usize) -> usize {
     unsafe { *((base + off) as *const usize) }
 }
 
-/// The static blocks of the loaded modules, as seen from the calling thread (pointer `tp`).
-fn blocks(tp: usize) -> Vec<Block> {
+/// The static blocks of the loaded modules, as seen from the calling thread (pointer `tp`), and
+/// whether every module with TLS has one.
+fn blocks(tp: usize) -> (Vec<Block>, bool) {
     unsafe extern "C" fn each(info: *mut libc::dl_phdr_info, _: usize, data: *mut c_void) -> i32 {
         // SAFETY: dl_iterate_phdr passes a valid record, and `data` is the Vec below.
         let (info, out) = unsafe { (&*info, &mut *data.cast::<Vec<(usize, Block)>>()) };
         for i in 0..info.dlpi_phnum as usize {
             // SAFETY: `dlpi_phdr` has `dlpi_phnum` entries.
             let ph = unsafe { &*info.dlpi_phdr.add(i) };
-            if ph.p_type == libc::PT_TLS && !info.dlpi_tls_data.is_null() {
+            if ph.p_type == libc::PT_TLS {
                 out.push((
                     info.dlpi_tls_data as usize,
                     Block {
@@ -156,7 +160,8 @@ fn blocks(tp: usize) -> Vec<Block> {
     let mut found: Vec<(usize, Block)> = Vec::new();
     // SAFETY: the callback only reads the records and pushes into `found`.
     unsafe { libc::dl_iterate_phdr(Some(each), (&raw mut found).cast()) };
-    found
+    let all = found.len();
+    let blocks: Vec<Block> = found
         .into_iter()
         // A block in the static area lies just below the thread pointer; a dlopen'ed module's
         // dynamic block lives in the heap and is allocated per thread on first use (per green
@@ -166,7 +171,9 @@ fn blocks(tp: usize) -> Vec<Block> {
             b.off = tp - addr;
             b
         })
-        .collect()
+        .collect();
+    let all_static = blocks.len() == all;
+    (blocks, all_static)
 }
 
 /// Finds malloc's `tcache` pointer in libc's block: after `malloc(64)` and `free`, the tcache
@@ -254,7 +261,9 @@ impl Layout {
             let f: unsafe extern "C" fn(*mut usize, *mut usize) = std::mem::transmute(info);
             f(&mut static_size, &mut static_align);
         }
-        let blocks = blocks(tp);
+        let (blocks, all_static) = blocks(tp);
+        // SAFETY: this thread's dtv; its entry 0 is the generation.
+        let generation = unsafe { *(word(tp, pthread::DTV) as *const usize) };
         // SAFETY: errno's address in this thread is in libc's block.
         let errno = unsafe { __errno_location() } as usize;
         let libc_block = blocks
@@ -307,6 +316,7 @@ impl Layout {
                 std::mem::transmute::<*mut c_void, unsafe extern "C" fn()>(dtors)
             },
             pthread_keys: keys as usize,
+            static_generation: all_static.then_some(generation),
         })
     }
 }

@@ -58,6 +58,7 @@
 mod area;
 mod glibc;
 
+use std::cell::Cell;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
@@ -266,16 +267,51 @@ pub(crate) unsafe fn prepare(top: usize, stack: (usize, usize)) -> usize {
 /// # Safety
 /// Per-green mode; called on the worker that will run the thread, before its first switch in.
 pub(crate) unsafe fn first_run(tp: usize, worker_tp: usize) {
-    let cur = arch_tp();
-    // SAFETY: per the contract; mirrored offsets are offsets of pointer-sized thread-locals of
-    // the executable's block, the same in every area.
-    unsafe {
-        area::first_run(layout(), tp, worker_tp);
-        let n = MIRRORS_LEN.load(Ordering::Acquire);
-        for m in &MIRRORS[..n] {
-            let off = m.load(Ordering::Relaxed);
-            *((tp - off) as *mut usize) = *((cur - off) as *const usize);
-        }
+    let t = TEMPLATE.with(|t| t.get());
+    assert!(
+        !t.is_null(),
+        "hilos: a green thread first ran on a worker with no TLS template"
+    );
+    // SAFETY: per the contract; a non-null template is this worker's (`worker_ready`), alive
+    // until the worker stops, after its last green thread.
+    unsafe { area::first_run(layout(), &*t, tp, worker_tp) }
+}
+
+thread_local! {
+    /// The worker's template of a green thread's blocks (`area::Template`), mirrored into its
+    /// green threads so a first run prepared on one of them finds it too.
+    static TEMPLATE: Cell<*const area::Template> = const { Cell::new(std::ptr::null()) };
+}
+
+/// Called by a worker kernel thread once its own per-worker slots are set and mirrored, before
+/// its first green thread runs: builds its template of a green thread's TLS blocks.
+pub(crate) fn worker_ready() {
+    if !per_green() {
+        return;
+    }
+    let slot = TEMPLATE.with(|t| t.as_ptr().cast::<usize>().cast_const());
+    mirror(slot);
+    let tp = arch_tp();
+    let n = MIRRORS_LEN.load(Ordering::Acquire);
+    let offs: Vec<usize> = MIRRORS[..n]
+        .iter()
+        .map(|m| m.load(Ordering::Relaxed))
+        .collect();
+    // The template's own slot must hold the template: set it first, then copy everything.
+    let boxed = Box::new(area::Template::empty());
+    let p = Box::into_raw(boxed);
+    TEMPLATE.with(|t| t.set(p));
+    // SAFETY: `tp` is this kernel thread's thread pointer; `p` is ours.
+    unsafe { *p = area::Template::new(layout(), tp, &offs) };
+}
+
+/// Called by a worker kernel thread when it stops, after its last green thread: frees its
+/// template.
+pub(crate) fn worker_stopped() {
+    let p = TEMPLATE.with(|t| t.replace(std::ptr::null()));
+    if !p.is_null() {
+        // SAFETY: made by `worker_ready` on this thread, and no green thread of it is left.
+        drop(unsafe { Box::from_raw(p.cast_mut()) });
     }
 }
 
@@ -305,7 +341,7 @@ pub(crate) unsafe fn exit_destructors() {
 /// Per-green mode; `tp` is the area of a thread that has exited and never runs again.
 pub(crate) unsafe fn after_exit(tp: usize) {
     // SAFETY: per the contract.
-    unsafe { area::after_exit(tp) }
+    unsafe { area::after_exit(layout(), tp) }
 }
 
 /// The memory of a stack whose mapping ends at `top` is about to be released or unmapped: gives
