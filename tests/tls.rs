@@ -385,15 +385,19 @@ int hilos_test_ssp(void (*park)(void), int id) {
     }
     within(60, move || {
         on_both(|| {
-            let hs: Vec<_> = (1..=20)
-                .map(|id| {
-                    // SAFETY: `f` takes a callback and an int; the callback may park.
-                    hilos::spawn(move || unsafe { f(park, id) })
-                })
-                .collect();
-            for (id, h) in (1..=20).zip(hs) {
-                // Each thread's own `counter` (3), and its own buffer (2 * id).
-                assert_eq!(h.join().unwrap(), 2 * id + 3000);
+            // Several rounds: later threads reuse the stacks (and TLS areas) of earlier ones,
+            // whose blocks of the dlopen'ed library were freed when they exited.
+            for _ in 0..3 {
+                let hs: Vec<_> = (1..=20)
+                    .map(|id| {
+                        // SAFETY: `f` takes a callback and an int; the callback may park.
+                        hilos::spawn(move || unsafe { f(park, id) })
+                    })
+                    .collect();
+                for (id, h) in (1..=20).zip(hs) {
+                    // Each thread's own `counter` (3), and its own buffer (2 * id).
+                    assert_eq!(h.join().unwrap(), 2 * id + 3000);
+                }
             }
         })
     });

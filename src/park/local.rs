@@ -37,6 +37,7 @@ use crate::stack;
 use crate::task::runq::Home;
 use crate::task::{Header, PARKED, TaskRef, WAIT_NONE, WAIT_SLEEP, WAIT_SYS, WAIT_USER};
 use crate::time::Timers;
+use crate::tls::TpSwitch;
 
 /// How many switches between two visits of the scheduler context.
 pub(crate) const FAIRNESS_TICKS: u32 = 61;
@@ -122,26 +123,8 @@ impl Local {
         // The thread is not running, and only the kernel thread that holds its scheduling
         // reference touches its context.
         let how = if g.home.get().is_null() {
-            g.home.set(Arc::as_ptr(&self.home));
-            let load = &self.home.load;
-            // Only this worker writes `pinned`.
-            load.pinned
-                .store(load.pinned.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
-            if g.placed.get() {
-                load.placed.fetch_sub(1, Ordering::Relaxed);
-            }
-            if g.tls_tp != 0 {
-                // SAFETY: the thread's area was prepared at spawn and it has not run; we are the
-                // worker that runs it from now on; its `CURRENT_GREEN` is itself for good.
-                unsafe {
-                    crate::tls::first_run(g.tls_tp, self.sched_tp);
-                    crate::tls::write_as(
-                        g.tls_tp,
-                        crate::task::current_green_slot(),
-                        p.as_ptr() as usize,
-                    );
-                }
-            }
+            // SAFETY: per the contract: `p` has not run, and we hold it.
+            unsafe { self.pin(p) };
             arch::Resume::Jump
         } else {
             arch::Resume::Return
@@ -150,6 +133,40 @@ impl Local {
         crate::task::set_current_green(p.as_ptr());
         // SAFETY: as above: the saved stack pointer is ours to read while the thread is not running.
         (unsafe { *g.sp.get() }, how, g.tls_tp)
+    }
+
+    /// A thread's first run: pins it to this worker and, with per-green-thread TLS, makes its
+    /// area this worker's. Out of line, so that the switch path that inlines `prepare_run` stays
+    /// small.
+    ///
+    /// # Safety
+    /// `p` is a live green thread that has not run, whose scheduling reference we hold.
+    #[inline(never)]
+    unsafe fn pin(&mut self, p: NonNull<Header>) {
+        // SAFETY: per the contract.
+        let g = unsafe { p.as_ref() }
+            .green()
+            .expect("hilos: a kernel thread was queued");
+        g.home.set(Arc::as_ptr(&self.home));
+        let load = &self.home.load;
+        // Only this worker writes `pinned`.
+        load.pinned
+            .store(load.pinned.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        if g.placed.get() {
+            load.placed.fetch_sub(1, Ordering::Relaxed);
+        }
+        if g.tls_tp != 0 {
+            // SAFETY: the thread's area was prepared at spawn and it has not run; we are the
+            // worker that runs it from now on; its `CURRENT_GREEN` is itself for good.
+            unsafe {
+                crate::tls::first_run(g.tls_tp, self.sched_tp);
+                crate::tls::write_as(
+                    g.tls_tp,
+                    crate::task::current_green_slot(),
+                    p.as_ptr() as usize,
+                );
+            }
+        }
     }
 
     /// Returns an exited thread's stack to the pool and drops its scheduling reference.
@@ -282,13 +299,13 @@ pub(crate) unsafe fn install(l: *mut Local) {
 unsafe fn switch_to(save: *mut *mut u8, to: *mut u8, how: arch::Resume, tp: usize) {
     // SAFETY: per the contract. Between `set_tp_syscall` and the switch nothing touches TLS.
     unsafe {
-        if crate::tls::switch_sets_tp() {
-            arch::switch_ret_tp(save, to, how, tp);
-        } else {
-            if crate::tls::per_green() {
+        match crate::tls::tp_switch() {
+            TpSwitch::InSwitch => arch::switch_ret_tp(save, to, how, tp),
+            TpSwitch::Syscall => {
                 crate::tls::set_tp_syscall(tp);
+                arch::switch_ret(save, to, how);
             }
-            arch::switch_ret(save, to, how);
+            TpSwitch::None => arch::switch_ret(save, to, how),
         }
     }
 }
@@ -378,13 +395,15 @@ pub(crate) unsafe fn run_task(w: *mut Local, t: TaskRef) {
     // SAFETY: per the contract: `w` is our worker; `p` a live green thread we now run.
     unsafe {
         let (to, _, tp) = (*w).prepare_run(p);
-        if crate::tls::switch_sets_tp() {
-            arch::switch_ret_tp(&raw mut (*w).sched_sp, to, arch::Resume::Jump, tp);
-        } else {
-            if crate::tls::per_green() {
-                crate::tls::set_tp_syscall(tp);
+        match crate::tls::tp_switch() {
+            TpSwitch::InSwitch => {
+                arch::switch_ret_tp(&raw mut (*w).sched_sp, to, arch::Resume::Jump, tp)
             }
-            arch::switch(&raw mut (*w).sched_sp, to);
+            TpSwitch::Syscall => {
+                crate::tls::set_tp_syscall(tp);
+                arch::switch(&raw mut (*w).sched_sp, to);
+            }
+            TpSwitch::None => arch::switch(&raw mut (*w).sched_sp, to),
         }
         // Back on the scheduler context: whoever switched here cleared `current`.
         after_switch();

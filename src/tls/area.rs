@@ -161,7 +161,8 @@ impl Template {
             }
             let lb = tp - l.libc_off;
             let wlb = worker_tp - l.libc_off;
-            for o in l.ctype_offs.into_iter().chain([l.tcache_off, l.arena_off]) {
+            let malloc = [l.tcache_off, l.arena_off];
+            for &o in l.ctype_offs.iter().chain(malloc.iter().flatten()) {
                 ptr::write_unaligned((lb + o) as *mut usize, get::<usize>(wlb, o));
             }
             for &off in mirrors {
@@ -188,73 +189,26 @@ pub(super) unsafe fn first_run(l: &Layout, t: &Template, tp: usize, worker_tp: u
         ptr::copy_nonoverlapping(t.bytes.as_ptr(), (tp - len) as *mut u8, len);
         put::<usize>(tp - l.libc_off, l.resp_off, tp + P::RES);
         put::<i32>(tp, P::TID, get::<i32>(worker_tp, P::TID));
-        let kept = get::<*mut usize>(tp, P::DTV);
-        if kept.is_null() || !refresh_dtv(kept, tp, worker_tp) {
-            if !kept.is_null() {
-                libc::free(kept.sub(2).cast());
-            }
-            put::<usize>(tp, P::DTV, new_dtv(tp, worker_tp));
+        // An area keeps its dtv between threads, reset by `after_exit`.
+        if get::<usize>(tp, P::DTV) == 0 {
+            put::<usize>(tp, P::DTV, new_dtv(l, tp));
         }
     }
 }
 
-/// Entries of a dtv: those of static modules point into the area at `tp`, the others are
-/// unallocated. `wdtv` is the worker's dtv, `len` the number of modules both cover.
+/// A dtv for the area at `tp`, shaped as glibc's (`arr[0]` the length, the dtv at `&arr[1]`,
+/// 16-byte entries, entry 0 the generation): as long as the modules loaded at start (which all
+/// have static blocks), whose entries point into the area, and of generation 0, so that glibc's
+/// `__tls_get_addr` brings it up to date (growing it with `realloc`, and allocating blocks of
+/// `dlopen`ed modules for this thread) the first time this thread touches such a module's TLS.
+/// Hence malloc'ed, and small.
 ///
 /// # Safety
-/// `dtv` and `wdtv` are glibc-shaped dtvs with at least `len` module entries.
-unsafe fn fill_dtv(dtv: *mut usize, wdtv: *const usize, len: usize, tp: usize, worker_tp: usize) {
-    const UNALLOCATED: usize = usize::MAX;
-    // SAFETY: per the contract; entry i is the two words at `2 * i`.
+/// `tp` is an area of this layout.
+unsafe fn new_dtv(l: &Layout, tp: usize) -> usize {
+    let len = l.blocks.iter().map(|b| b.modid).max().unwrap_or(0);
+    // SAFETY: a fresh allocation of `len + 2` entries; each module id is in `1..=len`.
     unsafe {
-        *dtv = *wdtv;
-        for i in 1..=len {
-            let v = *wdtv.add(2 * i);
-            let in_static = v < worker_tp && worker_tp - v < (1 << 20);
-            *dtv.add(2 * i) = if in_static {
-                tp - (worker_tp - v)
-            } else {
-                UNALLOCATED
-            };
-            *dtv.add(2 * i + 1) = 0;
-        }
-    }
-}
-
-/// Reuses the dtv an area kept from its previous thread ([`after_exit`]) if it covers as many
-/// modules as the worker's; `false` if it must be replaced.
-///
-/// # Safety
-/// `dtv` is a dtv made by [`new_dtv`] whose dynamic blocks were freed; `worker_tp` a live thread.
-unsafe fn refresh_dtv(dtv: *mut usize, tp: usize, worker_tp: usize) -> bool {
-    // SAFETY: glibc-shaped dtvs: `dtv[-1].counter` is the length.
-    unsafe {
-        let wdtv = get::<*const usize>(worker_tp, P::DTV);
-        let len = *wdtv.sub(2);
-        if *dtv.sub(2) < len {
-            return false;
-        }
-        // Same generation: no module was loaded or unloaded since it was filled, so its static
-        // entries still point into this area and the others are unallocated (`after_exit`).
-        if *dtv != *wdtv {
-            fill_dtv(dtv, wdtv, len, tp, worker_tp);
-        }
-        true
-    }
-}
-
-/// A malloc'ed dtv shaped as glibc's (`arr[0]` the length, the dtv at `&arr[1]`, 16-byte
-/// entries, entry 0 the generation): static modules point into the area, the others are
-/// unallocated so `__tls_get_addr` allocates their blocks for this thread on first use. malloc'ed
-/// because glibc may `realloc` it after a `dlopen`.
-///
-/// # Safety
-/// `worker_tp` is a live thread's control block, `tp` an area of the same layout.
-unsafe fn new_dtv(tp: usize, worker_tp: usize) -> usize {
-    // SAFETY: glibc's dtv of a live thread: `dtv[-1].counter` is its length.
-    unsafe {
-        let wdtv = get::<*const usize>(worker_tp, P::DTV);
-        let len = *wdtv.sub(2);
         let arr = libc::calloc(len + 2, 16) as *mut usize;
         if arr.is_null() {
             std::alloc::handle_alloc_error(std::alloc::Layout::from_size_align_unchecked(
@@ -264,7 +218,9 @@ unsafe fn new_dtv(tp: usize, worker_tp: usize) -> usize {
         }
         *arr = len;
         let dtv = arr.add(2);
-        fill_dtv(dtv, wdtv, len, tp, worker_tp);
+        for b in &l.blocks {
+            *dtv.add(2 * b.modid) = tp - b.off;
+        }
         dtv as usize
     }
 }
@@ -343,18 +299,24 @@ pub(super) unsafe fn after_exit(l: &Layout, tp: usize) {
     // SAFETY: the dtv was made by `new_dtv`; dynamic blocks were allocated by glibc with malloc
     // (`to_free`, the entry's second word).
     unsafe {
+        // A dtv glibc never brought up to date (generation 0) has allocated nothing. Otherwise
+        // free the blocks it allocated for this thread and take it back to generation 0, its
+        // entries of the modules loaded at start (static, in this area) as they were.
         let dtv = get::<*mut usize>(tp, P::DTV);
-        // A dtv of the generation where every module was static has no dynamic block.
-        if !dtv.is_null() && Some(*dtv) != l.static_generation {
+        if !dtv.is_null() && *dtv != 0 {
             let len = *dtv.sub(2);
             for i in 1..=len {
                 let to_free = *dtv.add(2 * i + 1);
                 if to_free != 0 {
                     libc::free(to_free as *mut libc::c_void);
-                    *dtv.add(2 * i) = usize::MAX;
-                    *dtv.add(2 * i + 1) = 0;
                 }
+                *dtv.add(2 * i) = usize::MAX; // TLS_DTV_UNALLOCATED
+                *dtv.add(2 * i + 1) = 0;
             }
+            for b in &l.blocks {
+                *dtv.add(2 * b.modid) = tp - b.off;
+            }
+            *dtv = 0;
         }
         // State a thread may leave behind that a fresh control block would not have: the
         // resolver (res_init), cancellation state, a robust list in use. Rebuild from scratch.

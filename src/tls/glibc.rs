@@ -64,6 +64,8 @@ pub(super) mod pthread {
 /// One module's static TLS block.
 #[derive(Debug, Clone)]
 pub(super) struct Block {
+    /// The module's TLS id (its index in a dtv).
+    pub(super) modid: usize,
     /// Distance below the thread pointer (variant II: the block is at `tp - off`).
     pub(super) off: usize,
     /// The initialisation image (`.tdata`), and its size; the rest up to `memsz` is zero.
@@ -84,15 +86,17 @@ pub(super) struct Layout {
     pub(super) libc_off: usize,
     pub(super) resp_off: usize,
     pub(super) ctype_offs: [usize; 3],
-    pub(super) tcache_off: usize,
-    pub(super) arena_off: usize,
+    /// malloc's per-thread cache pointer in libc's block, shared with the worker; `None` if not
+    /// found (glibc's malloc replaced, as under valgrind, or its cache turned off; otherwise said
+    /// on stderr: each green thread would then build a cache of its own).
+    pub(super) tcache_off: Option<usize>,
+    /// malloc's arena pointer in libc's block, shared with the worker; `None` if not found (a
+    /// green thread then picks an arena on its first allocation, as a new thread does).
+    pub(super) arena_off: Option<usize>,
     /// glibc's private entry points (resolved with `dlsym`).
     pub(super) call_tls_dtors: unsafe extern "C" fn(),
     /// `__pthread_keys`: `struct pthread_key_struct { uintptr_t seq; void (*destr)(void *); }[1024]`.
     pub(super) pthread_keys: usize,
-    /// The dtv generation at discovery, if every module with TLS then had a static block: a dtv
-    /// still of that generation has no dynamically allocated block to free.
-    pub(super) static_generation: Option<usize>,
 }
 
 unsafe extern "C" {
@@ -134,9 +138,8 @@ unsafe fn word(base: usize, off: usize) -> usize {
     unsafe { *((base + off) as *const usize) }
 }
 
-/// The static blocks of the loaded modules, as seen from the calling thread (pointer `tp`), and
-/// whether every module with TLS has one.
-fn blocks(tp: usize) -> (Vec<Block>, bool) {
+/// The static blocks of the loaded modules, as seen from the calling thread (pointer `tp`).
+fn blocks(tp: usize) -> Vec<Block> {
     unsafe extern "C" fn each(info: *mut libc::dl_phdr_info, _: usize, data: *mut c_void) -> i32 {
         // SAFETY: dl_iterate_phdr passes a valid record, and `data` is the Vec below.
         let (info, out) = unsafe { (&*info, &mut *data.cast::<Vec<(usize, Block)>>()) };
@@ -147,6 +150,7 @@ fn blocks(tp: usize) -> (Vec<Block>, bool) {
                 out.push((
                     info.dlpi_tls_data as usize,
                     Block {
+                        modid: info.dlpi_tls_modid,
                         off: 0,
                         image: info.dlpi_addr as usize + ph.p_vaddr as usize,
                         filesz: ph.p_filesz as usize,
@@ -160,8 +164,7 @@ fn blocks(tp: usize) -> (Vec<Block>, bool) {
     let mut found: Vec<(usize, Block)> = Vec::new();
     // SAFETY: the callback only reads the records and pushes into `found`.
     unsafe { libc::dl_iterate_phdr(Some(each), (&raw mut found).cast()) };
-    let all = found.len();
-    let blocks: Vec<Block> = found
+    found
         .into_iter()
         // A block in the static area lies just below the thread pointer; a dlopen'ed module's
         // dynamic block lives in the heap and is allocated per thread on first use (per green
@@ -171,9 +174,7 @@ fn blocks(tp: usize) -> (Vec<Block>, bool) {
             b.off = tp - addr;
             b
         })
-        .collect();
-    let all_static = blocks.len() == all;
-    (blocks, all_static)
+        .collect()
 }
 
 /// Finds malloc's `tcache` pointer in libc's block: after `malloc(64)` and `free`, the tcache
@@ -261,9 +262,7 @@ impl Layout {
             let f: unsafe extern "C" fn(*mut usize, *mut usize) = std::mem::transmute(info);
             f(&mut static_size, &mut static_align);
         }
-        let (blocks, all_static) = blocks(tp);
-        // SAFETY: this thread's dtv; its entry 0 is the generation.
-        let generation = unsafe { *(word(tp, pthread::DTV) as *const usize) };
+        let blocks = blocks(tp);
         // SAFETY: errno's address in this thread is in libc's block.
         let errno = unsafe { __errno_location() } as usize;
         let libc_block = blocks
@@ -294,9 +293,15 @@ impl Layout {
             rel(ctype[1]).ok_or("ctype state outside libc's block")?,
             rel(ctype[2]).ok_or("ctype state outside libc's block")?,
         ];
-        let tcache_off = probe_tcache(lb, libc_block.memsz).ok_or("malloc's tcache not found")?;
-        let arena_off =
-            probe_arena(libc_block.off, libc_block.memsz).ok_or("malloc's arena not found")?;
+        let tcache_off = probe_tcache(lb, libc_block.memsz);
+        let arena_off = probe_arena(libc_block.off, libc_block.memsz);
+        if tcache_off.is_none() {
+            eprintln!(
+                "hilos: malloc's per-thread cache was not found in libc's thread-local storage \
+                 (malloc replaced, or its cache turned off?); if glibc's malloc is in use, each \
+                 green thread that allocates builds a cache of its own"
+            );
+        }
         if static_size < pthread::SIZE || !static_align.is_power_of_two() || static_align > 4096 {
             return Err(format!(
                 "unexpected static TLS size {static_size} / alignment {static_align}"
@@ -316,7 +321,6 @@ impl Layout {
                 std::mem::transmute::<*mut c_void, unsafe extern "C" fn()>(dtors)
             },
             pthread_keys: keys as usize,
-            static_generation: all_static.then_some(generation),
         })
     }
 }

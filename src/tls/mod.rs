@@ -145,11 +145,25 @@ pub(crate) fn per_green() -> bool {
     m == FSBASE || m == SYSCALL
 }
 
-/// Whether the switch loads the thread pointer itself (`wrfsbase`); otherwise, in per-green mode,
-/// the caller sets it with [`set_tp_syscall`] before switching.
+/// How the switch path must set the thread pointer: one load of the mode for both questions.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TpSwitch {
+    /// Thread-locals are shared: leave it.
+    None,
+    /// The switch loads it itself (`wrfsbase`, `arch::switch_ret_tp`).
+    InSwitch,
+    /// Set it with [`set_tp_syscall`] just before the switch.
+    Syscall,
+}
+
+/// See [`TpSwitch`].
 #[inline(always)]
-pub(crate) fn switch_sets_tp() -> bool {
-    MODE.load(Ordering::Relaxed) == FSBASE
+pub(crate) fn tp_switch() -> TpSwitch {
+    match MODE.load(Ordering::Relaxed) {
+        FSBASE => TpSwitch::InSwitch,
+        SYSCALL => TpSwitch::Syscall,
+        _ => TpSwitch::None,
+    }
 }
 
 fn choose() -> (u8, String) {
