@@ -62,7 +62,21 @@ use std::cell::Cell;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
-/// How green threads get their thread-locals.
+/// How green threads get their thread-locals ([`crate::runtime::tls_mode`]).
+///
+/// # Examples
+///
+/// ```
+/// use hilos::runtime::TlsMode;
+///
+/// let _rt = hilos::Runtime::builder().workers(1).build().unwrap();
+/// match hilos::runtime::tls_mode() {
+///     TlsMode::PerThreadFsBase | TlsMode::PerThreadSyscall => {
+///         // Each green thread has its own thread-locals.
+///     }
+///     mode => assert!(!mode.per_green_thread(), "{mode}"),
+/// }
+/// ```
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
 #[non_exhaustive]
 pub enum TlsMode {
