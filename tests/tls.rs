@@ -515,3 +515,48 @@ fn thread_locals_of_the_spawner_are_not_the_childs() {
         })
     });
 }
+
+/// Where thread-locals are shared (forced here with `HILOS_TLS=shared`), hilos says so once on
+/// stderr and through `tls_mode()`; with `HILOS_TLS=arch_prctl` the syscall setter is used.
+#[test]
+fn the_mode_is_said_once_and_can_be_queried() {
+    use hilos::runtime::TlsMode;
+    if is_child() {
+        for _ in 0..3 {
+            let rt = hilos::Runtime::builder().workers(1).build().unwrap();
+            rt.block_on(|| ());
+        }
+        println!("mode: {:?}", hilos::runtime::tls_mode());
+        return;
+    }
+    let out = run_child(
+        "the_mode_is_said_once_and_can_be_queried",
+        &[("HILOS_TLS", "shared")],
+    );
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stdout.contains(&format!("mode: {:?}", TlsMode::SharedPerWorker)),
+        "{stdout}"
+    );
+    assert_eq!(
+        stderr.matches("share their worker's thread-locals").count(),
+        1,
+        "{stderr}"
+    );
+    if cfg!(target_arch = "x86_64") && per_green_mode() {
+        let out = run_child(
+            "the_mode_is_said_once_and_can_be_queried",
+            &[("HILOS_TLS", "arch_prctl")],
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success());
+        assert!(
+            stdout.contains(&format!("mode: {:?}", TlsMode::PerThreadSyscall)),
+            "{stdout}"
+        );
+    }
+}
