@@ -289,8 +289,9 @@ pub(crate) unsafe fn prepare(top: usize, stack: (usize, usize)) -> usize {
 }
 
 /// Makes the area `tp` (prepared, not yet run) belong to the calling worker, whose own thread
-/// pointer is `worker_tp`, and copies the mirrored per-worker slots into it from the running
-/// context (a worker context or one of its green threads: they hold the same values).
+/// pointer is `worker_tp`: its blocks from the worker's template (init images, the worker's libc
+/// fields and mirrored slots), its tid and dtv. The template is found through a mirrored slot, so
+/// this works from the worker's scheduler context and from any of its green threads.
 ///
 /// # Safety
 /// Per-green mode; called on the worker that will run the thread, before its first switch in.
