@@ -173,6 +173,44 @@ hilos_v0_switch_ret:
         .size   hilos_v0_switch_ret, .-hilos_v0_switch_ret
 
 // ---------------------------------------------------------------------------------------------
+// void hilos_v0_switch_tp(void **save, void *to, uintptr_t tp)       br x30, and loads tpidr_el0
+// void hilos_v0_switch_ret_tp(void **save, void *to, uintptr_t tp)   ret, and loads tpidr_el0
+//   x0 = save, x1 = to: as above
+//   x2 = tp:   the thread pointer of the context being resumed (its TLS area: glibc's 16-byte
+//              thread control block at tp, the static TLS blocks above it, struct pthread below)
+//
+// Used when every green thread has its own thread-locals (src/tls).  The stack at entry and the
+// frames are exactly those of hilos_v0_switch.  tpidr_el0 changes after the resumed context's
+// registers are loaded and before it runs; nothing in this routine reads memory through the
+// thread pointer, so each context's TLS accesses see its own area.  The leaving context's thread
+// pointer is not saved: the runtime knows it.  x2 is caller-saved and the frame macro does not
+// touch it.  tpidr_el0 is writable from user space on every aarch64 Linux.
+// ---------------------------------------------------------------------------------------------
+        .p2align 4
+        .globl  hilos_v0_switch_tp
+        .hidden hilos_v0_switch_tp
+        .type   hilos_v0_switch_tp, %function
+hilos_v0_switch_tp:
+        .cfi_startproc
+        hilos_switch_frame              // save this context, load the other one's registers
+        msr     tpidr_el0, x2           // thread pointer = the resumed context's
+        br      x30                     // resume, predicted by the indirect branch predictor
+        .cfi_endproc
+        .size   hilos_v0_switch_tp, .-hilos_v0_switch_tp
+
+        .p2align 4
+        .globl  hilos_v0_switch_ret_tp
+        .hidden hilos_v0_switch_ret_tp
+        .type   hilos_v0_switch_ret_tp, %function
+hilos_v0_switch_ret_tp:
+        .cfi_startproc
+        hilos_switch_frame              // save this context, load the other one's registers
+        msr     tpidr_el0, x2           // thread pointer = the resumed context's
+        ret                             // resume, predicted by the return-address stack
+        .cfi_endproc
+        .size   hilos_v0_switch_ret_tp, .-hilos_v0_switch_ret_tp
+
+// ---------------------------------------------------------------------------------------------
 // void *hilos_v0_init_stack(void *top, void (*entry)(void *), void *arg)
 //   x0 = top:   highest address (exclusive) of the fresh stack, 16-aligned
 //   x1 = entry: function the new context runs first; never returns

@@ -194,11 +194,11 @@ pub(crate) unsafe fn switch_ret(save: *mut *mut u8, to: *mut u8, how: Resume) {
     unsafe { f(save, to) }
 }
 
-#[cfg(target_arch = "x86_64")]
 unsafe extern "C" {
-    /// [`hilos_v0_switch`] that also loads the resumed context's thread pointer (fs base).
+    /// [`hilos_v0_switch`] that also loads the resumed context's thread pointer (the fs base on
+    /// x86_64, `tpidr_el0` on aarch64).
     fn hilos_v0_switch_tp(save: *mut *mut u8, to: *mut u8, tp: usize);
-    /// [`hilos_v0_switch_ret`] that also loads the resumed context's thread pointer (fs base).
+    /// [`hilos_v0_switch_ret`] that also loads the resumed context's thread pointer.
     fn hilos_v0_switch_ret_tp(save: *mut *mut u8, to: *mut u8, tp: usize);
 }
 
@@ -209,7 +209,8 @@ unsafe extern "C" {
 /// # Safety
 ///
 /// As for [`switch_ret`]; and `tp` is the resumed context's own thread pointer (its TLS area, or
-/// the worker's for the scheduler context), and the kernel allows `wrfsbase` (`tls` checks).
+/// the worker's for the scheduler context), and on x86_64 the kernel allows `wrfsbase` (`tls`
+/// checks).
 #[inline]
 pub(crate) unsafe fn switch_ret_tp(save: *mut *mut u8, to: *mut u8, how: Resume, tp: usize) {
     debug_assert!(!save.is_null(), "switch: null save slot");
@@ -217,22 +218,14 @@ pub(crate) unsafe fn switch_ret_tp(save: *mut *mut u8, to: *mut u8, how: Resume,
         !to.is_null() && to.addr().is_multiple_of(16),
         "switch: target stack pointer {to:p} is null or misaligned"
     );
-    #[cfg(target_arch = "x86_64")]
-    {
-        let f: unsafe extern "C" fn(*mut *mut u8, *mut u8, usize) = match how {
-            Resume::Jump => hilos_v0_switch_tp,
-            Resume::Return => hilos_v0_switch_ret_tp,
-        };
-        // One indirect call site, as in `switch_ret`.
-        let f = std::hint::black_box(f);
-        // SAFETY: as in `switch_ret`; `tp` is a valid thread pointer for the resumed context.
-        unsafe { f(save, to, tp) }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        let _ = (how, tp);
-        unreachable!("hilos: the thread pointer is switched on x86_64 only")
-    }
+    let f: unsafe extern "C" fn(*mut *mut u8, *mut u8, usize) = match how {
+        Resume::Jump => hilos_v0_switch_tp,
+        Resume::Return => hilos_v0_switch_ret_tp,
+    };
+    // One indirect call site, as in `switch_ret`.
+    let f = std::hint::black_box(f);
+    // SAFETY: as in `switch_ret`; `tp` is a valid thread pointer for the resumed context.
+    unsafe { f(save, to, tp) }
 }
 
 /// Prepares a fresh stack whose highest address (exclusive) is `top` (16-byte aligned, at least a

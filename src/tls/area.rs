@@ -1,6 +1,7 @@
-//! One green thread's TLS area: `[surplus | static TLS blocks | struct pthread copy]`, with the
-//! thread pointer between the blocks and the copy (glibc's x86_64 variant II), at the top of the
-//! green thread's stack mapping.
+//! One green thread's TLS area, at the top of its stack mapping, laid out as glibc lays out a
+//! thread's: on x86_64 (variant II) `[surplus | static TLS blocks | struct pthread copy]` with the
+//! thread pointer between the blocks and the copy; on aarch64 (variant I) `[struct pthread copy |
+//! tcbhead_t (16 bytes) | static TLS blocks | surplus]` with the thread pointer at `tcbhead_t`.
 //!
 //! Life of an area, in the order the calls come:
 //! 1. [`prepare`] at spawn, on whatever thread spawns: the control block's process-wide fields
@@ -40,23 +41,41 @@ unsafe fn get<T: Copy>(base: usize, off: usize) -> T {
     unsafe { ptr::read((base + off) as *const T) }
 }
 
+/// How far an area reaches below and above its thread pointer: variant II (x86_64) has the
+/// blocks and the surplus below it and `struct pthread` above it, all counted in glibc's static
+/// size; variant I (aarch64) has `struct pthread` below it and the 16-byte control block, the
+/// blocks and the surplus above it, the static size counting only the latter.
+fn span(l: &Layout) -> (usize, usize) {
+    if cfg!(target_arch = "x86_64") {
+        (l.static_size - P::SIZE, P::SIZE)
+    } else {
+        (P::SIZE, l.static_size)
+    }
+}
+
 /// Bytes an area takes at the top of a stack mapping (a multiple of 16).
 pub(super) fn size(l: &Layout) -> usize {
-    (l.static_size + l.static_align + 15) & !15
+    let (below, above) = span(l);
+    (below + above + l.static_align + 15) & !15
 }
 
 /// The thread pointer of the area whose highest address (exclusive) is `top`.
 pub(super) fn tp_of(l: &Layout, top: usize) -> usize {
-    (top - P::SIZE) & !(l.static_align - 1)
+    (top - span(l).1) & !(l.static_align - 1)
+}
+
+/// Where the area's dtv pointer is.
+fn dtv_slot(tp: usize) -> usize {
+    tp.wrapping_add_signed(P::DTV_FROM_TP)
 }
 
 /// Builds (or, for a clean reused area, refreshes) the area below `top`, for a thread whose stack
-/// is `stack` (lowest address, size) and runs on the worker whose real thread pointer is
-/// `model_tp` or one like it. Returns the area's thread pointer.
+/// is `stack` (lowest address, size), with the process-wide fields of the live thread whose
+/// thread pointer is `model_tp`. Returns the area's thread pointer.
 ///
 /// # Safety
 /// `[top - size(l), top)` is writable memory owned by the caller, not used by a running thread,
-/// and `model_tp` is the thread pointer of a live kernel thread of this process.
+/// and `model_tp` is the thread pointer of a live thread of this process.
 pub(super) unsafe fn prepare(
     l: &Layout,
     top: usize,
@@ -64,14 +83,15 @@ pub(super) unsafe fn prepare(
     model_tp: usize,
 ) -> usize {
     let tp = tp_of(l, top);
-    // SAFETY: every address written is inside the caller's area (the control block above `tp`
-    // within `P::SIZE`), and the model's fields read are inside a live control block.
+    let pd = P::of(tp);
+    // SAFETY: every address written is inside the caller's area (`struct pthread` at `pd`), and
+    // the model's fields read are inside a live control block.
     unsafe {
-        if get::<usize>(tp, P::TCB) == tp {
+        if get::<usize>(pd, P::JOINID) == pd {
             // A clean area from an earlier thread (`after_exit`): its control block is as
             // `init_tcb` left it, but for the stack, which may be of another size now.
-            put::<usize>(tp, P::STACKBLOCK, stack.0);
-            put::<usize>(tp, P::STACKBLOCK_SIZE, stack.1);
+            put::<usize>(pd, P::STACKBLOCK, stack.0);
+            put::<usize>(pd, P::STACKBLOCK_SIZE, stack.1);
         } else {
             init_tcb(tp, stack, model_tp);
         }
@@ -79,60 +99,70 @@ pub(super) unsafe fn prepare(
     tp
 }
 
-/// A fresh control block at `tp`, with the process-wide fields copied from `model_tp`'s.
+/// A fresh control block for the area at `tp`, with the process-wide fields copied from
+/// `model_tp`'s. `joinid` pointing at the structure itself marks it built (and detached).
 ///
 /// # Safety
 /// As [`prepare`].
 unsafe fn init_tcb(tp: usize, stack: (usize, usize), model_tp: usize) {
+    let pd = P::of(tp);
+    let mpd = P::of(model_tp);
     // SAFETY: per the contract (see `prepare`).
     unsafe {
-        ptr::write_bytes(tp as *mut u8, 0, P::SIZE);
-        // `%fs:0` must be the thread pointer itself (TLS addresses are computed from it), and
-        // THREAD_SELF the copy: glibc reaches "its own thread" both through it and directly
-        // through %fs, so the two must be the same structure (pthread keys, dlopen'ed TLS).
-        put::<usize>(tp, P::TCB, tp);
-        put::<usize>(tp, P::SELF, tp);
-        // Never let libc take single-thread shortcuts on a green thread.
-        put::<i32>(tp, P::MULTIPLE_THREADS, 1);
-        // Process-wide: the vsyscall entry, the stack protector's canary (C code compiled with
-        // -fstack-protector checks %fs:0x28 on return), the pointer guard, CET features.
-        for o in [P::SYSINFO, P::STACK_GUARD, P::POINTER_GUARD] {
-            put::<usize>(tp, o, get::<usize>(model_tp, o));
+        ptr::write_bytes(pd as *mut u8, 0, P::SIZE);
+        if cfg!(target_arch = "x86_64") {
+            // `%fs:0` must be the thread pointer itself (TLS addresses are computed from it), and
+            // THREAD_SELF the copy: glibc reaches "its own thread" both through it and directly
+            // through %fs, so the two must be the same structure (pthread keys, dlopen'ed TLS).
+            put::<usize>(tp, P::TCB, tp);
+            put::<usize>(tp, P::SELF, tp);
+            // Process-wide: the vsyscall entry, the stack protector's canary (C code compiled
+            // with -fstack-protector checks %fs:0x28 on return), the pointer guard, CET features.
+            for o in [P::SYSINFO, P::STACK_GUARD, P::POINTER_GUARD] {
+                put::<usize>(tp, o, get::<usize>(model_tp, o));
+            }
+            put::<u32>(tp, P::FEATURE_1, get::<u32>(model_tp, P::FEATURE_1));
+        } else {
+            // aarch64: the 16-byte tcbhead_t { dtv, private } at the thread pointer; THREAD_SELF
+            // is computed from the thread pointer, the canary and pointer guard are globals.
+            ptr::write_bytes(tp as *mut u8, 0, 16);
         }
-        put::<u32>(tp, P::FEATURE_1, get::<u32>(model_tp, P::FEATURE_1));
+        // Never let libc take single-thread shortcuts on a green thread.
+        put::<i32>(pd, P::MULTIPLE_THREADS, 1);
         // In no glibc thread list (self-linked), an empty robust list.
-        put::<usize>(tp, P::LIST, tp + P::LIST);
-        put::<usize>(tp, P::LIST + 8, tp + P::LIST);
-        put::<usize>(tp, P::ROBUST_PREV, tp + P::ROBUST_HEAD);
-        put::<usize>(tp, P::ROBUST_HEAD, tp + P::ROBUST_HEAD);
+        put::<usize>(pd, P::LIST, pd + P::LIST);
+        put::<usize>(pd, P::LIST + 8, pd + P::LIST);
+        put::<usize>(pd, P::ROBUST_PREV, pd + P::ROBUST_HEAD);
+        put::<usize>(pd, P::ROBUST_HEAD, pd + P::ROBUST_HEAD);
         put::<isize>(
-            tp,
+            pd,
             P::ROBUST_HEAD + 8,
-            get::<isize>(model_tp, P::ROBUST_HEAD + 8),
+            get::<isize>(mpd, P::ROBUST_HEAD + 8),
         );
-        put::<i32>(tp, P::FLAGS, get::<i32>(model_tp, P::FLAGS));
+        put::<i32>(pd, P::FLAGS, get::<i32>(mpd, P::FLAGS));
         // specific[0] = the first block of pthread key data.
-        put::<usize>(tp, P::SPECIFIC, tp + P::SPECIFIC_1ST);
+        put::<usize>(pd, P::SPECIFIC, pd + P::SPECIFIC_1ST);
         // glibc must never free this "stack", and pthread_join on it fails (detached).
-        put::<u8>(tp, P::USER_STACK, 1);
-        put::<usize>(tp, P::JOINID, tp);
-        put::<u64>(tp, P::SCHEDPARAM, get::<u64>(model_tp, P::SCHEDPARAM));
+        put::<u8>(pd, P::USER_STACK, 1);
+        put::<usize>(pd, P::JOINID, pd);
+        put::<u64>(pd, P::SCHEDPARAM, get::<u64>(mpd, P::SCHEDPARAM));
         // glibc bounds its own alloca use by this stack's size (`__libc_alloca_cutoff`).
-        put::<usize>(tp, P::STACKBLOCK, stack.0);
-        put::<usize>(tp, P::STACKBLOCK_SIZE, stack.1);
-        put::<u64>(tp, P::SIGMASK, get::<u64>(model_tp, P::SIGMASK));
+        put::<usize>(pd, P::STACKBLOCK, stack.0);
+        put::<usize>(pd, P::STACKBLOCK_SIZE, stack.1);
+        put::<u64>(pd, P::SIGMASK, get::<u64>(mpd, P::SIGMASK));
         // rseq: the kernel updates only the area registered by the worker, so this copy would
         // go stale; RSEQ_CPU_ID_REGISTRATION_FAILED (-2) makes sched_getcpu() ask the kernel.
-        put::<i32>(tp, P::RSEQ_AREA + 4, -2);
+        put::<i32>(pd, P::RSEQ_AREA + 4, -2);
     }
 }
 
-/// A worker's ready-made static TLS blocks, `[tp - len, tp)` of a fresh area on that worker:
-/// each block's init image, libc's fields that belong to the worker kernel thread (the ctype
-/// tables, and malloc's tcache and arena, shared with the worker so a green thread's frees stay
-/// usable and nothing is cached per green thread), and the worker's values of the slots hilos
-/// mirrors (`super::mirror`). A thread's first run copies it whole.
+/// A worker's ready-made static TLS, the bytes `[tp + lo, tp + lo + len)` of a fresh area on that
+/// worker (all of it but the control block): each block's init image, zeros elsewhere, libc's fields that belong to the worker kernel
+/// thread (the ctype tables, and malloc's tcache and arena, shared with the worker so a green
+/// thread's frees stay usable and nothing is cached per green thread), and the worker's values
+/// of the slots hilos mirrors (`super::mirror`). A thread's first run copies it whole.
 pub(super) struct Template {
+    lo: isize,
     bytes: Box<[u8]>,
 }
 
@@ -140,37 +170,53 @@ impl Template {
     /// A placeholder, before the worker's template is built.
     pub(super) fn empty() -> Template {
         Template {
+            lo: 0,
             bytes: Box::new([]),
         }
     }
 
     /// The template of the calling worker kernel thread (thread pointer `worker_tp`), whose
-    /// mirrored slots are set; `mirrors` are their offsets below the thread pointer.
+    /// mirrored slots are set; `mirrors` are their offsets from the thread pointer.
     ///
     /// # Safety
     /// `worker_tp` is the calling kernel thread's own thread pointer.
-    pub(super) unsafe fn new(l: &Layout, worker_tp: usize, mirrors: &[usize]) -> Template {
-        let len = l.blocks.iter().map(|b| b.off).max().unwrap_or(0);
-        let mut bytes = vec![0u8; len].into_boxed_slice();
-        let tp = bytes.as_mut_ptr() as usize + len;
-        // SAFETY: every block lies in `[tp - len, tp)`; the worker's libc fields and mirrored
-        // slots are words of its own live TLS.
+    pub(super) unsafe fn new(l: &Layout, worker_tp: usize, mirrors: &[isize]) -> Template {
+        // The whole static area but the control block: the blocks and glibc's surplus, so that a
+        // reused area keeps nothing of its previous thread there either (a module `dlopen`ed
+        // after start may have been given static TLS in the surplus: see the README's limits).
+        let (below, above) = span(l);
+        let (lo, hi) = if cfg!(target_arch = "x86_64") {
+            (-(below as isize), 0)
+        } else {
+            (16, above as isize) // past the 16-byte tcbhead_t (its dtv pointer stays)
+        };
+        debug_assert!(
+            l.blocks
+                .iter()
+                .all(|b| b.off >= lo && b.off + b.memsz as isize <= hi)
+        );
+        let mut bytes = vec![0u8; (hi - lo) as usize].into_boxed_slice();
+        // Where the thread pointer would be if the template were an area.
+        let tp = (bytes.as_mut_ptr() as usize).wrapping_add_signed(-lo);
+        // SAFETY: every block lies in `[tp + lo, tp + hi)`; the worker's libc fields and mirrored
+        // slots are words of its own live TLS, and mirrored slots lie in the executable's block.
         unsafe {
             for b in &l.blocks {
-                ptr::copy_nonoverlapping(b.image as *const u8, (tp - b.off) as *mut u8, b.filesz);
+                let dst = tp.wrapping_add_signed(b.off) as *mut u8;
+                ptr::copy_nonoverlapping(b.image as *const u8, dst, b.filesz);
             }
-            let lb = tp - l.libc_off;
-            let wlb = worker_tp - l.libc_off;
+            let lb = tp.wrapping_add_signed(l.libc_off);
+            let wlb = worker_tp.wrapping_add_signed(l.libc_off);
             let malloc = [l.tcache_off, l.arena_off];
             for &o in l.ctype_offs.iter().chain(malloc.iter().flatten()) {
                 ptr::write_unaligned((lb + o) as *mut usize, get::<usize>(wlb, o));
             }
             for &off in mirrors {
-                let v = get::<usize>(worker_tp - off, 0);
-                ptr::write_unaligned((tp - off) as *mut usize, v);
+                let v = get::<usize>(worker_tp.wrapping_add_signed(off), 0);
+                ptr::write_unaligned(tp.wrapping_add_signed(off) as *mut usize, v);
             }
         }
-        Template { bytes }
+        Template { lo, bytes }
     }
 }
 
@@ -182,16 +228,17 @@ impl Template {
 /// `tp` is an area made by [`prepare`] whose thread has not run; `worker_tp` the calling kernel
 /// thread's real thread pointer, `t` its template.
 pub(super) unsafe fn first_run(l: &Layout, t: &Template, tp: usize, worker_tp: usize) {
-    // SAFETY: the template covers exactly the area's blocks below `tp`; both control blocks are
-    // live and of this layout.
+    let pd = P::of(tp);
+    // SAFETY: the template covers exactly the area's blocks; both control blocks are live and of
+    // this layout.
     unsafe {
-        let len = t.bytes.len();
-        ptr::copy_nonoverlapping(t.bytes.as_ptr(), (tp - len) as *mut u8, len);
-        put::<usize>(tp - l.libc_off, l.resp_off, tp + P::RES);
-        put::<i32>(tp, P::TID, get::<i32>(worker_tp, P::TID));
+        let dst = tp.wrapping_add_signed(t.lo) as *mut u8;
+        ptr::copy_nonoverlapping(t.bytes.as_ptr(), dst, t.bytes.len());
+        put::<usize>(tp.wrapping_add_signed(l.libc_off), l.resp_off, pd + P::RES);
+        put::<i32>(pd, P::TID, get::<i32>(P::of(worker_tp), P::TID));
         // An area keeps its dtv between threads, reset by `after_exit`.
-        if get::<usize>(tp, P::DTV) == 0 {
-            put::<usize>(tp, P::DTV, new_dtv(l, tp));
+        if get::<usize>(dtv_slot(tp), 0) == 0 {
+            put::<usize>(dtv_slot(tp), 0, new_dtv(l, tp));
         }
     }
 }
@@ -218,10 +265,19 @@ unsafe fn new_dtv(l: &Layout, tp: usize) -> usize {
         }
         *arr = len;
         let dtv = arr.add(2);
-        for b in &l.blocks {
-            *dtv.add(2 * b.modid) = tp - b.off;
-        }
+        fill_static(l, dtv, tp);
         dtv as usize
+    }
+}
+
+/// Points the dtv entries of the modules loaded at start at their blocks in the area at `tp`.
+///
+/// # Safety
+/// `dtv` covers every module id of `l.blocks`.
+unsafe fn fill_static(l: &Layout, dtv: *mut usize, tp: usize) {
+    for b in &l.blocks {
+        // SAFETY: per the contract; entry i is the two words at `2 * i`.
+        unsafe { *dtv.add(2 * b.modid) = tp.wrapping_add_signed(b.off) };
     }
 }
 
@@ -233,6 +289,7 @@ unsafe fn new_dtv(l: &Layout, tp: usize) -> usize {
 /// Called once, on a green thread with its own area (`tp` is the running thread pointer), after
 /// its closure returned.
 pub(super) unsafe fn exit_destructors(l: &Layout, tp: usize) {
+    let pd = P::of(tp);
     // SAFETY: glibc's `__call_tls_dtors` runs this thread's list, whose head is in this area's
     // libc block; the key data walked below is this control block's, and `__pthread_keys` is
     // glibc's key table (1024 entries).
@@ -240,14 +297,14 @@ pub(super) unsafe fn exit_destructors(l: &Layout, tp: usize) {
         (l.call_tls_dtors)();
         // pthread_setspecific sets `specific_used` whenever it stores a value (and it alone
         // allocates second-level key blocks), so a thread that never set a key has nothing here.
-        let keys_used = get::<u8>(tp, P::SPECIFIC_USED) != 0;
+        let keys_used = get::<u8>(pd, P::SPECIFIC_USED) != 0;
         for _ in 0..4 {
-            if get::<u8>(tp, P::SPECIFIC_USED) == 0 {
+            if get::<u8>(pd, P::SPECIFIC_USED) == 0 {
                 break;
             }
-            put::<u8>(tp, P::SPECIFIC_USED, 0);
+            put::<u8>(pd, P::SPECIFIC_USED, 0);
             for i1 in 0..32 {
-                let level2 = get::<*mut [usize; 2]>(tp, P::SPECIFIC + 8 * i1);
+                let level2 = get::<*mut [usize; 2]>(pd, P::SPECIFIC + 8 * i1);
                 if level2.is_null() {
                     continue;
                 }
@@ -269,14 +326,14 @@ pub(super) unsafe fn exit_destructors(l: &Layout, tp: usize) {
         if keys_used {
             for i1 in 1..32 {
                 // Second-level key blocks were calloc'ed by pthread_setspecific.
-                let p = get::<*mut libc::c_void>(tp, P::SPECIFIC + 8 * i1);
+                let p = get::<*mut libc::c_void>(pd, P::SPECIFIC + 8 * i1);
                 if !p.is_null() {
                     libc::free(p);
-                    put::<usize>(tp, P::SPECIFIC + 8 * i1, 0);
+                    put::<usize>(pd, P::SPECIFIC + 8 * i1, 0);
                 }
             }
             let first_block = P::SPECIFIC - P::SPECIFIC_1ST;
-            ptr::write_bytes((tp + P::SPECIFIC_1ST) as *mut u8, 0, first_block);
+            ptr::write_bytes((pd + P::SPECIFIC_1ST) as *mut u8, 0, first_block);
         }
         for o in [P::TLS_STATE, P::TLS_STATE + 8] {
             let p = get::<*mut libc::c_void>(tp, o);
@@ -296,13 +353,14 @@ pub(super) unsafe fn exit_destructors(l: &Layout, tp: usize) {
 /// # Safety
 /// `tp` is the area of a thread that has exited and will never run again.
 pub(super) unsafe fn after_exit(l: &Layout, tp: usize) {
+    let pd = P::of(tp);
     // SAFETY: the dtv was made by `new_dtv`; dynamic blocks were allocated by glibc with malloc
     // (`to_free`, the entry's second word).
     unsafe {
         // A dtv glibc never brought up to date (generation 0) has allocated nothing. Otherwise
         // free the blocks it allocated for this thread and take it back to generation 0, its
         // entries of the modules loaded at start (static, in this area) as they were.
-        let dtv = get::<*mut usize>(tp, P::DTV);
+        let dtv = get::<*mut usize>(dtv_slot(tp), 0);
         if !dtv.is_null() && *dtv != 0 {
             let len = *dtv.sub(2);
             for i in 1..=len {
@@ -313,20 +371,18 @@ pub(super) unsafe fn after_exit(l: &Layout, tp: usize) {
                 *dtv.add(2 * i) = usize::MAX; // TLS_DTV_UNALLOCATED
                 *dtv.add(2 * i + 1) = 0;
             }
-            for b in &l.blocks {
-                *dtv.add(2 * b.modid) = tp - b.off;
-            }
+            fill_static(l, dtv, tp);
             *dtv = 0;
         }
         // State a thread may leave behind that a fresh control block would not have: the
         // resolver (res_init), cancellation state, a robust list in use. Rebuild from scratch.
-        let res_used = get::<u64>(tp, P::RES + 8) != 0; // `options`, RES_INIT and friends
+        let res_used = get::<u64>(pd, P::RES + 8) != 0; // `options`, RES_INIT and friends
         let dirty = res_used
-            || get::<i32>(tp, P::CANCELHANDLING) != 0
-            || get::<usize>(tp, P::ROBUST_HEAD) != tp + P::ROBUST_HEAD;
+            || get::<i32>(pd, P::CANCELHANDLING) != 0
+            || get::<usize>(pd, P::ROBUST_HEAD) != pd + P::ROBUST_HEAD;
         if dirty {
             if res_used {
-                ptr::write_bytes((tp + P::RES) as *mut u8, 0, P::RES_SIZE);
+                ptr::write_bytes((pd + P::RES) as *mut u8, 0, P::RES_SIZE);
             }
             discard(tp);
         }
@@ -339,16 +395,18 @@ pub(super) unsafe fn after_exit(l: &Layout, tp: usize) {
 /// # Safety
 /// `tp` is the thread pointer of an area (built or not) that no thread uses.
 pub(super) unsafe fn discard(tp: usize) {
-    // SAFETY: the area's memory belongs to the caller; a built one has its dtv at `P::DTV`.
+    let pd = P::of(tp);
+    // SAFETY: the area's memory belongs to the caller; a built one has its dtv pointer at
+    // `dtv_slot`.
     unsafe {
-        if get::<usize>(tp, P::TCB) != tp {
+        if get::<usize>(pd, P::JOINID) != pd {
             return;
         }
-        let dtv = get::<*mut usize>(tp, P::DTV);
+        let dtv = get::<*mut usize>(dtv_slot(tp), 0);
         if !dtv.is_null() {
             libc::free(dtv.sub(2).cast());
-            put::<usize>(tp, P::DTV, 0);
+            put::<usize>(dtv_slot(tp), 0, 0);
         }
-        put::<usize>(tp, P::TCB, 0);
+        put::<usize>(pd, P::JOINID, 0);
     }
 }

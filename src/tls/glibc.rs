@@ -15,50 +15,88 @@ use std::ffi::{CStr, c_void};
 
 use super::arch_tp;
 
-/// glibc 2.36, x86_64: offsets in `struct pthread` (read off `ptype /o struct pthread` of
-/// libc6-dbg 2.36-9, and checked at run time where observable).
+/// glibc 2.36's `struct pthread`: offsets of the fields hilos sets or reads, for x86_64 (TLS
+/// variant II: the structure sits at the thread pointer, its `tcbhead_t` first) and aarch64
+/// (variant I: it sits just below the thread pointer, which points at a 16-byte `tcbhead_t`).
+/// Read off libc6-dbg 2.36-9 (`ptype /o` on x86_64, pahole on the arm64 package); the two agree
+/// but for the header (704 bytes of `tcbhead_t` on x86_64, a 192-byte union on aarch64). Checked
+/// at run time where observable.
 pub(super) mod pthread {
+    #[cfg(target_arch = "x86_64")]
+    const HEADER: usize = 704;
+    #[cfg(not(target_arch = "x86_64"))]
+    const HEADER: usize = 192;
+
+    #[cfg(target_arch = "x86_64")]
     pub(crate) const SIZE: usize = 2368;
-    /// `tcbhead_t.tcb`: the thread pointer itself (`%fs:0`, used for every TLS address).
-    pub(crate) const TCB: usize = 0x0;
-    /// `tcbhead_t.dtv`.
-    pub(crate) const DTV: usize = 0x8;
-    /// `tcbhead_t.self`: `THREAD_SELF`, what `pthread_self()` returns.
-    pub(crate) const SELF: usize = 0x10;
+    #[cfg(not(target_arch = "x86_64"))]
+    pub(crate) const SIZE: usize = 1856;
+    /// Where `struct pthread` starts, from the thread pointer.
+    #[cfg(target_arch = "x86_64")]
+    pub(crate) const FROM_TP: isize = 0;
+    #[cfg(not(target_arch = "x86_64"))]
+    pub(crate) const FROM_TP: isize = -(SIZE as isize);
+    /// Where the dtv pointer is, from the thread pointer (`tcbhead_t.dtv`).
+    #[cfg(target_arch = "x86_64")]
+    pub(crate) const DTV_FROM_TP: isize = 0x8;
+    #[cfg(not(target_arch = "x86_64"))]
+    pub(crate) const DTV_FROM_TP: isize = 0;
+    /// `header.multiple_threads`.
+    #[cfg(target_arch = "x86_64")]
     pub(crate) const MULTIPLE_THREADS: usize = 0x18;
+    #[cfg(not(target_arch = "x86_64"))]
+    pub(crate) const MULTIPLE_THREADS: usize = 0;
+
+    /// x86_64 `tcbhead_t.tcb`: the thread pointer itself (`%fs:0`, used for every TLS address).
+    pub(crate) const TCB: usize = 0x0;
+    /// x86_64 `tcbhead_t.self`: `THREAD_SELF`, what `pthread_self()` returns.
+    pub(crate) const SELF: usize = 0x10;
+    /// x86_64 `tcbhead_t.sysinfo`.
     pub(crate) const SYSINFO: usize = 0x20;
-    /// The stack protector's canary (`%fs:0x28`).
+    /// x86_64: the stack protector's canary (`%fs:0x28`; a global on aarch64).
     pub(crate) const STACK_GUARD: usize = 0x28;
-    /// The pointer-mangling guard (`%fs:0x30`).
+    /// x86_64: the pointer-mangling guard (`%fs:0x30`; a global on aarch64).
     pub(crate) const POINTER_GUARD: usize = 0x30;
+    /// x86_64 `tcbhead_t.feature_1` (CET).
     pub(crate) const FEATURE_1: usize = 0x48;
-    pub(crate) const LIST: usize = 704;
+
+    pub(crate) const LIST: usize = HEADER;
     /// The kernel thread id (`pid_t`).
-    pub(crate) const TID: usize = 720;
-    pub(crate) const ROBUST_PREV: usize = 728;
+    pub(crate) const TID: usize = HEADER + 16;
+    pub(crate) const ROBUST_PREV: usize = HEADER + 24;
     /// `robust_head`: `{ list, futex_offset, list_op_pending }`.
-    pub(crate) const ROBUST_HEAD: usize = 736;
-    pub(crate) const CANCELHANDLING: usize = 776;
-    pub(crate) const FLAGS: usize = 780;
+    pub(crate) const ROBUST_HEAD: usize = HEADER + 32;
+    pub(crate) const CANCELHANDLING: usize = HEADER + 72;
+    pub(crate) const FLAGS: usize = HEADER + 76;
     /// `specific_1stblock`: `struct pthread_key_data { seq, data }[32]`.
-    pub(crate) const SPECIFIC_1ST: usize = 784;
+    pub(crate) const SPECIFIC_1ST: usize = HEADER + 80;
     /// `specific`: `struct pthread_key_data *[32]`.
-    pub(crate) const SPECIFIC: usize = 1296;
-    pub(crate) const SPECIFIC_USED: usize = 1552;
-    pub(crate) const USER_STACK: usize = 1554;
-    pub(crate) const JOINID: usize = 1568;
+    pub(crate) const SPECIFIC: usize = HEADER + 592;
+    pub(crate) const SPECIFIC_USED: usize = HEADER + 848;
+    pub(crate) const USER_STACK: usize = HEADER + 850;
+    pub(crate) const JOINID: usize = HEADER + 864;
     /// `schedparam` then `schedpolicy`, 4 bytes each.
-    pub(crate) const SCHEDPARAM: usize = 1584;
-    pub(crate) const STACKBLOCK: usize = 1680;
-    pub(crate) const STACKBLOCK_SIZE: usize = 1688;
+    pub(crate) const SCHEDPARAM: usize = HEADER + 880;
+    pub(crate) const STACKBLOCK: usize = HEADER + 976;
+    pub(crate) const STACKBLOCK_SIZE: usize = HEADER + 984;
     /// The resolver state `struct __res_state` (568 bytes); `__resp` points here.
-    pub(crate) const RES: usize = 1720;
+    pub(crate) const RES: usize = HEADER + 1016;
     pub(crate) const RES_SIZE: usize = 568;
-    pub(crate) const SIGMASK: usize = 2288;
+    pub(crate) const SIGMASK: usize = HEADER + 1584;
     /// `tls_state`: `{ strsignal_buf, strerror_l_buf }`, malloc'ed on demand.
-    pub(crate) const TLS_STATE: usize = 2304;
+    pub(crate) const TLS_STATE: usize = HEADER + 1600;
     /// `rseq_area`: `{ cpu_id_start: u32, cpu_id: u32, rseq_cs: u64, flags: u32 }`.
-    pub(crate) const RSEQ_AREA: usize = 2336;
+    pub(crate) const RSEQ_AREA: usize = HEADER + 1632;
+
+    #[cfg(target_arch = "x86_64")]
+    const _: () = assert!(TID == 720 && SPECIFIC == 1296 && RES == 1720 && RSEQ_AREA == 2336);
+    #[cfg(not(target_arch = "x86_64"))]
+    const _: () = assert!(TID == 208 && SPECIFIC == 784 && RES == 1208 && RSEQ_AREA == 1824);
+
+    /// The `struct pthread` of the thread whose thread pointer is `tp`.
+    pub(crate) fn of(tp: usize) -> usize {
+        tp.wrapping_add_signed(FROM_TP)
+    }
 }
 
 /// One module's static TLS block.
@@ -66,8 +104,9 @@ pub(super) mod pthread {
 pub(super) struct Block {
     /// The module's TLS id (its index in a dtv).
     pub(super) modid: usize,
-    /// Distance below the thread pointer (variant II: the block is at `tp - off`).
-    pub(super) off: usize,
+    /// Where the block is from the thread pointer: `tp + off` (below it on x86_64, so negative;
+    /// above it on aarch64).
+    pub(super) off: isize,
     /// The initialisation image (`.tdata`), and its size; the rest up to `memsz` is zero.
     pub(super) image: usize,
     pub(super) filesz: usize,
@@ -83,7 +122,7 @@ pub(super) struct Layout {
     pub(super) static_size: usize,
     pub(super) static_align: usize,
     /// libc's block (distance below the thread pointer) and fields inside it.
-    pub(super) libc_off: usize,
+    pub(super) libc_off: isize,
     pub(super) resp_off: usize,
     pub(super) ctype_offs: [usize; 3],
     /// malloc's per-thread cache pointer in libc's block, shared with the worker; `None` if not
@@ -113,20 +152,26 @@ fn sym(name: &CStr) -> *mut c_void {
     unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) }
 }
 
-/// Reads a word at `addr` without faulting if it is not mapped (`process_vm_readv` on ourselves).
+/// Reads a word at `addr` without faulting if it is not mapped: the kernel copies it through a
+/// pipe and answers `EFAULT` for a bad address (so does qemu's user-mode emulator, which
+/// `process_vm_readv` would bypass).
 fn read_word(addr: usize) -> Option<usize> {
+    let mut fds = [0i32; 2];
+    // SAFETY: `fds` has room for the two descriptors.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return None;
+    }
     let mut v = 0usize;
-    let local = libc::iovec {
-        iov_base: (&raw mut v).cast(),
-        iov_len: 8,
+    // SAFETY: the kernel reads 8 bytes at `addr` (or fails with EFAULT) and writes at most 8
+    // into `v`; both descriptors are ours and closed here.
+    let ok = unsafe {
+        let ok = libc::write(fds[1], addr as *const c_void, 8) == 8
+            && libc::read(fds[0], (&raw mut v).cast(), 8) == 8;
+        libc::close(fds[0]);
+        libc::close(fds[1]);
+        ok
     };
-    let remote = libc::iovec {
-        iov_base: addr as *mut c_void,
-        iov_len: 8,
-    };
-    // SAFETY: the kernel writes at most 8 bytes into `v` and reports a bad `addr` as an error.
-    let n = unsafe { libc::process_vm_readv(libc::getpid(), &local, 1, &remote, 1, 0) };
-    (n == 8).then_some(v)
+    ok.then_some(v)
 }
 
 /// Reads the word at `base + off` of the calling thread's own TLS or control block.
@@ -169,9 +214,9 @@ fn blocks(tp: usize) -> Vec<Block> {
         // A block in the static area lies just below the thread pointer; a dlopen'ed module's
         // dynamic block lives in the heap and is allocated per thread on first use (per green
         // thread too, through its own dtv).
-        .filter(|(addr, _)| *addr < tp && tp - *addr < (1 << 20))
+        .filter(|(addr, _)| addr.abs_diff(tp) < (1 << 20))
         .map(|(addr, mut b)| {
-            b.off = tp - addr;
+            b.off = addr.wrapping_sub(tp) as isize;
             b
         })
         .collect()
@@ -198,7 +243,7 @@ fn probe_tcache(libc_block: usize, memsz: usize) -> Option<usize> {
 
 /// Finds `thread_arena` in libc's block, in a fresh kernel thread: its first allocation attaches
 /// it to a secondary arena, whose heap is aligned to 64 MiB and starts with a pointer to the arena.
-fn probe_arena(libc_off: usize, memsz: usize) -> Option<usize> {
+fn probe_arena(libc_off: isize, memsz: usize) -> Option<usize> {
     std::thread::Builder::new()
         .name("hilos-tls-probe".into())
         .spawn(move || {
@@ -206,7 +251,7 @@ fn probe_arena(libc_off: usize, memsz: usize) -> Option<usize> {
             unsafe {
                 let p = libc::malloc(1000) as usize;
                 let ar = read_word(p & !((64 << 20) - 1));
-                let block = arch_tp() - libc_off;
+                let block = arch_tp().wrapping_add_signed(libc_off);
                 let hits: Vec<usize> = (0..memsz)
                     .step_by(8)
                     .filter(|&o| Some(word(block, o)) == ar)
@@ -232,22 +277,27 @@ impl Layout {
             ));
         }
         let tp = arch_tp();
-        // SAFETY: the control block of a running thread starts at its thread pointer.
-        let (tcb, slf, tid) = unsafe {
-            (
-                word(tp, pthread::TCB),
-                word(tp, pthread::SELF),
-                *((tp + pthread::TID) as *const i32),
-            )
+        let pd = pthread::of(tp);
+        // SAFETY: pthread_self() returns THREAD_SELF; the tid field is inside a live control
+        // block once that matches; gettid is a plain system call.
+        let (slf, tid, real_tid) = unsafe {
+            let slf = libc::pthread_self() as usize;
+            let tid = if slf == pd {
+                *((pd + pthread::TID) as *const i32)
+            } else {
+                0
+            };
+            (slf, tid, libc::gettid())
         };
-        // SAFETY: a plain system call.
-        let real_tid = unsafe { libc::gettid() };
-        if tcb != tp || slf != tp || tid != real_tid {
+        // SAFETY: on x86_64 the control block's first word is at the thread pointer.
+        let tcb_ok = !cfg!(target_arch = "x86_64") || unsafe { word(tp, pthread::TCB) } == tp;
+        if slf != pd || tid != real_tid || !tcb_ok {
             return Err("the thread control block does not look like glibc 2.36's".into());
         }
         let rseq = sym(c"__rseq_offset");
+        let rseq_at = pthread::RSEQ_AREA as isize + pthread::FROM_TP;
         // SAFETY: `__rseq_offset` is a `ptrdiff_t` exported by glibc 2.35+.
-        if rseq.is_null() || unsafe { *(rseq as *const isize) } != pthread::RSEQ_AREA as isize {
+        if rseq.is_null() || unsafe { *(rseq as *const isize) } != rseq_at {
             return Err("__rseq_offset is not where glibc 2.36 puts it".into());
         }
         let info = sym(c"_dl_get_tls_static_info");
@@ -267,10 +317,13 @@ impl Layout {
         let errno = unsafe { __errno_location() } as usize;
         let libc_block = blocks
             .iter()
-            .find(|b| (tp - b.off..tp - b.off + b.memsz).contains(&errno))
+            .find(|b| {
+                let at = tp.wrapping_add_signed(b.off);
+                (at..at + b.memsz).contains(&errno)
+            })
             .ok_or("libc's TLS block was not found")?
             .clone();
-        let lb = tp - libc_block.off;
+        let lb = tp.wrapping_add_signed(libc_block.off);
         let rel = |a: usize| a.checked_sub(lb).filter(|&o| o < libc_block.memsz);
         // SAFETY: plain accessors of this thread's libc state.
         let (resp, ctype) = unsafe {

@@ -27,11 +27,12 @@
 //!
 //! # The design
 //! A green thread's area sits at the top of its stack mapping ([`area`]): the static TLS blocks
-//! of the modules loaded at start, from their init images, below its thread pointer, and a copy of
-//! glibc's `struct pthread` at it, with the canary and pointer guard of the process, the worker's
+//! of the modules loaded at start, from their init images, and a copy of glibc's `struct pthread`
+//! (x86_64: blocks below the thread pointer, the copy at it; aarch64: the copy below it, the
+//! blocks above), with the canary and pointer guard of the process, the worker's
 //! kernel tid, and the worker's malloc tcache and arena. The context switch loads the resumed
-//! context's thread pointer together with its stack pointer (`wrfsbase`, in the same assembly
-//! routine, `arch`), so a thread's TLS addresses never change while it lives: LLVM may cache them
+//! context's thread pointer together with its stack pointer (`wrfsbase`, or `msr tpidr_el0` on
+//! aarch64, in the same assembly routine, `arch`), so a thread's TLS addresses never change while it lives: LLVM may cache them
 //! across a call, and they stay right. TLS destructors run on the green thread when its closure
 //! returns, before `join` sees it finished, as std's run before its native join returns.
 //!
@@ -41,9 +42,9 @@
 //! ([`mirror`]); a started green thread stays on its worker, so the mirrored values stay right.
 //!
 //! # Where it is not available
-//! Another glibc than 2.36 (the control block's layout is a per-version table), another libc,
-//! aarch64 (not written yet), or `HILOS_TLS=shared`: green threads share their worker's
-//! thread-locals as before, which [`mode`] and one line on stderr say; see the README's
+//! Another glibc than 2.36 (the control block's layout is a per-version table, for x86_64 and
+//! aarch64), another libc or architecture, or `HILOS_TLS=shared`: green threads share their
+//! worker's thread-locals as before, which [`mode`] and one line on stderr say; see the README's
 //! "Thread-locals" for what that mode does not guarantee. x86_64 without FSGSBASE (kernels before
 //! 5.9) switches with `arch_prctl` instead: the same guarantees, a slower switch
 //! (`HILOS_TLS=arch_prctl` forces it).
@@ -71,7 +72,7 @@ use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 ///
 /// let _rt = hilos::Runtime::builder().workers(1).build().unwrap();
 /// match hilos::runtime::tls_mode() {
-///     TlsMode::PerThreadFsBase | TlsMode::PerThreadSyscall => {
+///     TlsMode::PerThreadFsBase | TlsMode::PerThreadTpidr | TlsMode::PerThreadSyscall => {
 ///         // Each green thread has its own thread-locals.
 ///     }
 ///     mode => assert!(!mode.per_green_thread(), "{mode}"),
@@ -83,6 +84,9 @@ pub enum TlsMode {
     /// Each green thread has its own thread-locals; the switch sets the thread pointer with the
     /// `wrfsbase` instruction.
     PerThreadFsBase,
+    /// Each green thread has its own thread-locals; the switch sets the thread pointer register
+    /// `tpidr_el0` (aarch64).
+    PerThreadTpidr,
     /// Each green thread has its own thread-locals; the switch sets the thread pointer with the
     /// `arch_prctl` system call (x86_64 kernels without FSGSBASE; a slower switch).
     PerThreadSyscall,
@@ -103,6 +107,7 @@ impl std::fmt::Display for TlsMode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             TlsMode::PerThreadFsBase => "per green thread (wrfsbase)",
+            TlsMode::PerThreadTpidr => "per green thread (tpidr_el0)",
             TlsMode::PerThreadSyscall => "per green thread (arch_prctl)",
             TlsMode::SharedPerWorker => "shared per worker",
         })
@@ -110,7 +115,7 @@ impl std::fmt::Display for TlsMode {
 }
 
 /// `MODE` values: 0 undecided.
-const FSBASE: u8 = 1;
+const IN_SWITCH: u8 = 1;
 const SYSCALL: u8 = 2;
 const SHARED: u8 = 3;
 
@@ -146,7 +151,8 @@ pub(crate) fn init() -> TlsMode {
 /// The mode in use (`SharedPerWorker` before any runtime was built).
 pub fn mode() -> TlsMode {
     match MODE.load(Ordering::Acquire) {
-        FSBASE => TlsMode::PerThreadFsBase,
+        IN_SWITCH if cfg!(target_arch = "x86_64") => TlsMode::PerThreadFsBase,
+        IN_SWITCH => TlsMode::PerThreadTpidr,
         SYSCALL => TlsMode::PerThreadSyscall,
         _ => TlsMode::SharedPerWorker,
     }
@@ -156,7 +162,7 @@ pub fn mode() -> TlsMode {
 #[inline(always)]
 pub(crate) fn per_green() -> bool {
     let m = MODE.load(Ordering::Relaxed);
-    m == FSBASE || m == SYSCALL
+    m == IN_SWITCH || m == SYSCALL
 }
 
 /// How the switch path must set the thread pointer: one load of the mode for both questions.
@@ -174,7 +180,7 @@ pub(crate) enum TpSwitch {
 #[inline(always)]
 pub(crate) fn tp_switch() -> TpSwitch {
     match MODE.load(Ordering::Relaxed) {
-        FSBASE => TpSwitch::InSwitch,
+        IN_SWITCH => TpSwitch::InSwitch,
         SYSCALL => TpSwitch::Syscall,
         _ => TpSwitch::None,
     }
@@ -187,16 +193,23 @@ fn choose() -> (u8, String) {
         Some("arch_prctl") if cfg!(target_arch = "x86_64") => return (SYSCALL, String::new()),
         _ => {}
     }
-    if !cfg!(all(target_arch = "x86_64", target_env = "gnu")) {
+    if !cfg!(all(
+        any(target_arch = "x86_64", target_arch = "aarch64"),
+        target_env = "gnu"
+    )) {
         return (
             SHARED,
-            "per-green-thread TLS is implemented for x86_64 with glibc only".into(),
+            "per-green-thread TLS is implemented for x86_64 and aarch64 with glibc only".into(),
         );
+    }
+    if cfg!(target_arch = "aarch64") {
+        // tpidr_el0 is always writable from user space.
+        return (IN_SWITCH, String::new());
     }
     // SAFETY: getauxval has no preconditions.
     let fsgsbase = unsafe { libc::getauxval(libc::AT_HWCAP2) } & 2 != 0;
     if fsgsbase {
-        (FSBASE, String::new())
+        (IN_SWITCH, String::new())
     } else {
         (SYSCALL, String::new())
     }
@@ -322,9 +335,9 @@ pub(crate) fn worker_ready() {
     mirror(slot);
     let tp = arch_tp();
     let n = MIRRORS_LEN.load(Ordering::Acquire);
-    let offs: Vec<usize> = MIRRORS[..n]
+    let offs: Vec<isize> = MIRRORS[..n]
         .iter()
-        .map(|m| m.load(Ordering::Relaxed))
+        .map(|m| m.load(Ordering::Relaxed) as isize)
         .collect();
     // The template's own slot must hold the template: set it first, then copy everything.
     let boxed = Box::new(area::Template::empty());
@@ -350,9 +363,9 @@ pub(crate) fn worker_stopped() {
 /// # Safety
 /// Per-green mode; `slot` is a pointer-sized thread-local of the caller, `tp` an area not running.
 pub(crate) unsafe fn write_as(tp: usize, slot: *const usize, value: usize) {
-    let off = arch_tp() - slot as usize;
-    // SAFETY: per the contract, `tp - off` is the same thread-local in that area.
-    unsafe { *((tp - off) as *mut usize) = value };
+    let off = (slot as usize).wrapping_sub(arch_tp()) as isize;
+    // SAFETY: per the contract, `tp + off` is the same thread-local in that area.
+    unsafe { *(tp.wrapping_add_signed(off) as *mut usize) = value };
 }
 
 /// Runs the exiting green thread's TLS destructors (on the thread itself).
@@ -407,7 +420,8 @@ static MIRRORS_LOCK: parking_lot::Mutex<()> = parking_lot::const_mutex(());
 /// Registers the pointer-sized thread-local at `slot` (an address in the caller's TLS) as
 /// per-worker state: every green thread gets the worker's value at its first run. Idempotent.
 pub(crate) fn mirror(slot: *const usize) {
-    let off = arch_tp().wrapping_sub(slot as usize);
+    // Its offset from the thread pointer (negative on x86_64, positive on aarch64), kept as bits.
+    let off = (slot as usize).wrapping_sub(arch_tp());
     let _g = MIRRORS_LOCK.lock();
     let n = MIRRORS_LEN.load(Ordering::Relaxed);
     if MIRRORS[..n]
