@@ -515,7 +515,8 @@ fn a_thread_local_destructor_may_park() {
     });
 }
 
-/// Shared data still works across green threads of course: a Mutex<Vec> shared through an Arc.
+/// A child does not see its spawner's thread-local values (it starts from the initial value),
+/// and the spawner's value is untouched by the child.
 #[test]
 fn thread_locals_of_the_spawner_are_not_the_childs() {
     thread_local! { static MARK: Cell<u32> = const { Cell::new(0) }; }

@@ -130,7 +130,9 @@ impl Local {
             arch::Resume::Return
         };
         self.current = p.as_ptr();
-        crate::task::set_current_green(p.as_ptr());
+        if g.tls_tp == 0 {
+            crate::task::set_current_green(p.as_ptr());
+        }
         // SAFETY: as above: the saved stack pointer is ours to read while the thread is not running.
         (unsafe { *g.sp.get() }, how, g.tls_tp)
     }
@@ -372,7 +374,9 @@ pub(crate) unsafe fn switch_away_from(w: *mut Local, why: Away) {
             }
             None => {
                 wr.current = ptr::null();
-                crate::task::set_current_green(ptr::null());
+                if g.tls_tp == 0 {
+                    crate::task::set_current_green(ptr::null());
+                }
                 (g.sp.get(), wr.sched_sp, arch::Resume::Jump, wr.sched_tp)
             }
         }

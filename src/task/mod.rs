@@ -503,14 +503,13 @@ pub(crate) fn current_green() -> Option<NonNull<Header>> {
     NonNull::new(CURRENT_GREEN.with(|c| c.get()) as *mut Header)
 }
 
-/// Called by the scheduler at every switch. With per-green-thread TLS (`tls`) each green thread's
-/// own `CURRENT_GREEN` holds itself for good ([`current_green_slot`]) and the worker's stays null,
-/// so there is nothing to do.
+/// Called by the switch when green threads share the worker's thread-locals. With
+/// per-green-thread TLS (`tls`, a thread's `Green::tls_tp` is non-zero) each green thread's own
+/// `CURRENT_GREEN` holds itself for good ([`current_green_slot`]) and the worker's stays null,
+/// so the switch does not call this.
 #[inline]
 pub(crate) fn set_current_green(h: *const Header) {
-    if !crate::tls::per_green() {
-        CURRENT_GREEN.with(|c| c.set(h));
-    }
+    CURRENT_GREEN.with(|c| c.set(h));
 }
 
 /// The address of the calling thread's `CURRENT_GREEN`, for `tls::write_as`.
