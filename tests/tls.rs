@@ -363,33 +363,10 @@ int hilos_test_ssp(void (*park)(void), int id) {
 "#,
     )
     .unwrap();
-    // The C compiler for the target (the aarch64 suite runs under qemu on an x86_64 host).
-    let cc = if cfg!(target_arch = "aarch64")
-        && std::process::Command::new("aarch64-linux-gnu-gcc")
-            .arg("--version")
-            .output()
-            .is_ok()
-    {
-        "aarch64-linux-gnu-gcc"
-    } else {
-        "gcc"
-    };
-    // aarch64's default TLS descriptors let glibc put a dlopen'ed library's TLS into static TLS,
-    // which green threads that already exist do not get initialised (a documented limit, README
-    // "Thread-locals"); the traditional dialect goes through the dtv, which this test checks.
-    let dialect: &[&str] = if cc == "gcc" && !cfg!(target_arch = "aarch64") {
-        &[]
-    } else {
-        &["-mtls-dialect=trad"]
-    };
-    let st = std::process::Command::new(cc)
-        .args(dialect)
-        .args(["-O1", "-fstack-protector-all", "-fPIC", "-shared", "-o"])
-        .arg(&lib)
-        .arg(&src)
-        .status()
-        .expect("gcc (needed to build the C side of this test)");
-    assert!(st.success());
+    // The library's TLS goes through its dtv (x86_64's default dialect) or TLS descriptors
+    // (aarch64's), which glibc no longer serves from static TLS (hilos closes the surplus), so
+    // it is allocated per green thread.
+    build_c_lib(&src, &lib, &[]);
     let path = std::ffi::CString::new(lib.to_str().unwrap()).unwrap();
     // SAFETY: a library built just above, with no constructors.
     let handle = unsafe { libc::dlopen(path.as_ptr(), libc::RTLD_NOW) };
@@ -419,6 +396,76 @@ int hilos_test_ssp(void (*park)(void), int id) {
                     assert_eq!(h.join().unwrap(), 2 * id + 3000);
                 }
             }
+        })
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Builds `src` into the shared library `lib` with the C compiler for the target (the aarch64
+/// suite runs under qemu on an x86_64 host), with `extra` flags.
+fn build_c_lib(src: &std::path::Path, lib: &std::path::Path, extra: &[&str]) {
+    let cc = if cfg!(target_arch = "aarch64")
+        && std::process::Command::new("aarch64-linux-gnu-gcc")
+            .arg("--version")
+            .output()
+            .is_ok()
+    {
+        "aarch64-linux-gnu-gcc"
+    } else {
+        "gcc"
+    };
+    let st = std::process::Command::new(cc)
+        .args(extra)
+        .args(["-O1", "-fstack-protector-all", "-fPIC", "-shared", "-o"])
+        .arg(lib)
+        .arg(src)
+        .status()
+        .expect("gcc (needed to build the C side of this test)");
+    assert!(st.success());
+}
+
+/// A library that needs static TLS (initial-exec model), `dlopen`ed once the runtime exists,
+/// fails to load with glibc's own error: hilos closed glibc's static TLS surplus, which green
+/// threads' areas have no room for (with room, such a library's TLS would read zeros on green
+/// threads that existed before it was loaded). Loading it did not disturb anything: green
+/// threads run after the attempt.
+#[test]
+fn a_library_needing_static_tls_loaded_after_start_fails_to_load() {
+    if !per_green_mode() {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("hilos-tls-ie-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (src, lib) = (dir.join("ie.c"), dir.join("libie.so"));
+    std::fs::write(
+        &src,
+        "__thread int hilos_ie_v __attribute__((tls_model(\"initial-exec\"))) = 5;\n\
+         int hilos_test_ie(void) { return ++hilos_ie_v; }\n",
+    )
+    .unwrap();
+    build_c_lib(&src, &lib, &[]);
+    let path = std::ffi::CString::new(lib.to_str().unwrap()).unwrap();
+    // SAFETY: a library built just above, with no constructors; dlerror's string is read at once.
+    let (handle, err) = unsafe {
+        let h = libc::dlopen(path.as_ptr(), libc::RTLD_NOW);
+        let e = libc::dlerror();
+        let e = if e.is_null() {
+            String::new()
+        } else {
+            std::ffi::CStr::from_ptr(e).to_string_lossy().into_owned()
+        };
+        (h, e)
+    };
+    assert!(
+        handle.is_null(),
+        "an initial-exec TLS library loaded after start"
+    );
+    assert!(err.contains("static TLS"), "{err}");
+    within(30, || {
+        on_both(|| {
+            let hs: Vec<_> = (0..10).map(|i| hilos::spawn(move || i * 2)).collect();
+            let sum: i32 = hs.into_iter().map(|h| h.join().unwrap()).sum();
+            assert_eq!(sum, 90);
         })
     });
     let _ = std::fs::remove_dir_all(&dir);

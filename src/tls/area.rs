@@ -1,7 +1,11 @@
 //! One green thread's TLS area, at the top of its stack mapping, laid out as glibc lays out a
-//! thread's: on x86_64 (variant II) `[surplus | static TLS blocks | struct pthread copy]` with the
-//! thread pointer between the blocks and the copy; on aarch64 (variant I) `[struct pthread copy |
-//! tcbhead_t (16 bytes) | static TLS blocks | surplus]` with the thread pointer at `tcbhead_t`.
+//! thread's: on x86_64 (variant II) `[static TLS blocks | struct pthread copy]` with the thread
+//! pointer between the blocks and the copy; on aarch64 (variant I) `[struct pthread copy |
+//! tcbhead_t (16 bytes) | static TLS blocks]` with the thread pointer at `tcbhead_t`. glibc's
+//! surplus (room it keeps after the blocks for modules `dlopen`ed later, 1.6 KiB by default) is
+//! closed when the layout is discovered (`glibc::close_surplus`), so an area has no room for it:
+//! a parked thread's area and stack frames then fit one page where they can (the area is 3.3 KiB
+//! on x86_64 for hilos's harness). If it could not be closed, the area keeps room for it.
 //!
 //! Life of an area, in the order the calls come:
 //! 1. [`prepare`] at spawn, on whatever thread spawns: the control block's process-wide fields
@@ -42,14 +46,14 @@ unsafe fn get<T: Copy>(base: usize, off: usize) -> T {
 }
 
 /// How far an area reaches below and above its thread pointer: variant II (x86_64) has the
-/// blocks and the surplus below it and `struct pthread` above it, all counted in glibc's static
-/// size; variant I (aarch64) has `struct pthread` below it and the 16-byte control block, the
-/// blocks and the surplus above it, the static size counting only the latter.
+/// blocks (and the surplus, if it is not closed) below it and `struct pthread` above it; variant
+/// I (aarch64) has `struct pthread` below it and the 16-byte control block and the blocks (and
+/// the surplus, if not closed) above it.
 fn span(l: &Layout) -> (usize, usize) {
     if cfg!(target_arch = "x86_64") {
-        (l.static_size - P::SIZE, P::SIZE)
+        (l.kept, P::SIZE)
     } else {
-        (P::SIZE, l.static_size)
+        (P::SIZE, l.kept)
     }
 }
 
@@ -181,9 +185,8 @@ impl Template {
     /// # Safety
     /// `worker_tp` is the calling kernel thread's own thread pointer.
     pub(super) unsafe fn new(l: &Layout, worker_tp: usize, mirrors: &[isize]) -> Template {
-        // The whole static area but the control block: the blocks and glibc's surplus, so that a
-        // reused area keeps nothing of its previous thread there either (a module `dlopen`ed
-        // after start may have been given static TLS in the surplus: see the README's limits).
+        // The whole kept static area but the control block: the blocks, and glibc's surplus if it
+        // is not closed, so that a reused area keeps nothing of its previous thread there either.
         let (below, above) = span(l);
         let (lo, hi) = if cfg!(target_arch = "x86_64") {
             (-(below as isize), 0)
@@ -336,10 +339,10 @@ pub(super) unsafe fn exit_destructors(l: &Layout, tp: usize) {
             ptr::write_bytes((pd + P::SPECIFIC_1ST) as *mut u8, 0, first_block);
         }
         for o in [P::TLS_STATE, P::TLS_STATE + 8] {
-            let p = get::<*mut libc::c_void>(tp, o);
+            let p = get::<*mut libc::c_void>(pd, o);
             if !p.is_null() {
                 libc::free(p);
-                put::<usize>(tp, o, 0);
+                put::<usize>(pd, o, 0);
             }
         }
     }

@@ -99,6 +99,87 @@ pub(super) mod pthread {
     }
 }
 
+/// glibc 2.36's `struct rtld_global` (ld.so's writable state, exported as `_rtld_global`):
+/// offsets of the loader's lock and of the static TLS bookkeeping. Read off the same debug
+/// packages (`ptype /o struct rtld_global` on x86_64, pahole on arm64); checked at run time
+/// (the lock's kind, `dl_tls_static_used` against the blocks seen, looked for near the table's
+/// offset) before anything is written.
+mod rtld {
+    /// `_dl_load_lock`: a recursive `pthread_mutex_t`, held by `dlopen` while it places a
+    /// module's TLS.
+    #[cfg(target_arch = "x86_64")]
+    pub(super) const LOAD_LOCK: usize = 2568;
+    #[cfg(not(target_arch = "x86_64"))]
+    pub(super) const LOAD_LOCK: usize = 2696;
+    /// `_dl_tls_static_used`: how much of the static area modules occupy; what `dlopen` gives a
+    /// later module with static TLS is carved after it.
+    #[cfg(target_arch = "x86_64")]
+    pub(super) const STATIC_USED: usize = 4224;
+    #[cfg(not(target_arch = "x86_64"))]
+    pub(super) const STATIC_USED: usize = 4408;
+    // `_dl_tls_static_optional` follows it: the part of the surplus glibc may hand out unasked
+    // (TLS descriptors).
+    /// `pthread_mutex_t.__kind` and glibc's `PTHREAD_MUTEX_RECURSIVE_NP`.
+    pub(super) const MUTEX_KIND: usize = 16;
+    pub(super) const RECURSIVE: u32 = 1;
+}
+
+/// Closes glibc's static TLS surplus to modules loaded from now on, so that a green thread's area
+/// needs no room for it: sets `dl_tls_static_used` to the whole static size (and the optional
+/// budget to 0), under the loader's lock, after checking that the field holds `used`, the extent
+/// of the blocks seen. From then on `dlopen` of a library that needs static TLS (initial-exec
+/// model) fails with glibc's "cannot allocate memory in static TLS block", and TLSDESC accesses
+/// use dynamic TLS (per thread through the dtv, so per green thread too). Returns whether it was
+/// closed; if the checks fail nothing is written and areas keep room for the surplus.
+fn close_surplus(static_size: usize, used: usize) -> bool {
+    let g = sym(c"_rtld_global") as usize;
+    if g == 0 {
+        return false;
+    }
+    let lock = g + rtld::LOAD_LOCK;
+    let kind = read_word(lock + rtld::MUTEX_KIND).map(|w| w as u32);
+    if kind != Some(rtld::RECURSIVE) {
+        return false;
+    }
+    // Builds of 2.36 differ by a word or two before these fields (Debian's arm64 cross libc
+    // has them 8 bytes lower than its native one): look near the table's offset for the one
+    // place that holds `used` followed by an optional budget no larger than the surplus.
+    let hits: Vec<usize> = (rtld::STATIC_USED - 64..=rtld::STATIC_USED + 64)
+        .step_by(8)
+        .filter(|&o| {
+            read_word(g + o) == Some(used)
+                && read_word(g + o + 8).is_some_and(|opt| opt <= static_size - used)
+        })
+        .collect();
+    let [at] = hits[..] else {
+        return false;
+    };
+    // Full: variant II counts `struct pthread` in the static size and wants room for it above
+    // the used part; variant I counts only the blocks (and the 16-byte tcbhead_t).
+    let full = if cfg!(target_arch = "x86_64") {
+        static_size - pthread::SIZE
+    } else {
+        static_size
+    };
+    // SAFETY: `lock` is ld.so's recursive loader mutex (its kind checked above), which ld.so
+    // itself locks with libc's pthread_mutex_lock; the two words written are `size_t` fields of
+    // `_rtld_global`, read under that lock by everything that places static TLS.
+    unsafe {
+        let m = lock as *mut libc::pthread_mutex_t;
+        if libc::pthread_mutex_lock(m) != 0 {
+            return false;
+        }
+        let used_at = (g + at) as *mut usize;
+        let ok = *used_at == used;
+        if ok {
+            *used_at = full;
+            *used_at.add(1) = 0; // `_dl_tls_static_optional`
+        }
+        libc::pthread_mutex_unlock(m);
+        ok
+    }
+}
+
 /// One module's static TLS block.
 #[derive(Debug, Clone)]
 pub(super) struct Block {
@@ -118,9 +199,13 @@ pub(super) struct Block {
 pub(super) struct Layout {
     /// Static blocks of the modules loaded at start (executable, libc, other libraries).
     pub(super) blocks: Vec<Block>,
-    /// `_dl_get_tls_static_info`: the whole static area (blocks + surplus + `struct pthread`).
-    pub(super) static_size: usize,
+    /// `_dl_get_tls_static_info`'s alignment of the static area.
     pub(super) static_align: usize,
+    /// How much of the static area (beside `struct pthread`) an area holds: just the blocks of
+    /// the modules loaded so far if the surplus was closed ([`close_surplus`]), else all of it.
+    pub(super) kept: usize,
+    /// Whether the surplus was closed to later modules.
+    pub(super) surplus_closed: bool,
     /// libc's block (distance below the thread pointer) and fields inside it.
     pub(super) libc_off: isize,
     pub(super) resp_off: usize,
@@ -184,7 +269,7 @@ unsafe fn word(base: usize, off: usize) -> usize {
 }
 
 /// The static blocks of the loaded modules, as seen from the calling thread (pointer `tp`).
-fn blocks(tp: usize) -> Vec<Block> {
+fn blocks(tp: usize, static_size: usize) -> Vec<Block> {
     unsafe extern "C" fn each(info: *mut libc::dl_phdr_info, _: usize, data: *mut c_void) -> i32 {
         // SAFETY: dl_iterate_phdr passes a valid record, and `data` is the Vec below.
         let (info, out) = unsafe { (&*info, &mut *data.cast::<Vec<(usize, Block)>>()) };
@@ -214,7 +299,7 @@ fn blocks(tp: usize) -> Vec<Block> {
         // A block in the static area lies just below the thread pointer; a dlopen'ed module's
         // dynamic block lives in the heap and is allocated per thread on first use (per green
         // thread too, through its own dtv).
-        .filter(|(addr, _)| addr.abs_diff(tp) < (1 << 20))
+        .filter(|(addr, _)| addr.abs_diff(tp) < static_size)
         .map(|(addr, mut b)| {
             b.off = addr.wrapping_sub(tp) as isize;
             b
@@ -312,7 +397,12 @@ impl Layout {
             let f: unsafe extern "C" fn(*mut usize, *mut usize) = std::mem::transmute(info);
             f(&mut static_size, &mut static_align);
         }
-        let blocks = blocks(tp);
+        if static_size < pthread::SIZE || !static_align.is_power_of_two() || static_align > 4096 {
+            return Err(format!(
+                "unexpected static TLS size {static_size} / alignment {static_align}"
+            ));
+        }
+        let blocks = blocks(tp, static_size);
         // SAFETY: errno's address in this thread is in libc's block.
         let errno = unsafe { __errno_location() } as usize;
         let libc_block = blocks
@@ -355,15 +445,26 @@ impl Layout {
                  green thread that allocates builds a cache of its own"
             );
         }
-        if static_size < pthread::SIZE || !static_align.is_power_of_two() || static_align > 4096 {
-            return Err(format!(
-                "unexpected static TLS size {static_size} / alignment {static_align}"
-            ));
+        // The blocks' extent: glibc's `dl_tls_static_used` (variant II: the largest distance
+        // below the thread pointer; variant I: the end of the last block, the 16-byte tcbhead_t
+        // included).
+        let used = if cfg!(target_arch = "x86_64") {
+            blocks.iter().map(|b| b.off.unsigned_abs()).max()
+        } else {
+            blocks.iter().map(|b| b.off as usize + b.memsz).max()
         }
+        .unwrap_or(0);
+        let full = if cfg!(target_arch = "x86_64") {
+            static_size - pthread::SIZE
+        } else {
+            static_size
+        };
+        let surplus_closed = used <= full && close_surplus(static_size, used);
         Ok(Layout {
             blocks,
-            static_size,
             static_align,
+            kept: if surplus_closed { used } else { full },
+            surplus_closed,
             libc_off: libc_block.off,
             resp_off,
             ctype_offs,

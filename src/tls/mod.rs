@@ -36,6 +36,14 @@
 //! across a call, and they stay right. TLS destructors run on the green thread when its closure
 //! returns, before `join` sees it finished, as std's run before its native join returns.
 //!
+//! glibc keeps a *surplus* after the static blocks (1.6 KiB by default) to give static TLS to
+//! libraries `dlopen`ed later; a green thread's area would need room for it too, which pushed a
+//! parked thread's first stack frames into a second page (8.4 KiB per parked thread instead of
+//! 4.4). hilos closes the surplus instead, once, under the loader's lock
+//! (`glibc::close_surplus`): later `dlopen`s of libraries that need static TLS fail with glibc's
+//! own error (with room kept, they had loaded and read zeros on existing green threads), and
+//! TLS descriptors fall back to dynamic TLS, which the dtv makes per green thread.
+//!
 //! hilos's own per-kernel-thread state (the worker's context, its I/O driver, allocation and
 //! stack caches) must not become per green thread: it is reached through pointer-sized
 //! thread-locals that a worker *mirrors* into each green thread's area at its first run
@@ -139,6 +147,14 @@ pub(crate) fn init() -> TlsMode {
         };
         if choice == SHARED {
             note(&why);
+        }
+        if layout.as_ref().is_some_and(|l| !l.surplus_closed) {
+            eprintln!(
+                "hilos: glibc's static TLS surplus could not be closed to libraries loaded later \
+                 (its loader state is not as glibc 2.36's); each green thread's thread-locals \
+                 take 1.6 KiB more, and a library dlopen'ed from now on that needs static TLS \
+                 reads its initial values as zeros on existing green threads"
+            );
         }
         let m = if layout.is_some() { choice } else { SHARED };
         MODE.store(m, Ordering::Release);
