@@ -121,12 +121,19 @@ fn note_fallback(e: &io::Error) {
     }
 }
 
-/// Picks the backend for a new runtime: `HILOS_IO=epoll` forces the fallback, otherwise io_uring
-/// if a probe ring can be set up and has every opcode hilos uses.
+/// Picks the backend for a new runtime: `HILOS_IO=epoll` forces the fallback, as does running
+/// under Valgrind; otherwise io_uring if a probe ring can be set up and has every opcode hilos
+/// uses.
 pub(crate) fn choose_backend() -> IoBackend {
     if let Some(v) = std::env::var_os("HILOS_IO")
         && (v == "epoll" || v == "EPOLL")
     {
+        return IoBackend::Epoll;
+    }
+    if crate::stack::under_valgrind() {
+        // Valgrind (3.19) does not see the kernel complete requests in io_uring's shared rings:
+        // a hilos program under it waits forever for its first I/O.
+        note_fallback(&io::Error::other("running under Valgrind"));
         return IoBackend::Epoll;
     }
     match uring::probe() {

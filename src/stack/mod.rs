@@ -102,8 +102,10 @@
 mod map;
 pub(crate) mod overflow;
 mod pool;
+mod valgrind;
 
 pub(crate) use pool::worker_started;
+pub(crate) use valgrind::under_valgrind;
 #[cfg(test)]
 mod tests;
 
@@ -127,6 +129,8 @@ pub(crate) const MAX_STACK_SIZE: usize = 1 << 30;
 #[derive(Debug)]
 pub(crate) struct Stack {
     raw: RawStack,
+    /// Its registration with Valgrind (`valgrind::register`; 0 when not under Valgrind).
+    valgrind: usize,
 }
 
 impl Stack {
@@ -154,6 +158,7 @@ impl Stack {
 
 impl Drop for Stack {
     fn drop(&mut self) {
+        valgrind::deregister(self.valgrind);
         pool::put(self.raw.take());
     }
 }
@@ -165,7 +170,10 @@ impl Drop for Stack {
 /// an OS error with context (size, call, and for `ENOMEM` which limit) when mapping fails.
 pub(crate) fn alloc(size: usize) -> io::Result<Stack> {
     let class = pool::class_for(size)?;
-    pool::take(class).map(|raw| Stack { raw })
+    pool::take(class).map(|raw| {
+        let valgrind = valgrind::register(raw.limit, raw.limit + raw.usable);
+        Stack { raw, valgrind }
+    })
 }
 
 /// Returns a stack for reuse (to this thread's cache, overflowing to the shared pool, whose

@@ -436,9 +436,17 @@ impl Layout {
             rel(ctype[1]).ok_or("ctype state outside libc's block")?,
             rel(ctype[2]).ok_or("ctype state outside libc's block")?,
         ];
-        let tcache_off = probe_tcache(lb, libc_block.memsz);
-        let arena_off = probe_arena(libc_block.off, libc_block.memsz);
-        if tcache_off.is_none() {
+        // Under Valgrind malloc is Valgrind's: there is no tcache or arena to find (and the
+        // probes' reads of maybe-unmapped words would be reported as errors).
+        let (tcache_off, arena_off) = if crate::stack::under_valgrind() {
+            (None, None)
+        } else {
+            (
+                probe_tcache(lb, libc_block.memsz),
+                probe_arena(libc_block.off, libc_block.memsz),
+            )
+        };
+        if tcache_off.is_none() && !crate::stack::under_valgrind() {
             eprintln!(
                 "hilos: malloc's per-thread cache was not found in libc's thread-local storage \
                  (malloc replaced, or its cache turned off?); if glibc's malloc is in use, each \
