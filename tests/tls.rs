@@ -32,33 +32,37 @@ fn per_green_mode() -> bool {
     mode.per_green_thread()
 }
 
-/// The use-after-free: a lazily initialised thread-local whose initialiser parks. With
-/// shared thread-locals the second initialiser to finish replaced (and freed) the value the first
-/// still borrowed; now each green thread has its own value: both reads give 0xaa.
-#[test]
-fn a_lazy_initialiser_that_parks_gives_each_thread_its_own_value() {
+/// The first program, on a runtime's green thread: a lazily initialised thread-local
+/// whose initialiser parks, read by two green threads. Returns both reads.
+fn lazy_initialiser_program() -> (u8, u8) {
     thread_local! {
         static X: Vec<u8> = {
             hilos::sleep(Duration::from_millis(10));
             vec![0xAA; 64]
         };
     }
+    let a = hilos::spawn(|| {
+        X.with(|v| {
+            let s: &[u8] = &v[..];
+            hilos::sleep(Duration::from_millis(50));
+            s[0]
+        })
+    });
+    hilos::sleep(Duration::from_millis(2));
+    let b = hilos::spawn(|| X.with(|v| v[0]));
+    (a.join().unwrap(), b.join().unwrap())
+}
+
+/// The use-after-free: with shared thread-locals the second initialiser to finish
+/// replaced (and freed) the value the first still borrowed; now each green thread has its own
+/// value: both reads give 0xaa.
+#[test]
+fn a_lazy_initialiser_that_parks_gives_each_thread_its_own_value() {
     if !per_green_mode() {
         return;
     }
     within(60, || {
-        on_both(|| {
-            let a = hilos::spawn(|| {
-                X.with(|v| {
-                    let s: &[u8] = &v[..];
-                    hilos::sleep(Duration::from_millis(50));
-                    s[0]
-                })
-            });
-            hilos::sleep(Duration::from_millis(2));
-            let b = hilos::spawn(|| X.with(|v| v[0]));
-            assert_eq!((a.join().unwrap(), b.join().unwrap()), (0xAA, 0xAA));
-        })
+        on_both(|| assert_eq!(lazy_initialiser_program(), (0xAA, 0xAA)))
     });
 }
 
@@ -68,27 +72,11 @@ fn a_lazy_initialiser_that_parks_gives_each_thread_its_own_value() {
 /// `valgrind` (CI installs it); not under qemu, which Valgrind cannot run.
 #[test]
 fn the_lazy_initialiser_program_is_clean_under_valgrind() {
-    thread_local! {
-        static X: Vec<u8> = {
-            hilos::sleep(Duration::from_millis(10));
-            vec![0xAA; 64]
-        };
-    }
     const NAME: &str = "the_lazy_initialiser_program_is_clean_under_valgrind";
     if is_child() {
         let rt = hilos::Runtime::builder().workers(1).build().unwrap();
-        rt.block_on(|| {
-            let a = hilos::spawn(|| {
-                X.with(|v| {
-                    let s: &[u8] = &v[..];
-                    hilos::sleep(Duration::from_millis(50));
-                    s[0]
-                })
-            });
-            hilos::sleep(Duration::from_millis(2));
-            let b = hilos::spawn(|| X.with(|v| v[0]));
-            println!("reads {:#x} {:#x}", a.join().unwrap(), b.join().unwrap());
-        });
+        let (a, b) = rt.block_on(lazy_initialiser_program);
+        println!("reads {a:#x} {b:#x}");
         return;
     }
     if !per_green_mode() || std::env::var_os("HILOS_TEST_RUNNER").is_some() {
