@@ -1,4 +1,6 @@
-//! Context switch: the one place where hilos changes the stack a kernel thread runs on.
+//! Context switch: the one place where hilos changes the stack a kernel thread runs on. (Also
+//! home to the other instruction sequences hilos writes by hand: Valgrind's client requests,
+//! [`valgrind`], which tell Valgrind where the green stacks are.)
 //!
 //! # The problem
 //!
@@ -312,3 +314,4 @@ pub(crate) fn bare_switch_roundtrips(iters: u64) -> std::time::Duration {
 
 #[cfg(test)]
 mod tests;
+pub(crate) mod valgrind;

@@ -130,7 +130,7 @@ pub(crate) fn choose_backend() -> IoBackend {
     {
         return IoBackend::Epoll;
     }
-    if crate::stack::under_valgrind() {
+    if crate::arch::valgrind::under_valgrind() {
         // Valgrind (3.19) does not see the kernel complete requests in io_uring's shared rings:
         // a hilos program under it waits forever for its first I/O.
         note_fallback(&io::Error::other("running under Valgrind"));

@@ -102,16 +102,15 @@
 mod map;
 pub(crate) mod overflow;
 mod pool;
-mod valgrind;
 
 pub(crate) use pool::worker_started;
-pub(crate) use valgrind::under_valgrind;
 #[cfg(test)]
 mod tests;
 
 use std::io;
 use std::ops::Range;
 
+use crate::arch::valgrind;
 use pool::RawStack;
 
 /// Usable bytes of a stack when the user asks for nothing else.

@@ -438,7 +438,7 @@ impl Layout {
         ];
         // Under Valgrind malloc is Valgrind's: there is no tcache or arena to find (and the
         // probes' reads of maybe-unmapped words would be reported as errors).
-        let (tcache_off, arena_off) = if crate::stack::under_valgrind() {
+        let (tcache_off, arena_off) = if crate::arch::valgrind::under_valgrind() {
             (None, None)
         } else {
             (
@@ -446,7 +446,7 @@ impl Layout {
                 probe_arena(libc_block.off, libc_block.memsz),
             )
         };
-        if tcache_off.is_none() && !crate::stack::under_valgrind() {
+        if tcache_off.is_none() && !crate::arch::valgrind::under_valgrind() {
             eprintln!(
                 "hilos: malloc's per-thread cache was not found in libc's thread-local storage \
                  (malloc replaced, or its cache turned off?); if glibc's malloc is in use, each \

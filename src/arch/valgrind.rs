@@ -101,7 +101,7 @@ pub(crate) fn under_valgrind() -> bool {
 /// Registers `[lo, hi)` as a stack with Valgrind; returns its id plus one (0: not registered,
 /// not under Valgrind).
 #[inline]
-pub(super) fn register(lo: usize, hi: usize) -> usize {
+pub(crate) fn register(lo: usize, hi: usize) -> usize {
     if !under_valgrind() {
         return 0;
     }
@@ -111,7 +111,7 @@ pub(super) fn register(lo: usize, hi: usize) -> usize {
 
 /// Deregisters what [`register`] returned.
 #[inline]
-pub(super) fn deregister(id_plus_one: usize) {
+pub(crate) fn deregister(id_plus_one: usize) {
     if id_plus_one != 0 {
         request(0, &[STACK_DEREGISTER, id_plus_one - 1, 0, 0, 0, 0]);
     }
