@@ -214,7 +214,13 @@ pub(crate) fn park(which: Which, deadline: Option<Instant>) -> bool {
     unsafe { switch_away_from(w, Away::Block) };
     g.wait_on.set(WAIT_NONE);
     // Woken by a waker (NOTIFIED) or by the timer (EMPTY); consume whatever is pending.
-    token.finish_wait()
+    let notified = token.finish_wait();
+    if notified && deadline.is_some() {
+        // Our timer entry outlives the wait: let the heap know (`time`).
+        // SAFETY: still on the same worker (a started thread never moves); the borrow is short.
+        unsafe { &mut *w }.timers.ended_early();
+    }
+    notified
 }
 
 /// Switches the running green thread away until another party makes it runnable with

@@ -10,16 +10,30 @@
 //! uses the earliest deadline as its timeout, so one kernel wait serves every timer of the worker.
 //! A thread that is woken early leaves its entry in the heap: the entry carries the wait number
 //! (`Green::wait_gen`) it was made for, and is ignored when it fires if the thread has moved on
-//! (lazy deletion; the entry keeps only the thread's control block alive, not its stack).
+//! (lazy deletion). Left at that, early-ended waits with far deadlines piled up until their
+//! deadlines: 5,000,000 `park_timeout(1 h)` woken early by `unpark` held 195 MB for an hour,
+//! and each entry kept its thread's control block (with the closure's captures) alive. So the
+//! worker counts the timed waits that ended early ([`Timers::ended_early`]), and once they are at
+//! least [`COMPACT_MIN`] and half the heap, the entries whose wait has ended are dropped (a linear
+//! pass and a rebuild, which removes at least half the heap: O(1) amortised per ended wait) and
+//! the heap's memory shrinks with it. So the heap holds at most about twice its live entries (or
+//! [`COMPACT_MIN`] stale ones), whether or not more timers come. An entry is live while its
+//! thread's wait number is still the entry's and the thread still waits (`wait_on` is not
+//! `WAIT_NONE`): every thread with an entry here is pinned to this worker, which alone reads and
+//! writes those fields.
 //!
 //! Rejected: a hashed timer wheel (cheaper inserts but a tick, i.e. periodic wake-ups, and coarse
-//! deadlines); cancelling entries eagerly (needs an index per thread, more memory per sleeper).
+//! deadlines); cancelling entries eagerly (needs an index per thread kept in step with the heap's
+//! moves, more memory per sleeper and work on every early wake-up).
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 use std::time::Instant;
 
-use crate::task::TaskRef;
+use crate::task::{TaskRef, WAIT_NONE};
+
+/// Fewest ended waits worth a compaction.
+const COMPACT_MIN: usize = 64;
 
 struct Entry {
     deadline: Instant,
@@ -52,6 +66,9 @@ impl Ord for Entry {
 pub(crate) struct Timers {
     heap: BinaryHeap<Entry>,
     seq: u64,
+    /// Entries whose wait ended early, as far as the worker knows (an estimate: never fewer than
+    /// the heap holds, reset by each compaction).
+    stale: usize,
 }
 
 impl Timers {
@@ -59,6 +76,7 @@ impl Timers {
         Timers {
             heap: BinaryHeap::new(),
             seq: 0,
+            stale: 0,
         }
     }
 
@@ -73,6 +91,28 @@ impl Timers {
         });
     }
 
+    /// Notes that a timed wait with an entry here ended before its deadline; compacts the heap
+    /// once such entries are many (module doc).
+    pub(crate) fn ended_early(&mut self) {
+        self.stale += 1;
+        if self.stale >= COMPACT_MIN && 2 * self.stale >= self.heap.len() {
+            self.compact();
+        }
+    }
+
+    /// Drops the entries whose wait has ended (module doc), and the memory they took.
+    fn compact(&mut self) {
+        self.heap.retain(|e| {
+            let g = e.task.green().expect("hilos: a timer for a kernel thread");
+            g.wait_gen.get() == e.wait_no && g.wait_on.get() != WAIT_NONE
+        });
+        self.stale = 0;
+        let keep = (2 * self.heap.len()).max(COMPACT_MIN);
+        if self.heap.capacity() > 2 * keep {
+            self.heap.shrink_to(keep);
+        }
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         self.heap.is_empty()
     }
@@ -81,11 +121,19 @@ impl Timers {
         self.heap.peek().map(|e| e.deadline)
     }
 
-    /// The next entry due at `now`, as `(wait number, thread)`.
+    /// The next entry due at `now`, as `(wait number, thread)`, if its wait has not ended (the
+    /// entries of ended waits that come due are dropped on the way).
     pub(crate) fn pop_due(&mut self, now: Instant) -> Option<(u64, TaskRef)> {
-        if self.heap.peek()?.deadline > now {
-            return None;
+        loop {
+            if self.heap.peek()?.deadline > now {
+                return None;
+            }
+            let e = self.heap.pop()?;
+            let g = e.task.green().expect("hilos: a timer for a kernel thread");
+            if g.wait_gen.get() == e.wait_no && g.wait_on.get() != WAIT_NONE {
+                return Some((e.wait_no, e.task));
+            }
+            self.stale = self.stale.saturating_sub(1);
         }
-        self.heap.pop().map(|e| (e.wait_no, e.task))
     }
 }
