@@ -35,7 +35,10 @@
 //! the thread parks on its `sys` token until `state` is non-zero. A waker ([`QGuard::wake_front`],
 //! [`QGuard::wake_all`]) unlinks the waiter under the queue lock, takes the waiter's thread
 //! reference, stores the token (`Release`), and only after the queue lock is dropped delivers the
-//! wake-up to the thread. The order matters: once the token is stored the waiter may return and its
+//! wake-up to the thread. (`wake_all` unlinks every waiter under the lock but leaves them chained
+//! to each other, and takes each thread reference and stores each token after the lock is
+//! released, as it wakes them: waking any number of threads allocates nothing. A waiter that times
+//! out and finds itself unlinked waits for its token.) The order matters: once the token is stored the waiter may return and its
 //! stack frame vanish, so the waker never touches the waiter after that store; the thread reference
 //! it took keeps the thread's control block alive for the wake-up itself.
 //!
@@ -88,7 +91,8 @@ struct Waiter {
 }
 
 // SAFETY: the `Cell` fields are only touched by whoever holds the queue lock the waiter is linked
-// in (or by the waiting thread before it is linked and after it is unlinked); `state` is atomic.
+// in, by the waker that unlinked it with `wake_all` until it stores the token, or by the waiting
+// thread before it is linked and after it has its token (or unlinked itself); `state` is atomic.
 unsafe impl Sync for Waiter {}
 
 /// An intrusive FIFO of waiters. Queue lock only.
@@ -219,6 +223,8 @@ impl<S> WaitQueue<S> {
             wakes: Wakes {
                 first: None,
                 rest: Vec::new(),
+                chain: ptr::null(),
+                chain_token: WAITING,
             },
         }
     }
@@ -283,13 +289,25 @@ impl<S> WaitQueue<S> {
                     return Park::TimedOut;
                 }
                 drop(g);
-                // Unlinked: the waker stored the token before releasing the lock we just took.
-                let s = w.state.load(Ordering::Acquire);
-                debug_assert_ne!(s, WAITING);
+                // Unlinked: a waker chose us. `wake_front` stored the token before releasing
+                // the lock we just took; `wake_all` stores it just after releasing it, and then
+                // wakes us: until then our frame must stay (it reads our links and thread).
                 std::mem::forget(unlink);
-                return Park::Woken(s);
+                return Park::Woken(wait_for_token(&w));
             }
         }
+    }
+}
+
+/// The token of a waiter a waker has unlinked, once it is there (parking until the waker's
+/// wake-up while it is not).
+fn wait_for_token(w: &Waiter) -> usize {
+    loop {
+        let s = w.state.load(Ordering::Acquire);
+        if s != WAITING {
+            return s;
+        }
+        park::park(Which::Sys, None);
     }
 }
 
@@ -309,6 +327,10 @@ impl<S> Drop for Unlink<'_, S> {
             let t = self.w.task.take();
             drop(g);
             drop(t);
+        } else {
+            // Chosen by a waker that may not have stored the token yet (`wake_all`).
+            drop(g);
+            wait_for_token(self.w);
         }
     }
 }
@@ -317,6 +339,11 @@ impl<S> Drop for Unlink<'_, S> {
 struct Wakes {
     first: Option<TaskRef>,
     rest: Vec<TaskRef>,
+    /// Waiters [`QGuard::wake_all`] unlinked, still chained through `next`, whose token
+    /// (`chain_token`) is stored only after the lock is released: waking them all allocates
+    /// nothing. A chained waiter stays put until it has its token (see [`WaitQueue::park`]).
+    chain: *const Waiter,
+    chain_token: usize,
 }
 
 impl Wakes {
@@ -433,12 +460,30 @@ impl<S> QGuard<'_, S> {
         }
     }
 
-    /// Wakes every queued thread with `token`; returns how many.
+    /// Wakes every queued thread with `token`; returns how many. Allocates nothing: the waiters
+    /// are unlinked here (each left chained to the next) and given their token once the lock is
+    /// released, as they are woken.
     pub(crate) fn wake_all(&mut self, token: usize) -> usize {
-        let mut n = 0;
-        while self.wake_front(token).is_some() {
-            n += 1;
+        debug_assert_ne!(token, WAITING);
+        debug_assert!(
+            self.wakes.chain.is_null(),
+            "hilos: wake_all twice under one lock"
+        );
+        let inner = self.inner();
+        let head = inner.list.head;
+        let n = inner.list.len;
+        let mut w = head;
+        while !w.is_null() {
+            // SAFETY: linked waiters are valid while we hold the lock; `next` is kept.
+            unsafe {
+                (*w).linked.set(false);
+                w = (*w).next.get();
+            }
         }
+        inner.list = List::new();
+        self.q.queued.store(0, Ordering::Relaxed);
+        self.wakes.chain = head;
+        self.wakes.chain_token = token;
         n
     }
 
@@ -457,6 +502,21 @@ impl<S> Drop for QGuard<'_, S> {
         for t in self.wakes.rest.drain(..) {
             t.wake();
         }
+        let mut w = std::mem::replace(&mut self.wakes.chain, ptr::null());
+        while !w.is_null() {
+            // SAFETY: a chained waiter (`wake_all`) waits in its frame until its token is
+            // stored, and nobody else touches its links or thread; its next link and thread are
+            // read before the store, after which it may return.
+            unsafe {
+                let next = (*w).next.get();
+                let t = (*w).task.take();
+                (*w).state.store(self.wakes.chain_token, Ordering::Release);
+                if let Some(t) = t {
+                    t.wake();
+                }
+                w = next;
+            }
+        }
     }
 }
 
@@ -466,10 +526,11 @@ mod tests {
     use std::sync::Arc;
     use std::sync::atomic::AtomicBool;
 
-    /// A waiter whose deadline passes while a waker picks it must report the wake-up (the token),
-    /// never a time-out: every token handed out is received exactly once.
-    #[test]
-    fn timeout_racing_a_wake_never_loses_the_token() {
+    /// Waiters whose deadlines run from "already passed" to a few microseconds park `rounds`
+    /// times each in one queue while a kernel thread keeps waking with `wake` (which returns how
+    /// many it woke): every token handed out is received exactly once, and a waiter sees nothing
+    /// but the token or a time-out.
+    fn race_timeouts_against(waiters: u64, rounds: u64, wake: fn(&mut QGuard<'_, ()>) -> usize) {
         let q = Arc::new(WaitQueue::new(()));
         let stop = Arc::new(AtomicBool::new(false));
         let waker = {
@@ -477,34 +538,54 @@ mod tests {
             std::thread::spawn(move || {
                 let mut given = 0usize;
                 while !stop.load(Ordering::Relaxed) {
-                    if q.lock().wake_front(7).is_some() {
-                        given += 1;
-                    }
+                    given += wake(&mut q.lock());
                 }
                 given
             })
         };
-        let (mut woken, mut timed_out) = (0usize, 0usize);
-        // Under Miri each round explores another interleaving; a few dozen stay within seconds.
-        for i in 0..if cfg!(miri) { 40 } else { 20_000u32 } {
-            // Deadlines from "already passed" to a few microseconds.
-            let d = Instant::now() + std::time::Duration::from_nanos(u64::from(i % 5) * 1000);
-            match q.park(0, None, Some(d), |_| Some(Pos::Back), || {}, |_| {}) {
-                Park::Woken(7) => woken += 1,
-                Park::TimedOut => timed_out += 1,
-                other => panic!("unexpected {other:?}"),
-            }
-        }
+        let parkers: Vec<_> = (0..waiters)
+            .map(|k| {
+                let q = q.clone();
+                std::thread::spawn(move || {
+                    let mut woken = 0usize;
+                    for i in 0..rounds {
+                        let ns = ((i + k) % 5) * 1000;
+                        let d = Instant::now() + std::time::Duration::from_nanos(ns);
+                        match q.park(0, None, Some(d), |_| Some(Pos::Back), || {}, |_| {}) {
+                            Park::Woken(7) => woken += 1,
+                            Park::TimedOut => {}
+                            other => panic!("unexpected {other:?}"),
+                        }
+                    }
+                    woken
+                })
+            })
+            .collect();
+        let woken: usize = parkers.into_iter().map(|h| h.join().unwrap()).sum();
         stop.store(true, Ordering::Relaxed);
         let given = waker.join().unwrap();
-        assert_eq!(
-            woken, given,
-            "woken {woken}, given {given}, timed out {timed_out}"
-        );
+        assert_eq!(woken, given, "woken {woken}, given {given}");
         assert_eq!(q.queued(), 0);
     }
 
-    /// Waiters are served in order, a front-queued waiter first, and tags are seen by wakers.
+    /// A waiter whose deadline passes while a waker picks it must report the wake-up (the token),
+    /// never a time-out. Under Miri each round explores another interleaving; a few dozen stay
+    /// within seconds.
+    #[test]
+    fn timeout_racing_a_wake_never_loses_the_token() {
+        let rounds = if cfg!(miri) { 40 } else { 20_000 };
+        race_timeouts_against(1, rounds, |g| usize::from(g.wake_front(7).is_some()));
+    }
+
+    /// The same against `wake_all`, which stores the tokens after releasing the lock: a waiter
+    /// that times out and finds itself unlinked must wait for its token (never report a time-out,
+    /// never leave while the waker still reads its frame), with several waiters at once.
+    #[test]
+    fn timeouts_racing_wake_all_never_lose_a_token() {
+        let rounds = if cfg!(miri) { 10 } else { 10_000 };
+        race_timeouts_against(3, rounds, |g| g.wake_all(7));
+    }
+
     #[test]
     fn fifo_order_and_front() {
         let q = WaitQueue::new(());
