@@ -265,3 +265,81 @@ fn a_child_runs_beside_a_spawner_that_never_switches() {
         });
     });
 }
+
+/// A spawn that fails for lack of address space (`ulimit -v`) leaves the process enough to go
+/// on, as std's does (it leaves 64 MiB): the error is `OutOfMemory`, and then a 32 MiB buffer can
+/// be allocated and a backtrace captured and printed, and a kernel thread started. hilos used to
+/// map stacks until 64 KiB were left, and the next allocation aborted the process.
+#[test]
+fn a_spawn_that_fails_for_address_space_leaves_the_process_able_to_run() {
+    const NAME: &str = "a_spawn_that_fails_for_address_space_leaves_the_process_able_to_run";
+    if common::is_child() {
+        let vm: usize = std::fs::read_to_string("/proc/self/status")
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix("VmSize:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap();
+        let lim = libc::rlimit {
+            rlim_cur: ((vm << 10) + (384 << 20)) as libc::rlim_t,
+            rlim_max: libc::RLIM_INFINITY,
+        };
+        // SAFETY: lowers this (child) process's address-space soft limit.
+        assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_AS, &lim) }, 0);
+        let rt = hilos::Runtime::builder().workers(1).build().unwrap();
+        rt.block_on(|| {
+            let stop = Arc::new(AtomicBool::new(false));
+            // Releases the parked threads however this closure ends (a failed check panics).
+            struct Release(Arc<AtomicBool>);
+            impl Drop for Release {
+                fn drop(&mut self) {
+                    self.0.store(true, Ordering::Relaxed);
+                }
+            }
+            let _release = Release(stop.clone());
+            let mut threads = Vec::new();
+            let err = loop {
+                let s = stop.clone();
+                match hilos::thread::Builder::new().spawn(move || {
+                    while !s.load(Ordering::Relaxed) {
+                        hilos::sleep(Duration::from_millis(1));
+                    }
+                }) {
+                    Ok(h) => threads.push(h),
+                    Err(e) => break e,
+                }
+                assert!(threads.len() < 100_000, "never ran out of address space");
+            };
+            assert_eq!(err.kind(), std::io::ErrorKind::OutOfMemory, "{err}");
+            let mut big = vec![1u8; 32 << 20];
+            big[12345] = 2;
+            let bt = std::backtrace::Backtrace::force_capture().to_string();
+            std::thread::Builder::new()
+                .stack_size(1 << 20)
+                .spawn(|| ())
+                .expect("a kernel thread after the failed spawn")
+                .join()
+                .unwrap();
+            println!(
+                "after {} threads: {err}; then {} bytes and a backtrace of {} lines",
+                threads.len(),
+                big.len(),
+                bt.lines().count()
+            );
+            stop.store(true, Ordering::Relaxed);
+            for t in threads {
+                t.join().unwrap();
+            }
+            println!("survived");
+        });
+        return;
+    }
+    let out = common::run_child(NAME, &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("survived"),
+        "{:?}\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -199,6 +199,49 @@ pub(super) unsafe fn release(addr: usize, len: usize) -> io::Result<()> {
     }
 }
 
+/// Address space and commit a stack allocation must leave to the rest of the process, as std
+/// leaves when it fails to spawn a thread: a stack that took the last of it would make the next
+/// ordinary allocation (a `Vec`, a panic's backtrace) abort the process.
+pub(super) const HEADROOM: usize = 64 << 20;
+
+/// Whether [`HEADROOM`] bytes of address space and commit are still to be had: maps that much
+/// (readable and writable, so strict overcommit charges it) and unmaps it at once. Only where
+/// either can run out: under an address-space limit (`ulimit -v`, asked each time: a program may
+/// lower it) or strict overcommit (`vm.overcommit_memory=2`); elsewhere the answer is yes.
+pub(super) fn headroom_left() -> bool {
+    static STRICT: OnceLock<bool> = OnceLock::new();
+    let strict = *STRICT.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/vm/overcommit_memory").is_ok_and(|s| s.trim() == "2")
+    });
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes the limit into `lim`.
+    let limited = unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut lim) } == 0
+        && lim.rlim_cur != libc::RLIM_INFINITY;
+    if !strict && !limited {
+        return true;
+    }
+    // SAFETY: a new private anonymous mapping at an address of the kernel's choosing, unmapped
+    // right away; nothing else is affected.
+    unsafe {
+        let p = libc::mmap(
+            ptr::null_mut(),
+            HEADROOM,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        );
+        if p == libc::MAP_FAILED {
+            return false;
+        }
+        libc::munmap(p, HEADROOM);
+    }
+    true
+}
+
 /// Wraps an OS error from `call` with context: what was being allocated and, for `ENOMEM`, which
 /// limit was probably hit.
 pub(super) fn os_error(err: io::Error, call: &str, what: &str, mech: Mechanism) -> io::Error {

@@ -298,7 +298,9 @@ fn take_shared(class: usize) -> io::Result<RawStack> {
 }
 
 /// Maps a chunk of `want` slots, halving on `ENOMEM` (address-space limits, strict overcommit)
-/// down to one slot. Returns the base and the number of slots mapped.
+/// down to one slot. A chunk that would leave the process less than [`map::HEADROOM`] of
+/// address space or commit counts as `ENOMEM` too (checked after every mapping: chunks are few).
+/// Returns the base and the number of slots mapped.
 fn map_chunk(
     mech: Mechanism,
     usable: usize,
@@ -307,9 +309,30 @@ fn map_chunk(
 ) -> io::Result<(usize, usize)> {
     let mut n = want;
     loop {
-        match map::map_region(n * slot_len) {
+        let mapped = map::map_region(n * slot_len).and_then(|addr| {
+            if map::headroom_left() {
+                return Ok(addr);
+            }
+            // SAFETY: the region was just mapped here and nothing uses it.
+            unsafe { map::unmap(addr, n * slot_len) };
+            Err(io::Error::from_raw_os_error(libc::ENOMEM))
+        });
+        match mapped {
             Ok(addr) => return Ok((addr, n)),
             Err(e) if e.raw_os_error() == Some(libc::ENOMEM) && n > 1 => n /= 2,
+            Err(e) if e.raw_os_error() == Some(libc::ENOMEM) => {
+                return Err(map::os_error(
+                    e,
+                    &format!(
+                        "mmap of {} bytes for a stack slot (leaving {} MiB for the rest of the \
+                         process)",
+                        slot_len,
+                        map::HEADROOM >> 20
+                    ),
+                    &format!("a green-thread stack of {usable} usable bytes"),
+                    mech,
+                ));
+            }
             Err(e) => {
                 return Err(map::os_error(
                     e,

@@ -917,10 +917,11 @@ fn exhausted_address_space_is_an_explained_error() {
     const SHORT: &str = "exhausted_address_space_is_an_explained_error";
     const SIZE: usize = 1 << 20; // 1 MiB class: a first chunk of 16 slots is 16 MiB + 64 KiB.
     if is_child(SHORT) {
-        // Leave 6 MiB of address space: the 16- and 8-slot chunks fail, a 4-slot chunk fits.
+        // Leave 6 MiB of address space beyond the 64 MiB a stack must leave to the rest of the
+        // process: the 16- and 8-slot chunks fail, a 4-slot chunk fits.
         let vm = status_kib("VmSize:") * 1024;
         let lim = libc::rlimit {
-            rlim_cur: (vm + (6 << 20)) as libc::rlim_t,
+            rlim_cur: (vm + super::map::HEADROOM + (6 << 20)) as libc::rlim_t,
             rlim_max: libc::RLIM_INFINITY,
         };
         // SAFETY: lowers this (child) process's address-space soft limit.
