@@ -343,3 +343,96 @@ fn a_spawn_that_fails_for_address_space_leaves_the_process_able_to_run() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// In a child forked from a process running hilos, hilos calls fail with a message saying why
+/// (its workers were the parent's threads) instead of hanging: building a runtime returns the
+/// error, spawning and `block_on` panic with it, as does a green thread that parks in the child
+/// of a fork it made itself. Each child reports through its exit status.
+#[test]
+fn hilos_calls_in_a_forked_child_fail_with_a_message() {
+    const NAME: &str = "hilos_calls_in_a_forked_child_fail_with_a_message";
+    if !common::is_child() {
+        let out = common::run_child(NAME, &[]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("children ok"),
+            "{:?}\n{stdout}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return;
+    }
+    /// Forks; the child runs `f` and exits with its result (0 for right), the parent returns the
+    /// child's exit status.
+    fn in_fork(f: impl FnOnce() -> i32) -> i32 {
+        // SAFETY: the child only runs `f` (allocation and panics are fine after fork with glibc,
+        // which resets malloc's locks) and leaves with _exit.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0);
+        if pid == 0 {
+            let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or(9);
+            // SAFETY: ends the child without running the parent's exit handlers.
+            unsafe { libc::_exit(code) };
+        }
+        // A child that hangs (hilos without the fork check) is killed after 10 s: 101.
+        let mut status = 0;
+        for _ in 0..1000 {
+            // SAFETY: polls our own child.
+            match unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) } {
+                0 => std::thread::sleep(Duration::from_millis(10)),
+                r => {
+                    assert_eq!(r, pid);
+                    return if libc::WIFEXITED(status) {
+                        libc::WEXITSTATUS(status)
+                    } else {
+                        100
+                    };
+                }
+            }
+        }
+        // SAFETY: kills and reaps our own child.
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+            libc::waitpid(pid, &mut status, 0);
+        }
+        101
+    }
+    fn says_fork(payload: Box<dyn std::any::Any + Send>) -> bool {
+        let msg = payload
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_default();
+        msg.contains("forked from a process running hilos")
+    }
+    let rt = hilos::Runtime::builder().workers(1).build().unwrap();
+    assert_eq!(rt.block_on(|| hilos::spawn(|| 7).join().unwrap()), 7);
+    let build = in_fork(|| match hilos::Runtime::builder().workers(1).build() {
+        Err(e)
+            if e.to_string()
+                .contains("forked from a process running hilos") =>
+        {
+            0
+        }
+        _ => 1,
+    });
+    let spawn = in_fork(|| {
+        let r = std::panic::catch_unwind(|| hilos::spawn(|| 1).join());
+        i32::from(!r.is_err_and(says_fork))
+    });
+    let block_on = in_fork(|| {
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rt.block_on(|| 1)));
+        i32::from(!r.is_err_and(says_fork))
+    });
+    // Forked from a green thread: the child goes on on that green thread's stack.
+    let green = rt.block_on(|| {
+        in_fork(|| {
+            let r = std::panic::catch_unwind(|| hilos::sleep(Duration::from_millis(1)));
+            i32::from(!r.is_err_and(says_fork))
+        })
+    });
+    assert_eq!((build, spawn, block_on, green), (0, 0, 0, 0));
+    // The parent goes on as before.
+    assert_eq!(rt.block_on(|| hilos::spawn(|| 8).join().unwrap()), 8);
+    println!("children ok");
+}

@@ -174,6 +174,7 @@ pub(crate) fn park(which: Which, deadline: Option<Instant>) -> bool {
             Which::Sys => wait_os(&task::current().sys, deadline),
         };
     };
+    task::fork::check();
     // SAFETY: the running green thread's header is alive while it runs.
     let h = unsafe { cur.as_ref() };
     let token = h.token(which);
@@ -241,6 +242,7 @@ pub(crate) fn sleep(dur: Duration) {
         std::thread::sleep(dur);
         return;
     };
+    task::fork::check();
     if dur.is_zero() {
         yield_now();
         return;

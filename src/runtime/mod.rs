@@ -109,6 +109,10 @@ impl Builder {
     /// unavailable is not an error: the runtime then uses the epoll fallback (see
     /// [`Runtime::io_backend`]).
     pub fn build(self) -> io::Result<Runtime> {
+        if crate::task::fork::forked() {
+            return Err(crate::task::fork::error());
+        }
+        crate::task::fork::watch();
         let n = match self.workers {
             Some(0) => {
                 return Err(io::Error::new(

@@ -441,6 +441,7 @@ impl<T> JoinInner<T> {
 
     /// Waits for the thread to finish and takes its result.
     pub(crate) fn join(self) -> std::thread::Result<T> {
+        task::fork::check();
         let out = self.out();
         let cur = task::current_green();
         if let Some(p) = cur

@@ -92,6 +92,9 @@ where
     F: FnOnce() -> T + Send,
     T: Send,
 {
+    if crate::task::fork::forked() {
+        return Err(crate::task::fork::error());
+    }
     let default_stack = stack_size.is_none();
     let stack = match stack_size {
         None => match scheduler::take_default_stack(shared) {

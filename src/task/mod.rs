@@ -34,6 +34,7 @@
 //! waiting in `join` hands it to the finishing thread through the join state (`spawner::cell`),
 //! which passes it to `park::schedule`.
 
+pub(crate) mod fork;
 pub(crate) mod futex;
 pub(crate) mod runq;
 pub(crate) mod small;

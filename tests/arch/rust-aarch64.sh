@@ -13,6 +13,9 @@
 #   tests that need more stacks than the mapping limit allows with mprotect are skipped
 #   (hundred_thousand_threads_alive_at_once, a_million_spawn_join_in_total), as is the one that
 #   counts mappings up to the limit (qemu maps on its own).
+# - An address-space limit (`ulimit -v`) applies to the emulator itself, so the test that spawns
+#   until the limit (a_spawn_that_fails_for_address_space_leaves_the_process_able_to_run) is left
+#   to the native run.
 # - The emulator's own memory (its translation caches) grows as it runs, so the test that checks
 #   RSS stays flat over a million green threads (a_million_green_threads_that_malloc_leave_rss_flat)
 #   is left to the native run.
@@ -44,5 +47,6 @@ cargo test --target "$target" -- \
     --skip hundred_thousand_threads_alive_at_once \
     --skip a_million_spawn_join_in_total \
     --skip mprotect_fallback_explains_the_mapping_limit \
-    --skip a_million_green_threads_that_malloc_leave_rss_flat
+    --skip a_million_green_threads_that_malloc_leave_rss_flat \
+    --skip a_spawn_that_fails_for_address_space_leaves_the_process_able_to_run
 echo "aarch64 Rust tests under qemu-aarch64: passed"
