@@ -436,3 +436,43 @@ fn hilos_calls_in_a_forked_child_fail_with_a_message() {
     assert_eq!(rt.block_on(|| hilos::spawn(|| 8).join().unwrap()), 8);
     println!("children ok");
 }
+
+/// `Runtime::build` with the descriptor table full says which limit and how to raise it, not
+/// just "Too many open files".
+#[test]
+fn build_with_descriptors_exhausted_names_the_limit() {
+    const NAME: &str = "build_with_descriptors_exhausted_names_the_limit";
+    if !common::is_child() {
+        let out = common::run_child(NAME, &[]);
+        assert!(
+            out.status.success(),
+            "{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return;
+    }
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: reads, then lowers this (child) process's descriptor soft limit.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim), 0);
+        lim.rlim_cur = 256;
+        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), 0);
+    }
+    let mut files = Vec::new();
+    while let Ok(f) = std::fs::File::open("/dev/null") {
+        files.push(f);
+    }
+    let err = hilos::Runtime::builder().workers(2).build().unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("hilos") && msg.contains("ulimit -n") && msg.contains("256"),
+        "{msg}"
+    );
+    drop(files);
+    let rt = hilos::Runtime::builder().workers(2).build().unwrap();
+    assert_eq!(rt.block_on(|| 5), 5);
+}

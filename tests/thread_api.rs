@@ -122,6 +122,24 @@ fn stack_size_is_honoured_for_deep_recursion() {
     });
 }
 
+/// Stacks over 1 GiB, which std accepts, are had too (they were `InvalidInput`): a thread with a
+/// 2 GiB stack runs a 1 MiB frame.
+#[test]
+fn a_stack_over_a_gibibyte_can_be_had() {
+    within(60, || {
+        on_both(|| {
+            let h = hilos::Builder::new()
+                .stack_size(2 << 30)
+                .spawn(|| {
+                    let buf = std::hint::black_box([7u8; 1 << 20]);
+                    buf[12345]
+                })
+                .unwrap();
+            assert_eq!(h.join().unwrap(), 7);
+        })
+    });
+}
+
 #[test]
 fn absurd_stack_size_is_an_error_not_a_crash() {
     within(30, || {

@@ -132,7 +132,8 @@ impl Builder {
         stack::overflow::install(task::overflow_lookup);
         // Probe io_uring once per runtime (HILOS_IO=epoll forces the fallback).
         let backend = crate::driver::choose_backend();
-        let (shared, seeds) = Shared::new(n, self.stack_size, backend)?;
+        let (shared, seeds) = Shared::new(n, self.stack_size, backend)
+            .map_err(|e| context(e, "cannot set up the hilos runtime's wake-up descriptors"))?;
         let mut workers = Vec::with_capacity(n);
         // Each worker creates its I/O driver on its own kernel thread and reports here.
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
@@ -146,10 +147,7 @@ impl Builder {
             match spawned {
                 Ok(h) => workers.push(h),
                 Err(e) => {
-                    failure = Some(io::Error::new(
-                        e.kind(),
-                        format!("cannot start a hilos worker thread: {e}"),
-                    ));
+                    failure = Some(context(e, "cannot start a hilos worker thread"));
                     break;
                 }
             }
@@ -164,10 +162,7 @@ impl Builder {
                     }
                 }
                 Ok(Err(e)) => {
-                    failure.get_or_insert(io::Error::new(
-                        e.kind(),
-                        format!("cannot set up a hilos worker's I/O driver: {e}"),
-                    ));
+                    failure.get_or_insert(context(e, "cannot set up a hilos worker's I/O driver"));
                 }
                 Err(_) => break,
             }
@@ -177,12 +172,7 @@ impl Builder {
             // threads nobody takes (see `scheduler::monitor`). Joined with the workers.
             match scheduler::start_monitor(shared.clone()) {
                 Ok(h) => workers.push(h),
-                Err(e) => {
-                    failure = Some(io::Error::new(
-                        e.kind(),
-                        format!("cannot start a hilos monitor thread: {e}"),
-                    ))
-                }
+                Err(e) => failure = Some(context(e, "cannot start a hilos monitor thread")),
             }
         }
         if let Some(e) = failure {
@@ -243,6 +233,32 @@ pub struct Runtime {
     workers: Vec<std::thread::JoinHandle<()>>,
     background: bool,
     io_backend: crate::io::IoBackend,
+}
+
+/// `e` with what was being done, and for an exhausted descriptor table, which limit and how
+/// to raise it (a bare "Too many open files" names neither).
+fn context(e: io::Error, what: &str) -> io::Error {
+    let hint = match e.raw_os_error() {
+        Some(libc::EMFILE) => {
+            let mut lim = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            // SAFETY: getrlimit writes the limit into `lim`.
+            let soft = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 {
+                lim.rlim_cur.to_string()
+            } else {
+                "?".into()
+            };
+            format!(
+                " (this process's open-descriptor limit, `ulimit -n` = {soft}, is reached: each \
+                 worker needs 2 or 3 descriptors; raise the limit or close descriptors)"
+            )
+        }
+        Some(libc::ENFILE) => " (the system-wide open-file limit, fs.file-max, is reached)".into(),
+        _ => String::new(),
+    };
+    io::Error::new(e.kind(), format!("{what}: {e}{hint}"))
 }
 
 static GLOBAL: OnceLock<Runtime> = OnceLock::new();

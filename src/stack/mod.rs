@@ -117,8 +117,9 @@ use pool::RawStack;
 pub(crate) const DEFAULT_STACK_SIZE: usize = 256 * 1024;
 /// Smallest usable size handed out (a request for 0 gets this).
 pub(crate) const MIN_STACK_SIZE: usize = 16 * 1024;
-/// Largest usable size accepted; larger requests are `InvalidInput`.
-pub(crate) const MAX_STACK_SIZE: usize = 1 << 30;
+/// Largest usable size accepted (64 GiB: address space, committed only as it is touched; std
+/// accepts any size and lets the mapping fail); larger requests are `InvalidInput`.
+pub(crate) const MAX_STACK_SIZE: usize = 1 << 36;
 
 /// An owned green-thread stack: `[guard page][usable ... top)`.
 ///

@@ -13,7 +13,7 @@ use super::{MAX_STACK_SIZE, MIN_STACK_SIZE};
 /// log2 of [`MIN_STACK_SIZE`].
 const MIN_SHIFT: u32 = 14;
 /// log2 of [`MAX_STACK_SIZE`].
-const MAX_SHIFT: u32 = 30;
+const MAX_SHIFT: u32 = 36;
 /// 2^STEP_SHIFT classes per power of two.
 const STEP_SHIFT: u32 = 3;
 /// Class 0 is [`MIN_STACK_SIZE`]; then 8 classes per power of two up to [`MAX_STACK_SIZE`].

@@ -239,12 +239,25 @@ fn sym(name: &CStr) -> *mut c_void {
 
 /// Reads a word at `addr` without faulting if it is not mapped: the kernel copies it through a
 /// pipe and answers `EFAULT` for a bad address (so does qemu's user-mode emulator, which
-/// `process_vm_readv` would bypass).
+/// `process_vm_readv` would bypass; that is the fallback when no pipe can be had).
 fn read_word(addr: usize) -> Option<usize> {
     let mut fds = [0i32; 2];
     // SAFETY: `fds` has room for the two descriptors.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return None;
+        // No descriptor to be had (the table is full): ask the kernel to copy the word from
+        // this process to itself instead, which fails with EFAULT the same way.
+        let mut v = 0usize;
+        let local = libc::iovec {
+            iov_base: (&raw mut v).cast(),
+            iov_len: 8,
+        };
+        let remote = libc::iovec {
+            iov_base: addr as *mut c_void,
+            iov_len: 8,
+        };
+        // SAFETY: the kernel writes at most 8 bytes into `v` and reads (or fails to) 8 at `addr`.
+        let n = unsafe { libc::process_vm_readv(libc::getpid(), &local, 1, &remote, 1, 0) };
+        return (n == 8).then_some(v);
     }
     let mut v = 0usize;
     // SAFETY: the kernel reads 8 bytes at `addr` (or fails with EFAULT) and writes at most 8
