@@ -54,22 +54,28 @@ fn many_concurrent_callers() {
     });
 }
 
+/// Runs the test `name` in a child process whose blocking pool has `threads` threads
+/// (`HILOS_BLOCKING_THREADS` is read once per process), and checks that it passed.
+fn run_in_child(name: &str, threads: &str) {
+    let out = io_util::self_command()
+        .args(["--exact", name, "--test-threads=1"])
+        .env("HILOS_TEST_CHILD", "1")
+        .env("HILOS_BLOCKING_THREADS", threads)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("1 passed"),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn the_pool_is_bounded() {
     // HILOS_BLOCKING_THREADS is read once per process: in a child process of its own.
     if !is_child() {
-        let out = io_util::self_command()
-            .args(["--exact", "the_pool_is_bounded", "--test-threads=1"])
-            .env("HILOS_TEST_CHILD", "1")
-            .env("HILOS_BLOCKING_THREADS", "3")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success() && String::from_utf8_lossy(&out.stdout).contains("1 passed"),
-            "{}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        run_in_child("the_pool_is_bounded", "3");
         return;
     }
     if std::env::var("HILOS_BLOCKING_THREADS").as_deref() != Ok("3") {
@@ -107,5 +113,46 @@ fn the_pool_is_bounded() {
             .filter(|c| c.trim() == "hilos-blocking")
             .count();
         assert!(pool_threads <= 3, "{pool_threads} pool threads");
+    });
+}
+
+/// Name resolution has a pool of its own: with every thread of the blocking pool held by jobs
+/// that wait for a release, `hilos::net` still resolves a host name (it used to queue behind
+/// them: a connect delayed by seconds, here forever).
+#[test]
+fn name_resolution_is_not_queued_behind_blocking_jobs() {
+    const NAME: &str = "name_resolution_is_not_queued_behind_blocking_jobs";
+    if !is_child() {
+        run_in_child(NAME, "2");
+        return;
+    }
+    use hilos::net::ToSocketAddrs;
+    within(60, || {
+        rt2().block_on(|| {
+            let release = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let started = Arc::new(AtomicUsize::new(0));
+            let jobs: Vec<_> = (0..4)
+                .map(|_| {
+                    let (release, started) = (release.clone(), started.clone());
+                    hilos::spawn(move || {
+                        hilos::unblock(|| {
+                            started.fetch_add(1, Ordering::SeqCst);
+                            while !release.load(Ordering::SeqCst) {
+                                std::thread::sleep(Duration::from_millis(1));
+                            }
+                        })
+                    })
+                })
+                .collect();
+            while started.load(Ordering::SeqCst) < 2 {
+                hilos::sleep(Duration::from_millis(1));
+            }
+            let addrs: Vec<_> = ("localhost", 80).to_socket_addrs().unwrap().collect();
+            assert!(addrs.iter().any(|a| a.ip().is_loopback()), "{addrs:?}");
+            release.store(true, Ordering::SeqCst);
+            for j in jobs {
+                j.join().unwrap();
+            }
+        })
     });
 }

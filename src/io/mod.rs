@@ -44,6 +44,7 @@ pub use crate::driver::IoBackend;
 pub use pipe::{PipeReader, PipeWriter, pipe};
 pub use stdio::{Stderr, Stdin, Stdout, stderr, stdin, stdout};
 pub use unblock::unblock;
+pub(crate) use unblock::unblock_resolve;
 
 /// The I/O backend of the runtime the caller runs on: `None` on a kernel thread that is not a
 /// worker (see [`crate::Runtime::io_backend`]).

@@ -17,6 +17,11 @@
 //! timeout, and a parked green thread's stack stays where it is. The job marks the slot done as
 //! its very last access to it, and wakes the caller through a thread reference of its own.
 //!
+//! Name resolution (`ToSocketAddrs` for host names, hence `TcpStream::connect("host:port")`) has
+//! a pool of its own, of at most `HILOS_RESOLVER_THREADS` threads (default 8): sharing the
+//! general pool, a connect waited behind 64 slow blocking jobs (seconds); and a resolver that
+//! hangs (an unreachable DNS server) cannot take the general pool's threads either.
+//!
 //! Rejected: one kernel thread per call (unbounded under load); a fixed-size pool started up front
 //! (64 idle threads in every program that never blocks).
 
@@ -35,6 +40,8 @@ use crate::task::{self, Which};
 const IDLE_RETIRE: Duration = Duration::from_secs(10);
 /// The default bound on pool threads.
 const DEFAULT_MAX: usize = 64;
+/// The default bound on name-resolution threads.
+const DEFAULT_RESOLVER_MAX: usize = 8;
 
 type Job = Box<dyn FnOnce() + Send + 'static>;
 
@@ -42,6 +49,8 @@ struct Pool {
     state: Mutex<State>,
     cv: Condvar,
     max: usize,
+    /// Its threads' name.
+    name: &'static str,
 }
 
 struct State {
@@ -50,14 +59,14 @@ struct State {
     idle: usize,
 }
 
-fn pool() -> &'static Pool {
-    static POOL: OnceLock<Pool> = OnceLock::new();
-    POOL.get_or_init(|| {
-        let max = std::env::var("HILOS_BLOCKING_THREADS")
+impl Pool {
+    /// A pool of at most `$var` threads (`default` when unset or not a positive number).
+    fn new(var: &str, default: usize, name: &'static str) -> Pool {
+        let max = std::env::var(var)
             .ok()
             .and_then(|v| v.parse::<usize>().ok())
             .filter(|&n| n > 0)
-            .unwrap_or(DEFAULT_MAX);
+            .unwrap_or(default);
         Pool {
             state: Mutex::new(State {
                 queue: VecDeque::new(),
@@ -66,7 +75,24 @@ fn pool() -> &'static Pool {
             }),
             cv: Condvar::new(),
             max,
+            name,
         }
+    }
+}
+
+fn pool() -> &'static Pool {
+    static POOL: OnceLock<Pool> = OnceLock::new();
+    POOL.get_or_init(|| Pool::new("HILOS_BLOCKING_THREADS", DEFAULT_MAX, "hilos-blocking"))
+}
+
+fn resolver_pool() -> &'static Pool {
+    static POOL: OnceLock<Pool> = OnceLock::new();
+    POOL.get_or_init(|| {
+        Pool::new(
+            "HILOS_RESOLVER_THREADS",
+            DEFAULT_RESOLVER_MAX,
+            "hilos-resolver",
+        )
     })
 }
 
@@ -87,7 +113,7 @@ impl Pool {
         };
         if spawn {
             let r = std::thread::Builder::new()
-                .name("hilos-blocking".into())
+                .name(self.name.into())
                 .spawn(move || self.run());
             if r.is_err() {
                 let mut st = self.state.lock();
@@ -157,6 +183,23 @@ where
     F: FnOnce() -> T + Send,
     T: Send,
 {
+    run_on(pool(), f)
+}
+
+/// As [`unblock`], on the name-resolution pool (module doc).
+pub(crate) fn unblock_resolve<F, T>(f: F) -> T
+where
+    F: FnOnce() -> T + Send,
+    T: Send,
+{
+    run_on(resolver_pool(), f)
+}
+
+fn run_on<F, T>(pool: &'static Pool, f: F) -> T
+where
+    F: FnOnce() -> T + Send,
+    T: Send,
+{
     if task::current_green().is_none() {
         return f();
     }
@@ -182,7 +225,7 @@ where
     // (this frame) does not return before `done` is set, and the job touches nothing it borrows
     // after that (`f` and its result are gone by then).
     let job: Job = unsafe { std::mem::transmute::<Box<dyn FnOnce() + Send + '_>, Job>(job) };
-    pool().submit(job);
+    pool.submit(job);
     while !slot.done.load(Ordering::Acquire) {
         park::park(Which::Sys, None);
     }

@@ -31,12 +31,12 @@ fn one(a: SocketAddr) -> io::Result<std::vec::IntoIter<SocketAddr>> {
     Ok(vec![a].into_iter())
 }
 
-/// Resolves `host:port` (or anything std resolves) on the blocking pool.
+/// Resolves `host:port` (or anything std resolves) on the name-resolution pool (see `io::unblock`).
 fn resolve_blocking<T>(what: T) -> io::Result<std::vec::IntoIter<SocketAddr>>
 where
     T: std::net::ToSocketAddrs + Send,
 {
-    crate::unblock(move || Ok(what.to_socket_addrs()?.collect::<Vec<_>>().into_iter()))
+    crate::io::unblock_resolve(move || Ok(what.to_socket_addrs()?.collect::<Vec<_>>().into_iter()))
 }
 
 impl ToSocketAddrs for SocketAddr {
