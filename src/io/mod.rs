@@ -42,6 +42,14 @@ use std::time::Duration;
 
 pub use crate::driver::IoBackend;
 pub use pipe::{PipeReader, PipeWriter, pipe};
+/// std's own, so that `use hilos::io` can stand for `use std::io`: the error types and the
+/// traits and adapters that block only as much as the reader or writer they wrap (hilos's park
+/// only the calling green thread).
+pub use std::io::{
+    BufRead, BufReader, BufWriter, Cursor, Empty, Error, ErrorKind, IoSlice, IoSliceMut,
+    IsTerminal, LineWriter, Read, Repeat, Result, Seek, SeekFrom, Sink, Write, copy, empty,
+    read_to_string, repeat, sink,
+};
 pub use stdio::{Stderr, Stdin, Stdout, stderr, stdin, stdout};
 pub use unblock::unblock;
 pub(crate) use unblock::unblock_resolve;

@@ -26,6 +26,10 @@ pub use crate::spawner::{Builder, JoinHandle, Thread};
 pub use crate::task::ThreadId;
 use crate::task::{self, Which};
 pub use scoped::{Scope, ScopedJoinHandle, scope};
+/// std's own, and right on green threads: thread-locals (`thread_local!`, [`LocalKey`]) and the
+/// panic state ([`panicking`]) are per green thread where hilos gives each its own (see
+/// [`crate::runtime::tls_mode`]); [`available_parallelism`] is the machine's, as for std threads.
+pub use std::thread::{AccessError, LocalKey, Result, available_parallelism, panicking};
 
 /// A handle to the calling thread: the green thread if called on one, else the kernel thread.
 ///
