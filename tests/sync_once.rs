@@ -209,3 +209,65 @@ fn lazy_lock_api() {
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| *LazyLock::force(&p))).is_err()
     );
 }
+
+/// `Once::call_once` whose closure parks: the other green threads of the worker wait by parking
+/// (std's `Once` would block the worker: a deadlock on one worker), the closure runs once, and
+/// `wait` returns once it has.
+#[test]
+fn once_call_parks_others_wait() {
+    on_both(20, || {
+        let once = Arc::new(hilos::sync::Once::new());
+        let runs = Arc::new(AtomicUsize::new(0));
+        let waiter = {
+            let once = once.clone();
+            hilos::spawn(move || once.wait())
+        };
+        let hs: Vec<_> = (0..20)
+            .map(|_| {
+                let (once, runs) = (once.clone(), runs.clone());
+                hilos::spawn(move || {
+                    once.call_once(|| {
+                        hilos::sleep(Duration::from_millis(20));
+                        runs.fetch_add(1, Ordering::SeqCst);
+                    });
+                    // Whoever returns sees the call done.
+                    assert_eq!(runs.load(Ordering::SeqCst), 1);
+                })
+            })
+            .collect();
+        for h in hs {
+            h.join().unwrap();
+        }
+        waiter.join().unwrap();
+        assert!(once.is_completed());
+    });
+}
+
+/// std's poisoning: a panicking closure poisons the `Once`; `call_once` and `wait` then panic
+/// with std's message; `call_once_force` runs (told it is poisoned) and clears it. Also on a
+/// kernel thread.
+#[test]
+fn once_poisoning_as_std() {
+    fn check() {
+        let once = hilos::sync::Once::new();
+        let r = std::panic::catch_unwind(|| once.call_once(|| panic!("first")));
+        assert!(r.is_err());
+        assert!(!once.is_completed());
+        for r in [
+            std::panic::catch_unwind(|| once.call_once(|| ())),
+            std::panic::catch_unwind(|| once.wait()),
+        ] {
+            let p = r.unwrap_err();
+            let msg = p.downcast_ref::<String>().cloned().unwrap_or_default();
+            assert!(msg.contains("previously been poisoned"), "{msg}");
+        }
+        let mut seen = None;
+        once.call_once_force(|s| seen = Some(s.is_poisoned()));
+        assert_eq!(seen, Some(true));
+        assert!(once.is_completed());
+        once.call_once(|| panic!("must not run again"));
+        once.wait();
+    }
+    on_both(20, check);
+    check();
+}

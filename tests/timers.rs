@@ -119,7 +119,12 @@ fn check_child(name: &str, what: &str) {
 fn joined_threads_woken_early_do_not_stay_allocated() {
     const NAME: &str = "joined_threads_woken_early_do_not_stay_allocated";
     if is_child() {
-        let rt = hilos::Runtime::builder().workers(1).build().unwrap();
+        // Debug builds copy the 64 KiB closure a few times on the way: stacks with room for that.
+        let rt = hilos::Runtime::builder()
+            .workers(1)
+            .stack_size(2 << 20)
+            .build()
+            .unwrap();
         rt.block_on(|| {
             let round = || {
                 let parked = Arc::new(AtomicUsize::new(0));

@@ -1,4 +1,5 @@
-//! The one-time initialisation protocol behind [`super::OnceLock`] and [`super::LazyLock`].
+//! The one-time initialisation protocol behind [`super::Once`], [`super::OnceLock`] and
+//! [`super::LazyLock`].
 //!
 //! # The problem
 //! std's `Once` blocks the kernel thread of every thread that finds the initialisation under way.
@@ -112,30 +113,64 @@ impl OnceCore {
                 COMPLETE => return Ok(()),
                 POISONED => return Err(Poisoned),
                 INCOMPLETE => {
-                    if self
-                        .state
-                        .compare_exchange(
-                            s,
-                            RUNNING | (s & QUEUED),
-                            Ordering::Acquire,
-                            Ordering::Acquire,
-                        )
-                        .is_err()
-                    {
-                        continue;
+                    let on_panic = if poison { POISONED } else { INCOMPLETE };
+                    if self.try_run(s, on_panic, || {
+                        (f.take().expect("hilos: once initialiser ran twice"))()
+                    }) {
+                        return Ok(());
                     }
-                    let mut fin = Finish {
-                        core: self,
-                        to: if poison { POISONED } else { INCOMPLETE },
-                    };
-                    (f.take().expect("hilos: once initialiser ran twice"))();
-                    fin.to = COMPLETE;
-                    drop(fin);
-                    return Ok(());
                 }
                 _ => self.wait_out(RUNNING),
             }
         }
+    }
+
+    /// As [`OnceCore::call`] with `poison` set, but also runs `f` on a poisoned cell: `f` is told
+    /// whether it was poisoned, and completing clears the poison (std's `call_once_force`).
+    #[cold]
+    pub(crate) fn call_force(&self, f: impl FnOnce(bool)) {
+        let mut f = Some(f);
+        loop {
+            let s = self.state.load(Ordering::Acquire);
+            match s & MASK {
+                COMPLETE => return,
+                INCOMPLETE | POISONED => {
+                    let poisoned = s & MASK == POISONED;
+                    if self.try_run(s, POISONED, || {
+                        (f.take().expect("hilos: once initialiser ran twice"))(poisoned)
+                    }) {
+                        return;
+                    }
+                }
+                _ => self.wait_out(RUNNING),
+            }
+        }
+    }
+
+    /// From state `s` (not running, not complete): takes the initialisation (`RUNNING`) and runs
+    /// `f`, ending in `COMPLETE`, or in `on_panic` if `f` panics; the parked threads are woken
+    /// either way. Returns `false`, without running `f`, if the state moved on from `s`.
+    fn try_run(&self, s: u8, on_panic: u8, f: impl FnOnce()) -> bool {
+        if self
+            .state
+            .compare_exchange(
+                s,
+                RUNNING | (s & QUEUED),
+                Ordering::Acquire,
+                Ordering::Acquire,
+            )
+            .is_err()
+        {
+            return false;
+        }
+        let mut fin = Finish {
+            core: self,
+            to: on_panic,
+        };
+        f();
+        fin.to = COMPLETE;
+        drop(fin);
+        true
     }
 
     /// Waits until an initialisation has completed (or the cell is poisoned).
