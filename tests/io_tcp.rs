@@ -463,3 +463,18 @@ fn vectored_io_and_name_resolution() {
 fn under_epoll() {
     io_util::rerun_under_epoll("under_epoll");
 }
+
+/// `TcpListener::only_v6`, as std's (deprecated there too): an IPv6 listener (where the machine
+/// has IPv6) answers as std's does.
+#[test]
+#[allow(deprecated)]
+fn listener_only_v6_as_std() {
+    within(30, || {
+        rt1().block_on(|| {
+            if let Ok(l) = TcpListener::bind("[::1]:0") {
+                let std_l = std::net::TcpListener::bind("[::1]:0").unwrap();
+                assert_eq!(l.only_v6().unwrap(), std_l.only_v6().unwrap());
+            }
+        })
+    });
+}

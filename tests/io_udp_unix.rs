@@ -171,3 +171,27 @@ fn unix_datagrams_and_timeouts() {
 fn under_epoll() {
     io_util::rerun_under_epoll("under_epoll");
 }
+
+/// std's multicast options, set and read back through hilos's `UdpSocket`, on a green thread and
+/// on a kernel thread.
+#[test]
+fn udp_multicast_options_as_std() {
+    fn check() {
+        let v4 = UdpSocket::bind("127.0.0.1:0").unwrap();
+        v4.set_multicast_loop_v4(false).unwrap();
+        assert!(!v4.multicast_loop_v4().unwrap());
+        v4.set_multicast_loop_v4(true).unwrap();
+        assert!(v4.multicast_loop_v4().unwrap());
+        v4.set_multicast_ttl_v4(7).unwrap();
+        assert_eq!(v4.multicast_ttl_v4().unwrap(), 7);
+        // IPv6 may be missing on a machine: then there is nothing to check.
+        if let Ok(v6) = UdpSocket::bind("[::1]:0") {
+            v6.set_multicast_loop_v6(false).unwrap();
+            assert!(!v6.multicast_loop_v6().unwrap());
+        }
+    }
+    within(30, || {
+        rt2().block_on(check);
+        check();
+    });
+}

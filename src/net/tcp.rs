@@ -153,6 +153,13 @@ impl TcpListener {
         self.inner.ttl()
     }
 
+    /// Gets `IPV6_V6ONLY` (deprecated in std as well, where it is kept for compatibility).
+    #[deprecated(since = "0.1.0", note = "as std's: not useful on a bound listener")]
+    pub fn only_v6(&self) -> io::Result<bool> {
+        #[allow(deprecated)]
+        self.inner.only_v6()
+    }
+
     /// Gets and clears the socket's pending error (`SO_ERROR`).
     pub fn take_error(&self) -> io::Result<Option<io::Error>> {
         self.inner.take_error()

@@ -165,6 +165,36 @@ impl UdpSocket {
         self.inner.ttl()
     }
 
+    /// Sets `IP_MULTICAST_LOOP`: whether multicast sent from this socket loops back to it.
+    pub fn set_multicast_loop_v4(&self, on: bool) -> io::Result<()> {
+        self.inner.set_multicast_loop_v4(on)
+    }
+
+    /// Gets `IP_MULTICAST_LOOP`.
+    pub fn multicast_loop_v4(&self) -> io::Result<bool> {
+        self.inner.multicast_loop_v4()
+    }
+
+    /// Sets `IP_MULTICAST_TTL`: how many hops multicast sent from this socket may take.
+    pub fn set_multicast_ttl_v4(&self, ttl: u32) -> io::Result<()> {
+        self.inner.set_multicast_ttl_v4(ttl)
+    }
+
+    /// Gets `IP_MULTICAST_TTL`.
+    pub fn multicast_ttl_v4(&self) -> io::Result<u32> {
+        self.inner.multicast_ttl_v4()
+    }
+
+    /// Sets `IPV6_MULTICAST_LOOP`.
+    pub fn set_multicast_loop_v6(&self, on: bool) -> io::Result<()> {
+        self.inner.set_multicast_loop_v6(on)
+    }
+
+    /// Gets `IPV6_MULTICAST_LOOP`.
+    pub fn multicast_loop_v6(&self) -> io::Result<bool> {
+        self.inner.multicast_loop_v6()
+    }
+
     /// Joins an IPv4 multicast group.
     pub fn join_multicast_v4(&self, group: &Ipv4Addr, iface: &Ipv4Addr) -> io::Result<()> {
         self.inner.join_multicast_v4(group, iface)
