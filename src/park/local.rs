@@ -207,17 +207,15 @@ impl Local {
         }
     }
 
-    /// Makes the threads whose timers are due runnable (or drops stale timers).
+    /// Makes the threads whose timers are due runnable (`pop_due` drops the entries of waits
+    /// that have ended).
     pub(crate) fn fire_timers(&mut self) {
         if self.timers.is_empty() {
             return;
         }
         let now = Instant::now();
-        while let Some((wait_no, t)) = self.timers.pop_due(now) {
+        while let Some(t) = self.timers.pop_due(now) {
             let g = t.green().expect("hilos: a timer for a kernel thread");
-            if g.wait_gen.get() != wait_no {
-                continue; // stale: the thread has moved on
-            }
             let token = match g.wait_on.get() {
                 WAIT_USER => &t.user,
                 WAIT_SYS => &t.sys,

@@ -42,6 +42,18 @@ struct Entry {
     task: TaskRef,
 }
 
+impl Entry {
+    /// Whether the entry's wait is still on: its thread's wait number is still the entry's and
+    /// the thread still waits (module doc). Home worker only.
+    fn live(&self) -> bool {
+        let g = self
+            .task
+            .green()
+            .expect("hilos: a timer for a kernel thread");
+        g.wait_gen.get() == self.wait_no && g.wait_on.get() != WAIT_NONE
+    }
+}
+
 impl PartialEq for Entry {
     fn eq(&self, o: &Entry) -> bool {
         self.deadline == o.deadline && self.seq == o.seq
@@ -102,10 +114,7 @@ impl Timers {
 
     /// Drops the entries whose wait has ended (module doc), and the memory they took.
     fn compact(&mut self) {
-        self.heap.retain(|e| {
-            let g = e.task.green().expect("hilos: a timer for a kernel thread");
-            g.wait_gen.get() == e.wait_no && g.wait_on.get() != WAIT_NONE
-        });
+        self.heap.retain(Entry::live);
         self.stale = 0;
         let keep = (2 * self.heap.len()).max(COMPACT_MIN);
         if self.heap.capacity() > 2 * keep {
@@ -121,17 +130,16 @@ impl Timers {
         self.heap.peek().map(|e| e.deadline)
     }
 
-    /// The next entry due at `now`, as `(wait number, thread)`, if its wait has not ended (the
-    /// entries of ended waits that come due are dropped on the way).
-    pub(crate) fn pop_due(&mut self, now: Instant) -> Option<(u64, TaskRef)> {
+    /// The thread of the next entry due at `now` whose wait has not ended (the entries of ended
+    /// waits that come due are dropped on the way).
+    pub(crate) fn pop_due(&mut self, now: Instant) -> Option<TaskRef> {
         loop {
             if self.heap.peek()?.deadline > now {
                 return None;
             }
             let e = self.heap.pop()?;
-            let g = e.task.green().expect("hilos: a timer for a kernel thread");
-            if g.wait_gen.get() == e.wait_no && g.wait_on.get() != WAIT_NONE {
-                return Some((e.wait_no, e.task));
+            if e.live() {
+                return Some(e.task);
             }
             self.stale = self.stale.saturating_sub(1);
         }
