@@ -334,14 +334,7 @@ fn a_spawn_that_fails_for_address_space_leaves_the_process_able_to_run() {
         });
         return;
     }
-    let out = common::run_child(NAME, &[]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.contains("survived"),
-        "{:?}\n{stdout}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    expect_child(NAME, "survived");
 }
 
 /// In a child forked from a process running hilos, hilos calls fail with a message saying why
@@ -352,14 +345,7 @@ fn a_spawn_that_fails_for_address_space_leaves_the_process_able_to_run() {
 fn hilos_calls_in_a_forked_child_fail_with_a_message() {
     const NAME: &str = "hilos_calls_in_a_forked_child_fail_with_a_message";
     if !common::is_child() {
-        let out = common::run_child(NAME, &[]);
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success() && stdout.contains("children ok"),
-            "{:?}\n{stdout}\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
+        expect_child(NAME, "children ok");
         return;
     }
     /// Forks; the child runs `f` and exits with its result (0 for right), the parent returns the
@@ -443,13 +429,7 @@ fn hilos_calls_in_a_forked_child_fail_with_a_message() {
 fn build_with_descriptors_exhausted_names_the_limit() {
     const NAME: &str = "build_with_descriptors_exhausted_names_the_limit";
     if !common::is_child() {
-        let out = common::run_child(NAME, &[]);
-        assert!(
-            out.status.success(),
-            "{}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        expect_child(NAME, "1 passed");
         return;
     }
     let mut lim = libc::rlimit {
@@ -475,4 +455,16 @@ fn build_with_descriptors_exhausted_names_the_limit() {
     drop(files);
     let rt = hilos::Runtime::builder().workers(2).build().unwrap();
     assert_eq!(rt.block_on(|| 5), 5);
+}
+
+/// Runs the test `name` again in a child process and checks that it passed and printed `marker`.
+fn expect_child(name: &str, marker: &str) {
+    let out = common::run_child(name, &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains(marker),
+        "{:?}\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
