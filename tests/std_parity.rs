@@ -92,3 +92,29 @@ fn addr_parse_error_through_hilos_net() {
     let e: hilos::net::AddrParseError = "not an address".parse::<hilos::net::IpAddr>().unwrap_err();
     assert!(!e.to_string().is_empty());
 }
+
+/// `Builder::spawn_unchecked`: the closure borrows the caller's data and returns a borrow of it;
+/// the caller joins before the data goes.
+fn borrowing_spawn() {
+    let data: Vec<u64> = (1..=100).collect();
+    let slice = &data[..];
+    // SAFETY: joined below, while `data` lives.
+    let h = unsafe {
+        hilos::thread::Builder::new()
+            .name("unchecked".into())
+            .spawn_unchecked(move || {
+                assert_eq!(hilos::thread::current().name(), Some("unchecked"));
+                (slice.iter().sum::<u64>(), &slice[..3])
+            })
+    }
+    .unwrap();
+    let (sum, head) = h.join().unwrap();
+    assert_eq!(sum, 5050);
+    assert_eq!(head, [1, 2, 3]);
+}
+
+#[test]
+fn builder_spawn_unchecked_may_borrow() {
+    on_both(borrowing_spawn);
+    borrowing_spawn();
+}

@@ -22,9 +22,10 @@
 //! # Things that still block the worker
 //! `std::net`, `std::fs`, `std::io::stdin()` and other std I/O, `std::thread::sleep` and
 //! `std::sync::Mutex` block the whole worker kernel thread, not only the green thread. Use the
-//! types here, or wrap the call in [`crate::unblock`]. Do not hold a `StdoutLock` or another
+//! types here, or wrap the call in [`crate::unblock`]. Do not hold std's `StdoutLock` or another
 //! reentrant std lock across a blocking hilos call: another green thread of the same worker
-//! kernel thread would then take the "same thread's" lock.
+//! kernel thread would then take the "same thread's" lock. hilos's own [`StdoutLock`],
+//! [`StderrLock`] and [`StdinLock`] are per green thread.
 //!
 //! # Green threads stay on their worker
 //! A green thread that has run stays on its worker kernel thread for good, and so do the
@@ -35,6 +36,7 @@
 pub(crate) mod op;
 mod pipe;
 mod stdio;
+mod stream_lock;
 mod unblock;
 
 use std::os::fd::{AsFd, AsRawFd};
@@ -50,7 +52,7 @@ pub use std::io::{
     IsTerminal, LineWriter, Read, Repeat, Result, Seek, SeekFrom, Sink, Write, copy, empty,
     read_to_string, repeat, sink,
 };
-pub use stdio::{Stderr, Stdin, Stdout, stderr, stdin, stdout};
+pub use stdio::{Stderr, StderrLock, Stdin, StdinLock, Stdout, StdoutLock, stderr, stdin, stdout};
 pub use unblock::unblock;
 pub(crate) use unblock::unblock_resolve;
 

@@ -174,8 +174,25 @@ impl Builder {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        self.check_name();
         // SAFETY: F and T are 'static: nothing borrowed can end before the thread does.
+        unsafe { self.spawn_on_unchecked(shared, f) }
+    }
+
+    /// Spawns on `shared` without lifetime checks.
+    ///
+    /// # Safety
+    /// As [`spawn_unchecked`]: whatever `F` and `T` borrow must outlive the thread and its result.
+    pub(crate) unsafe fn spawn_on_unchecked<F, T>(
+        self,
+        shared: &Shared,
+        f: F,
+    ) -> io::Result<JoinHandle<T>>
+    where
+        F: FnOnce() -> T + Send,
+        T: Send,
+    {
+        self.check_name();
+        // SAFETY: the caller's promise, passed on.
         let inner = unsafe { spawn_unchecked(shared, self.name, self.stack_size, None, f)? };
         Ok(JoinHandle { inner })
     }

@@ -174,13 +174,42 @@ impl Builder {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
+        // SAFETY: F and T are 'static: nothing borrowed can end before the thread does.
+        unsafe { self.spawn_unchecked(f) }
+    }
+
+    /// Spawns a green thread whose closure and result may borrow, with no lifetime checks, as
+    /// [`std::thread::Builder::spawn_unchecked`]. [`scope`] is the safe way to do this.
+    ///
+    /// # Safety
+    /// Whatever `f` and its result borrow must outlive the thread: the caller must join it (or
+    /// otherwise know it has finished and its result was dropped) before those borrows end.
+    /// Dropping the [`JoinHandle`] detaches the thread; it does not wait for it.
+    ///
+    /// # Examples
+    /// ```
+    /// let words = vec!["cheap", "threads"];
+    /// let borrowed = &words;
+    /// // SAFETY: the thread is joined below, before `words` is dropped.
+    /// let h = unsafe {
+    ///     hilos::thread::Builder::new().spawn_unchecked(move || borrowed.join(" "))
+    /// }
+    /// .unwrap();
+    /// assert_eq!(h.join().unwrap(), "cheap threads");
+    /// ```
+    pub unsafe fn spawn_unchecked<F, T>(self, f: F) -> io::Result<JoinHandle<T>>
+    where
+        F: FnOnce() -> T + Send,
+        T: Send,
+    {
         let cur = scheduler::current_shared_ptr();
         if cur.is_null() {
-            return self.spawn_on(&crate::runtime::global_shared(), f);
+            // SAFETY: the caller's promise, passed on.
+            return unsafe { self.spawn_on_unchecked(&crate::runtime::global_shared(), f) };
         }
-        // SAFETY: a non-null pointer is the runtime of the worker we run on, alive while we do;
-        // spawning does not switch away.
-        self.spawn_on(unsafe { &*cur }, f)
+        // SAFETY: a non-null pointer is the runtime of the worker we run on, alive while we do
+        // (spawning does not switch away); the borrows are the caller's promise.
+        unsafe { self.spawn_on_unchecked(&*cur, f) }
     }
 
     /// Spawns a scoped green thread, as [`std::thread::Builder::spawn_scoped`].
