@@ -48,9 +48,9 @@ pub use pipe::{PipeReader, PipeWriter, pipe};
 /// traits and adapters that block only as much as the reader or writer they wrap (hilos's park
 /// only the calling green thread).
 pub use std::io::{
-    BufRead, BufReader, BufWriter, Cursor, Empty, Error, ErrorKind, IoSlice, IoSliceMut,
-    IsTerminal, LineWriter, Read, Repeat, Result, Seek, SeekFrom, Sink, Write, copy, empty,
-    read_to_string, repeat, sink,
+    BufRead, BufReader, BufWriter, Bytes, Chain, Cursor, Empty, Error, ErrorKind, IntoInnerError,
+    IoSlice, IoSliceMut, IsTerminal, LineWriter, Lines, Read, Repeat, Result, Seek, SeekFrom, Sink,
+    Split, Take, Write, WriterPanicked, copy, empty, read_to_string, repeat, sink,
 };
 pub use stdio::{Stderr, StderrLock, Stdin, StdinLock, Stdout, StdoutLock, stderr, stdin, stdout};
 pub use unblock::unblock;
