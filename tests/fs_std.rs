@@ -401,13 +401,13 @@ fn a_waiting_lock_parks_only_its_green_thread() {
                         hilos::thread::sleep(Duration::from_millis(1));
                     }
                 });
-                hilos::thread::sleep(Duration::from_millis(200));
+                // The waiter runs first (it was spawned first) and waits in `lock`; the ticker
+                // and this thread keep running on the one worker meanwhile (if the wait held
+                // the worker, nothing would, and the watchdog would fail the test).
+                while ticks.load(Ordering::SeqCst) < 50 {
+                    hilos::thread::sleep(Duration::from_millis(2));
+                }
                 assert!(!got.load(Ordering::SeqCst), "the lock was not free");
-                let n = ticks.load(Ordering::SeqCst);
-                assert!(
-                    n >= 20,
-                    "the ticker ran only {n} times while the waiter waited"
-                );
                 holder.unlock().unwrap();
                 let f = waiter.join().unwrap();
                 assert!(got.load(Ordering::SeqCst));
