@@ -9,6 +9,7 @@
 
 use std::io;
 use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use io_uring::{IoUring, opcode, squeue, types};
@@ -41,6 +42,25 @@ const OPCODES: &[u8] = &[
     opcode::AsyncCancel::CODE,
     opcode::Fsync::CODE,
 ];
+
+/// Path operations (Linux 5.15): submitted where the kernel has all of them; without them,
+/// [`crate::fs`] runs those calls on the blocking pool and the rest of the ring is unaffected.
+const PATH_OPCODES: &[u8] = &[
+    opcode::MkDirAt::CODE,
+    opcode::RenameAt::CODE,
+    opcode::UnlinkAt::CODE,
+    opcode::LinkAt::CODE,
+    opcode::SymlinkAt::CODE,
+];
+
+/// Whether the kernel's io_uring has [`PATH_OPCODES`] (set by every ring's setup; the answer is
+/// the same for every ring of the process).
+static PATH_OPS: AtomicBool = AtomicBool::new(false);
+
+/// Whether path operations (mkdir, rename, unlink, link, symlink) may be submitted to a ring.
+pub(crate) fn has_path_ops() -> bool {
+    PATH_OPS.load(Ordering::Relaxed)
+}
 
 fn build(entries: u32) -> io::Result<IoUring> {
     let tuned = IoUring::builder()
@@ -78,6 +98,8 @@ fn setup(mut entries: u32) -> io::Result<IoUring> {
     }
     let mut probe = io_uring::Probe::new();
     ring.submitter().register_probe(&mut probe)?;
+    let path_ops = PATH_OPCODES.iter().all(|&op| probe.is_supported(op));
+    PATH_OPS.store(path_ops, Ordering::Relaxed);
     if let Some(op) = OPCODES.iter().find(|&&op| !probe.is_supported(op)) {
         return Err(io::Error::new(
             io::ErrorKind::Unsupported,

@@ -355,23 +355,32 @@ pub(crate) unsafe fn file_op(
                     (job.0)()
                 })
             }
-            Mode::Uring => {
-                // SAFETY: in Uring mode; the caller vouches for the entry's pointers.
-                let (res, _) = unsafe { submit_and_wait(sqe(), None) };
-                if res >= 0 {
-                    Ok(res as usize)
-                } else if res == -libc::EINTR {
-                    continue;
-                } else {
-                    Err(io::Error::from_raw_os_error(-res))
-                }
-            }
+            // SAFETY: in Uring mode; the caller vouches for the entry's pointers.
+            Mode::Uring => unsafe { ring_op(&sqe) },
         };
         match r {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 wait_ready(fd, interest, None)?;
             }
             r => return r,
+        }
+    }
+}
+
+/// Submits the operation `sqe()` and waits for it without a deadline, resubmitting on `EINTR`.
+///
+/// # Safety
+/// Call in [`Mode::Uring`]. Every pointer in the entries `sqe` makes must be valid until this
+/// returns.
+pub(crate) unsafe fn ring_op(sqe: impl Fn() -> squeue::Entry) -> io::Result<usize> {
+    loop {
+        // SAFETY: the caller's promises.
+        let (res, _) = unsafe { submit_and_wait(sqe(), None) };
+        if res >= 0 {
+            return Ok(res as usize);
+        }
+        if res != -libc::EINTR {
+            return Err(io::Error::from_raw_os_error(-res));
         }
     }
 }
