@@ -1,19 +1,19 @@
-//! The comparison harness at tiny sizes: every workload of `cargo run --example compare` runs
+//! The comparison harness at tiny sizes: every workload of `cargo run --release -p compare` runs
 //! here through the same code (included by path), the live-threads probe in-process instead of in
 //! a child, and the report with its plots is written to a temporary directory. Figures are checked
 //! for sanity only (positive, finite, N reached), never against a time.
 
-#[path = "../benches/workloads/mod.rs"]
+#[path = "../compare/src/workloads/mod.rs"]
 #[allow(dead_code)]
 mod workloads;
 
-#[path = "../examples/compare/machine.rs"]
+#[path = "../compare/src/machine.rs"]
 #[allow(dead_code)]
 mod machine;
-#[path = "../examples/compare/report.rs"]
+#[path = "../compare/src/report.rs"]
 #[allow(dead_code)]
 mod report;
-#[path = "../examples/compare/svg.rs"]
+#[path = "../compare/src/svg.rs"]
 #[allow(dead_code)]
 mod svg;
 

@@ -1,4 +1,4 @@
-//! The workloads that compare hilos with `std::thread`, shared by the `compare` example (tables,
+//! The workloads that compare hilos with `std::thread`, shared by the `compare` harness (tables,
 //! report, plots), the criterion benches (`benches/core.rs`) and the harness test
 //! (`tests/harness.rs`), each of which includes this module by path.
 //!
@@ -128,7 +128,7 @@ pub struct Ctx<'a> {
     pub scale: Scale,
     /// Sizes for that scale.
     pub sizes: Sizes,
-    /// Runs one live-threads probe (in a child process for the example, in-process for tests).
+    /// Runs one live-threads probe (in a child process for the harness, in-process for tests).
     pub probe: &'a dyn Fn(Kind, usize) -> LiveOutcome,
     /// Receives one line per step, for the user to follow.
     pub progress: &'a dyn Fn(&str),

@@ -240,18 +240,21 @@ where
 pub fn hilos_server(proto: Proto) -> SocketAddr {
     let l = hilos::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();
-    hilos::spawn(move || {
-        for s in l.incoming() {
-            match s {
-                Ok(s) => {
-                    let _ = s.set_nodelay(true);
-                    hilos::spawn(move || serve_conn(s, proto));
-                }
-                Err(_) => hilos::sleep(Duration::from_millis(1)),
-            }
-        }
-    });
+    hilos::spawn(move || accept_loop(l, proto));
     addr
+}
+
+/// Serves every connection `l` accepts on a green thread of its own, for ever.
+fn accept_loop(l: hilos::net::TcpListener, proto: Proto) {
+    for s in l.incoming() {
+        match s {
+            Ok(s) => {
+                let _ = s.set_nodelay(true);
+                hilos::spawn(move || serve_conn(s, proto));
+            }
+            Err(_) => hilos::sleep(Duration::from_millis(1)),
+        }
+    }
 }
 
 /// A listening socket on `addr` with `SO_REUSEPORT` set, so that several can share the port.
@@ -306,17 +309,7 @@ pub fn hilos_per_core_server(proto: Proto) -> SocketAddr {
     for l in listeners {
         let rt = hilos::Runtime::builder().workers(1).build().unwrap();
         let l = hilos::net::TcpListener::from(l);
-        rt.spawn(move || {
-            for s in l.incoming() {
-                match s {
-                    Ok(s) => {
-                        let _ = s.set_nodelay(true);
-                        hilos::spawn(move || serve_conn(s, proto));
-                    }
-                    Err(_) => hilos::sleep(Duration::from_millis(1)),
-                }
-            }
-        });
+        rt.spawn(move || accept_loop(l, proto));
         // The process serves until it exits.
         rt.shutdown_background();
     }

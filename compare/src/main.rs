@@ -1,15 +1,14 @@
 //! hilos against `std::thread`, on this machine, in one command:
 //!
 //! ```text
-//! cargo run --release --example compare            # everything, under 3 minutes on 2 cores
-//! cargo run --release --example compare -- --quick # smaller sizes, under 30 s
+//! cargo run --release -p compare -- --quick # smaller sizes, under 30 s
+//! cargo run --release -p compare            # everything, under 3 minutes on 2 cores
 //! ```
 //!
 //! Each workload runs hilos and std side by side in the same run and reports the ratio. Progress
 //! goes to stderr, the table to stdout (or JSON lines with `--json`), and a report with plots to
 //! `target/hilos-report/`. Run with `--help` for the options.
 
-#[path = "../../benches/workloads/mod.rs"]
 #[allow(dead_code)]
 mod workloads;
 
@@ -33,7 +32,7 @@ const HELP: &str = "\
 compare: hilos green threads against std::thread on this machine
 
 USAGE:
-    cargo run --release --example compare -- [OPTIONS]
+    cargo run --release -p compare -- [OPTIONS]
 
 OPTIONS:
     --quick        smaller sizes: the whole run in under 30 s on 2 cores
@@ -256,7 +255,7 @@ fn run(args: &Args, selected: Vec<workloads::Workload>) -> ExitCode {
         println!("hilos gain: how many times better hilos is (above 1 favours hilos)");
     }
 
-    let mut command = String::from("cargo run --release --example compare");
+    let mut command = String::from("cargo run --release -p compare");
     let mut extra = Vec::new();
     if args.scale == Scale::Quick {
         extra.push("--quick".to_string());
@@ -302,13 +301,14 @@ fn run(args: &Args, selected: Vec<workloads::Workload>) -> ExitCode {
     }
 }
 
-/// `<target dir>/hilos-report`: the target dir is three levels above this executable
-/// (`target/release/examples/compare`), else `target` under the current directory.
+/// `<target dir>/hilos-report`: the target dir is two levels above this executable
+/// (`target/release/compare`), else `target` under the current directory.
 fn default_report_dir() -> PathBuf {
     let exe = std::env::current_exe().ok();
     let target = exe.as_deref().and_then(|e| {
-        let examples = e.parent()?;
-        (examples.file_name()? == "examples").then(|| examples.parent()?.parent())?
+        let profile = e.parent()?;
+        (profile.file_name()? == "release" || profile.file_name()? == "debug")
+            .then(|| profile.parent())?
     });
     target
         .map(|t| t.to_path_buf())
