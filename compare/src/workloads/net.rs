@@ -355,6 +355,8 @@ pub struct Load {
     pub requests: u64,
     /// Length of the measurement.
     pub elapsed: Duration,
+    /// The lowest and highest rate over the measurement's fifths, in requests per second.
+    pub slice_range: Option<(f64, f64)>,
     /// Connections that failed (connect or I/O errors) before or during the measurement.
     pub failed: u64,
     /// What `cpu` (given to [`load`]) measured over the measurement, e.g. the server's CPU time.
@@ -434,7 +436,16 @@ pub fn load(
     let (cpu0, client0) = (cpu(), Cpu::of("self"));
     counting.store(true, Ordering::SeqCst);
     let t0 = Instant::now();
-    std::thread::sleep(measure);
+    let mut slice_range: Option<(f64, f64)> = None;
+    let (mut t, mut n) = (t0, 0);
+    for _ in 0..5 {
+        std::thread::sleep(measure / 5);
+        let (t1, n1) = (Instant::now(), count.load(Ordering::SeqCst));
+        let rate = (n1 - n) as f64 / t1.duration_since(t).as_secs_f64().max(1e-9);
+        slice_range =
+            Some(slice_range.map_or((rate, rate), |(lo, hi)| (lo.min(rate), hi.max(rate))));
+        (t, n) = (t1, n1);
+    }
     counting.store(false, Ordering::SeqCst);
     let elapsed = t0.elapsed();
     let (cpu, client) = (cpu().since(cpu0), Cpu::of("self").since(client0));
@@ -446,6 +457,7 @@ pub fn load(
         connections: conns,
         requests: count.load(Ordering::SeqCst),
         elapsed,
+        slice_range,
         failed: failed.load(Ordering::SeqCst),
         cpu,
         client,
