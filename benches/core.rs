@@ -1,12 +1,13 @@
 //! Criterion benches of the core micro workloads: the bare context switch, a `yield_now` round
 //! trip between two green threads on one worker (with std's park/unpark handoff beside it), and
-//! spawn+join of an empty thread, hilos and std. The workloads are the ones the `compare` example
-//! runs (`benches/workloads/`).
+//! spawn+join of an empty thread, hilos and std. The workloads are the ones the `compare` harness
+//! runs (`compare/src/workloads/`).
 //!
 //! `cargo bench --bench core` (about a minute); criterion's HTML report lands in
 //! `target/criterion/report/index.html`.
 
 #[allow(dead_code)]
+#[path = "../compare/src/workloads/mod.rs"]
 mod workloads;
 
 use std::time::Duration;

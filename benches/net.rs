@@ -10,7 +10,7 @@
 //! listeners), which shows what the default server loses to connections piling up on the
 //! accept loop's worker.
 
-#[path = "workloads/net.rs"]
+#[path = "../compare/src/workloads/net.rs"]
 mod net;
 
 use std::time::Duration;

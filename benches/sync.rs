@@ -1,5 +1,5 @@
 //! Criterion benches of `hilos::sync` against std's types on kernel threads (workloads in
-//! `benches/workloads/sync.rs`):
+//! `compare/src/workloads/sync.rs`):
 //! - `ping_pong`: channel round trips between two green threads on one worker and on two workers,
 //!   and between two kernel threads with `std::sync::mpsc` (and `hilos::sync::mpsc`);
 //! - `mutex_1M`: `T` threads, one mutex, ~100 ns critical section, 1,000,000 acquisitions in all,
@@ -8,7 +8,7 @@
 //! `cargo bench --bench sync` (a few minutes; `-- ping_pong` or `-- mutex` for one group).
 
 #[allow(dead_code)]
-#[path = "workloads/sync.rs"]
+#[path = "../compare/src/workloads/sync.rs"]
 mod workloads;
 
 use std::time::Duration;

@@ -1,19 +1,19 @@
-//! The comparison harness at tiny sizes: every workload of `cargo run --example compare` runs
+//! The comparison harness at tiny sizes: every workload of `cargo run --release -p compare` runs
 //! here through the same code (included by path), the live-threads probe in-process instead of in
 //! a child, and the report with its plots is written to a temporary directory. Figures are checked
 //! for sanity only (positive, finite, N reached), never against a time.
 
-#[path = "../benches/workloads/mod.rs"]
+#[path = "../compare/src/workloads/mod.rs"]
 #[allow(dead_code)]
 mod workloads;
 
-#[path = "../examples/compare/machine.rs"]
+#[path = "../compare/src/machine.rs"]
 #[allow(dead_code)]
 mod machine;
-#[path = "../examples/compare/report.rs"]
+#[path = "../compare/src/report.rs"]
 #[allow(dead_code)]
 mod report;
-#[path = "../examples/compare/svg.rs"]
+#[path = "../compare/src/svg.rs"]
 #[allow(dead_code)]
 mod svg;
 
@@ -21,7 +21,26 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use workloads::live::{self, Kind, LiveOutcome};
-use workloads::{Ctx, Failure, Metric, Row, Scale, Value, measure, micro};
+use workloads::{Ctx, Failure, Metric, Row, Scale, Value, measure, micro, table};
+
+/// Every line of `text` is at most 100 characters.
+fn assert_fits(text: &str) {
+    for l in text.lines() {
+        let n = l.chars().count();
+        assert!(
+            n <= table::WIDTH && table::WIDTH == 100,
+            "{n} characters: {l:?}\n{text}"
+        );
+    }
+}
+
+/// `s` as it appears in SVG text.
+fn xml_escaped(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
 
 fn check_row(r: &Row) {
     let sides = [("hilos", &r.hilos), ("std", &r.std)];
@@ -45,10 +64,10 @@ fn check_row(r: &Row) {
             }
         }
     }
-    for m in [r.hilos_model, r.std_model].into_iter().flatten() {
+    for m in [r.hilos_predicted, r.std_predicted].into_iter().flatten() {
         assert!(
             m.is_finite() && m > 0.0,
-            "{} / {}: bad model figure {m}",
+            "{} / {}: bad predicted figure {m}",
             r.workload,
             r.case
         );
@@ -60,7 +79,7 @@ fn check_row(r: &Row) {
             r.case
         );
     }
-    let cells = workloads::row_cells(r);
+    let cells = workloads::table::row_cells(r);
     assert!(cells.iter().all(|c| !c.contains('\n')));
 }
 
@@ -121,14 +140,17 @@ fn every_workload_runs_at_tiny_size_and_the_report_is_written() {
         assert_eq!(r.metric, Metric::NsPerOp);
         assert!(r.ratio().is_some(), "channel: no ratio: {r:?}");
     }
-    // Mutex contention: one row per T, both sides measured, the model beside each figure.
+    // Mutex contention: one row per T, both sides measured, the prediction in the note.
     let mutex = rows_of("mutex");
     assert_eq!(xs(&mutex), xs_of(&ctx.sizes.mutex_threads));
     for r in &mutex {
         assert_eq!(r.metric, Metric::PerSec);
         assert!(r.ratio().is_some(), "mutex: no ratio: {r:?}");
-        assert!(r.hilos_model.is_some() && r.std_model.is_some(), "{r:?}");
-        assert!(workloads::row_cells(r)[2].contains("(model "), "{r:?}");
+        assert!(
+            r.hilos_predicted.is_some() && r.std_predicted.is_some(),
+            "{r:?}"
+        );
+        assert!(r.note.contains("predicted"), "{r:?}");
     }
     // The live-threads workload reached every tiny N with both kinds.
     let threads = rows_of("threads");
@@ -170,8 +192,18 @@ fn every_workload_runs_at_tiny_size_and_the_report_is_written() {
         .filter_map(|o| o.result.clone().ok())
         .flatten()
         .collect();
-    let table = workloads::text_table(&all_rows);
-    assert_eq!(table.lines().count(), all_rows.len() + 2);
+    // The table of the real rows fits a 100-column terminal, and so does everything else printed
+    // (progress lines, the failure lines, the legend), wrapped the same way.
+    let table = workloads::table::text_table(&all_rows);
+    assert!(table.lines().count() >= all_rows.len() + 2, "{table}");
+    assert_fits(&table);
+    for o in &outcomes {
+        assert_fits(&table::wrapped(&format!("{:<10} ", o.name), o.about, 11));
+    }
+    for l in lines.lock().unwrap().iter() {
+        assert_fits(&table::wrapped("[ 123.4s] ", l, 10));
+    }
+    assert_fits(&table::wrapped("", table::BETTER, 0));
 
     let dir = std::env::temp_dir().join(format!("hilos-harness-test-{}", std::process::id()));
     let machine = machine::describe();
@@ -185,7 +217,7 @@ fn every_workload_runs_at_tiny_size_and_the_report_is_written() {
         },
     )
     .unwrap();
-    assert_eq!(files.len(), 5);
+    assert_eq!(files.len(), 6);
     let md = std::fs::read_to_string(&files[0]).unwrap();
     for needle in [
         "## Machine",
@@ -194,11 +226,45 @@ fn every_workload_runs_at_tiny_size_and_the_report_is_written() {
         "spawn.svg",
         "throughput.svg",
         "http.svg",
+        "mutex.svg",
+        "## Details of the rows",
         "| fairness |",
         "| echo |",
         "| http |",
     ] {
         assert!(md.contains(needle), "report lacks {needle:?}:\n{md}");
+    }
+    // Every plot says when and on what it was measured; those with repetitions show their
+    // spread.
+    let when = report::machine_caption(&machine);
+    let cpu = &machine.iter().find(|(k, _)| *k == "CPU").unwrap().1;
+    for plot in [
+        "memory.svg",
+        "spawn.svg",
+        "throughput.svg",
+        "http.svg",
+        "mutex.svg",
+    ] {
+        let svg = std::fs::read_to_string(dir.join(plot)).unwrap();
+        assert!(
+            svg.contains(&xml_escaped(&when)),
+            "{plot} lacks {when:?}: {svg}"
+        );
+        assert!(
+            svg.contains(&xml_escaped(cpu)) && svg.contains(" cores · "),
+            "{plot}"
+        );
+        assert!(svg.contains(" UTC · "), "{plot}");
+        if plot != "memory.svg" && plot != "spawn.svg" {
+            // Two sides, one bar per point.
+            let points = svg.matches("<circle").count();
+            assert!(points >= 2, "{plot}: {svg}");
+            assert_eq!(
+                svg.matches(r#"class="spread""#).count(),
+                points,
+                "{plot}: {svg}"
+            );
+        }
     }
     let memory_svg = std::fs::read_to_string(dir.join("memory.svg")).unwrap();
     assert_eq!(memory_svg.matches("<polyline").count(), 2, "{memory_svg}");
@@ -246,7 +312,7 @@ fn median_and_formats() {
     assert_eq!(machine::civil_from_days(0), (1970, 1, 1));
     assert_eq!(machine::civil_from_days(11_016), (2000, 2, 29));
     assert_eq!(machine::civil_from_days(20_000), (2024, 10, 4));
-    assert_eq!(workloads::seed_model_throughput(100.0, 100.0), 5e6);
+    assert_eq!(workloads::predicted_throughput(100.0, 100.0), 5e6);
     let mut r = Row::new("x", "y", Metric::PerSec);
     r.hilos = Value::of(300.0);
     r.std = Value::of(100.0);
@@ -315,14 +381,26 @@ fn charts_draw_series_and_placeholders() {
                 name: "hilos".into(),
                 color: "red",
                 points: vec![(1e3, 5000.0), (1e6, 4000.0), (1e4, f64::NAN)],
+                spread: vec![
+                    (1e3, 4000.0, 6000.0),
+                    (1e6, 3900.0, 4100.0),
+                    (1e4, 1.0, f64::NAN),
+                ],
             },
             svg::Series {
                 name: "std::thread".into(),
                 color: "blue",
                 points: vec![(1e3, 30_000.0), (0.0, 1.0)],
+                spread: Vec::new(),
             },
         ],
         placeholder: None,
+        markers: vec![svg::Marker {
+            x: 32_740.0,
+            color: "blue",
+            label: "std stopped here: spawn failed: Resource temporarily unavailable".into(),
+        }],
+        caption: vec!["2026-11-30 18:47 UTC · AMD EPYC · 2 cores · Linux 6.18.0".into()],
     };
     let s = chart.render();
     assert!(s.starts_with("<svg") && s.trim_end().ends_with("</svg>"));
@@ -332,6 +410,14 @@ fn charts_draw_series_and_placeholders() {
     assert_eq!(s.matches("<circle").count(), 3);
     assert!(s.contains(">1M<") && s.contains(">1k<"));
     assert!(!s.contains("NaN") && !s.contains("inf"));
+    // Two bars (the NaN one is left out), the stop mark with its label, the caption.
+    assert_eq!(s.matches(r#"class="spread""#).count(), 2);
+    assert_eq!(s.matches(r#"class="stop""#).count(), 1);
+    assert!(
+        s.contains(">std stopped here: spawn failed: Resource<"),
+        "{s}"
+    );
+    assert!(s.contains(">2026-11-30 18:47 UTC · AMD EPYC · 2 cores · Linux 6.18.0<"));
 
     let empty = svg::Chart {
         series: vec![],
@@ -340,4 +426,33 @@ fn charts_draw_series_and_placeholders() {
     };
     let e = empty.render();
     assert!(e.contains("n/a: not yet") && !e.contains("<polyline"));
+    assert!(!e.contains(r#"class="stop""#) && !e.contains(r#"class="spread""#));
+}
+
+#[test]
+fn long_cells_and_notes_wrap_within_100_columns() {
+    let mut r = Row::new(
+        "threads",
+        "spawn+join/thread, N = 1,000,000 live, a case longer than its column",
+        Metric::NsPerOp,
+    );
+    r.hilos = Value::of(16_270.0);
+    r.std = Value::Missing("skipped: would need about 23.4 GiB, 10.0 GiB available".into());
+    r.note = "std: at N = 100,000: failed to set up alternative stack guard page: Cannot \
+              allocate memory (os error 12) (child process aborted after about 32,740 spawns); "
+        .repeat(2);
+    let mut w = Row::new("a-workload-name-too-long", "x", Metric::PerSec);
+    w.hilos = Value::Missing("a".repeat(150));
+    let t = workloads::table::text_table(&[r, w]);
+    assert_fits(&t);
+    // Nothing is cut off: the words of long cells are all there.
+    for word in ["23.4", "available", "32,740", "column", "too-long"] {
+        assert!(t.contains(word), "{word}: {t}");
+    }
+    assert!(t.matches('a').count() >= 150);
+    assert_fits(&table::wrapped("[   1.0s] ", &"word ".repeat(60), 10));
+    assert_eq!(table::wrap("", 10), [""]);
+    assert_eq!(table::wrap("ab cd ef", 5), ["ab cd", "ef"]);
+    assert_eq!(table::wrap("abcdefgh", 3), ["abc", "def", "gh"]);
+    assert_eq!(table::wrap("µµµµ x", 2), ["µµ", "µµ", "x"]);
 }

@@ -1,4 +1,4 @@
-//! The workloads that compare hilos with `std::thread`, shared by the `compare` example (tables,
+//! The workloads that compare hilos with `std::thread`, shared by the `compare` harness (tables,
 //! report, plots), the criterion benches (`benches/core.rs`) and the harness test
 //! (`tests/harness.rs`), each of which includes this module by path.
 //!
@@ -11,10 +11,14 @@ pub mod live;
 pub mod measure;
 pub mod micro;
 pub mod net;
+mod row;
 pub mod sync;
+pub mod table;
+mod threads;
+
+pub use row::*;
 
 use std::cell::Cell;
-use std::fmt::Write as _;
 use std::time::Duration;
 
 use live::{Kind, LiveOutcome};
@@ -128,12 +132,12 @@ pub struct Ctx<'a> {
     pub scale: Scale,
     /// Sizes for that scale.
     pub sizes: Sizes,
-    /// Runs one live-threads probe (in a child process for the example, in-process for tests).
+    /// Runs one live-threads probe (in a child process for the harness, in-process for tests).
     pub probe: &'a dyn Fn(Kind, usize) -> LiveOutcome,
     /// Receives one line per step, for the user to follow.
     pub progress: &'a dyn Fn(&str),
     /// Switch costs measured by the `switch` workload, in ns per switch: (green, kernel). The
-    /// contention model uses them.
+    /// mutex workload's prediction uses them.
     pub switch_costs: Cell<Option<(f64, f64)>>,
     /// Whether the echo servers run in a child process ([`net::spawn_server`]: the binary's
     /// `main` must call [`net::maybe_serve`] first) rather than in this one.
@@ -162,225 +166,6 @@ impl<'a> Ctx<'a> {
     }
 }
 
-/// What a figure means, and so which way is better.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Metric {
-    /// Nanoseconds per operation (lower is better).
-    NsPerOp,
-    /// Bytes per thread (lower is better).
-    BytesPerThread,
-    /// A count of threads (higher is better).
-    Threads,
-    /// Operations per second (higher is better).
-    PerSec,
-}
-
-impl Metric {
-    /// Short unit name, for JSON and headers.
-    pub fn unit(self) -> &'static str {
-        match self {
-            Metric::NsPerOp => "ns/op",
-            Metric::BytesPerThread => "bytes/thread",
-            Metric::Threads => "threads",
-            Metric::PerSec => "ops/s",
-        }
-    }
-
-    /// Whether a higher figure is better.
-    pub fn higher_is_better(self) -> bool {
-        matches!(self, Metric::Threads | Metric::PerSec)
-    }
-
-    /// A figure for people: `1.23 µs`, `8.0 KiB`, `32,751`, `1.2 M/s`.
-    pub fn format(self, v: f64) -> String {
-        match self {
-            Metric::NsPerOp => format_ns(v),
-            Metric::BytesPerThread => format_bytes(v),
-            Metric::Threads => group_thousands(v.round() as u64),
-            Metric::PerSec => format_rate(v),
-        }
-    }
-}
-
-/// `v` nanoseconds for people.
-pub fn format_ns(v: f64) -> String {
-    if v < 1_000.0 {
-        format!("{v:.1} ns")
-    } else if v < 1_000_000.0 {
-        format!("{:.2} µs", v / 1e3)
-    } else if v < 1e9 {
-        format!("{:.2} ms", v / 1e6)
-    } else {
-        format!("{:.2} s", v / 1e9)
-    }
-}
-
-/// `v` bytes for people.
-pub fn format_bytes(v: f64) -> String {
-    let a = v.abs();
-    if a < 1024.0 {
-        format!("{v:.0} B")
-    } else if a < 1024.0 * 1024.0 {
-        format!("{:.1} KiB", v / 1024.0)
-    } else if a < 1024.0 * 1024.0 * 1024.0 {
-        format!("{:.1} MiB", v / (1024.0 * 1024.0))
-    } else {
-        format!("{:.2} GiB", v / (1024.0 * 1024.0 * 1024.0))
-    }
-}
-
-/// `v` per second for people.
-pub fn format_rate(v: f64) -> String {
-    if v < 1e3 {
-        format!("{v:.1}/s")
-    } else if v < 1e6 {
-        format!("{:.1} k/s", v / 1e3)
-    } else {
-        format!("{:.2} M/s", v / 1e6)
-    }
-}
-
-/// A ratio for people: `0.85×`, `4.1×`, `37×`, `3,287×`.
-pub fn format_ratio(x: f64) -> String {
-    if x < 1.0 {
-        format!("{x:.2}×")
-    } else if x < 10.0 {
-        format!("{x:.1}×")
-    } else {
-        format!("{}×", group_thousands(x.round() as u64))
-    }
-}
-
-/// `1234567` as `1,234,567`.
-pub fn group_thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-/// One side of a row.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Value {
-    /// A measured figure, with the range over repetitions when there were several.
-    Measured {
-        /// The figure (the median for timings).
-        v: f64,
-        /// Fastest and slowest repetition, per operation.
-        range: Option<(f64, f64)>,
-    },
-    /// A lower bound: every step tried reached this much (no ratio is taken from it).
-    AtLeast(f64),
-    /// No figure, and why (short: it goes into a table cell).
-    Missing(String),
-}
-
-impl Value {
-    /// A figure without a range.
-    pub fn of(v: f64) -> Value {
-        Value::Measured { v, range: None }
-    }
-
-    /// The median of timing stats, with their range.
-    pub fn timing(s: &Stats) -> Value {
-        Value::Measured {
-            v: s.median_ns,
-            range: Some((s.min_ns, s.max_ns)),
-        }
-    }
-
-    /// The figure, if measured exactly.
-    pub fn get(&self) -> Option<f64> {
-        match self {
-            Value::Measured { v, .. } => Some(*v),
-            Value::AtLeast(_) | Value::Missing(_) => None,
-        }
-    }
-
-    /// The figure or the lower bound, if there is one.
-    pub fn figure(&self) -> Option<f64> {
-        match self {
-            Value::Measured { v, .. } | Value::AtLeast(v) => Some(*v),
-            Value::Missing(_) => None,
-        }
-    }
-
-    /// The figure for people, or why there is none.
-    pub fn display(&self, metric: Metric) -> String {
-        match self {
-            Value::Measured { v, .. } => metric.format(*v),
-            Value::AtLeast(v) => format!("≥ {}", metric.format(*v)),
-            Value::Missing(why) => why.clone(),
-        }
-    }
-}
-
-/// One line of the results table: the same case measured with hilos and with std.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Row {
-    /// The workload's name.
-    pub workload: &'static str,
-    /// What was measured (`"empty thread"`, `"memory/thread, N = 10,000"`).
-    pub case: String,
-    /// Unit and direction of both figures.
-    pub metric: Metric,
-    /// The x value of the row in a plot (a thread or connection count), if it belongs to one.
-    pub x: Option<f64>,
-    /// hilos's figure.
-    pub hilos: Value,
-    /// std's figure.
-    pub std: Value,
-    /// The seed model's prediction for hilos, beside the measured figure, where there is one.
-    pub hilos_model: Option<f64>,
-    /// The seed model's prediction for std.
-    pub std_model: Option<f64>,
-    /// Anything a reader needs to read the row right.
-    pub note: String,
-}
-
-impl Row {
-    /// A row with no model prediction and no note.
-    pub fn new(workload: &'static str, case: impl Into<String>, metric: Metric) -> Row {
-        Row {
-            workload,
-            case: case.into(),
-            metric,
-            x: None,
-            hilos: Value::Missing("—".into()),
-            std: Value::Missing("—".into()),
-            hilos_model: None,
-            std_model: None,
-            note: String::new(),
-        }
-    }
-
-    /// How many times better hilos is than std on this row (above 1: hilos is better), when both
-    /// figures were measured.
-    pub fn ratio(&self) -> Option<f64> {
-        let (h, s) = (self.hilos.get()?, self.std.get()?);
-        let r = if self.metric.higher_is_better() {
-            h / s
-        } else {
-            s / h
-        };
-        r.is_finite().then_some(r)
-    }
-}
-
-/// Why a workload gave no rows.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Failure {
-    /// It cannot run in this version of hilos (what it needs is not written yet).
-    Unavailable(String),
-    /// It ran and failed.
-    Failed(String),
-}
-
 /// A workload: a name for `--only`, what it measures, and the function that measures it.
 pub struct Workload {
     /// Name, as `--only` takes it.
@@ -406,7 +191,7 @@ pub fn all() -> Vec<Workload> {
         },
         Workload {
             name: "switch",
-            about: "yield_now between two green threads vs a park/unpark handoff between two kernel threads",
+            about: "yield_now round trip (green threads) vs park/unpark handoff (kernel threads)",
             method: "hilos: two green threads on a one-worker runtime take turns with yield_now; \
                      std: two kernel threads hand a turn back and forth with std::thread::park / \
                      unpark (a futex). Median time per round trip (two switches). The bare row is \
@@ -425,16 +210,17 @@ pub fn all() -> Vec<Workload> {
         },
         Workload {
             name: "mutex",
-            about: "mutex contention at T = 4, 64, 1,000 with the seed model's 1/(L + c) prediction",
+            about: "mutex contention at T = 4, 64, 1,000 threads, beside a predicted figure",
             method: "T threads share one mutex and take it 1,000,000 times in all (100,000 with \
                      --quick, which stops at T = 64), each time for a critical section of about \
                      100 ns (calibrated at start; L is its measured length). hilos: green \
                      threads with hilos::sync::Mutex on a runtime with one worker per core; std: \
                      kernel threads (64 KiB stacks) with std::sync::Mutex. Only the lock traffic \
                      is timed (barriers at start and end); median acquisitions per second over \
-                     repetitions after one warm-up run. Beside each figure, the seed model's \
-                     prediction 1/(L + c), with c the switch cost measured by the switch \
-                     workload (c_u green, c_k kernel: half a round trip).",
+                     repetitions after one warm-up run. The note gives a prediction for each side, \
+                     1/(L + c): one critical section and one switch per acquisition, with c \
+                     the switch cost measured by the switch workload (half a round trip; c_u \
+                     green, c_k kernel).",
             run: mutex,
         },
         Workload {
@@ -447,7 +233,7 @@ pub fn all() -> Vec<Workload> {
                      all. Memory/thread = (RSS + page tables + kernel stacks) / N. Spawn+join per \
                      thread = (time until all N run + time to release and join them) / N. A \
                      kind stops at its first failure, which is reported.",
-            run: threads,
+            run: threads::threads,
         },
         Workload {
             name: "fairness",
@@ -474,8 +260,11 @@ pub fn all() -> Vec<Workload> {
                      (this process, two kernel threads with epoll) keeps one request in flight \
                      on every connection (closed loop) and counts round trips over 2 s (0.5 s \
                      with --quick, which stops at 1,000 connections) after a warm-up. A side \
-                     that lost connections reports how many instead of a figure. The note gives \
-                     each server's CPU time per request (user + system, from /proc).",
+                     that lost connections reports how many instead of a figure; the spread is \
+                     the slowest and fastest fifth of the measurement. The note gives each \
+                     server's CPU time per request (user + system, from /proc); the details \
+                     add how much of it is user space, the load generator's, and the most the \
+                     kernel time alone would allow hilos if its user-space time were zero.",
             run: echo,
         },
         Workload {
@@ -489,9 +278,9 @@ pub fn all() -> Vec<Workload> {
     ]
 }
 
-/// The seed model's throughput of a contended lock: one critical section of `l_ns` plus one
-/// switch of `c_ns` per acquisition, in acquisitions per second.
-pub fn seed_model_throughput(l_ns: f64, c_ns: f64) -> f64 {
+/// The predicted throughput of a contended lock: one critical section of `l_ns` plus one switch
+/// of `c_ns` per acquisition, in acquisitions per second.
+pub fn predicted_throughput(l_ns: f64, c_ns: f64) -> f64 {
     1e9 / (l_ns + c_ns)
 }
 
@@ -709,10 +498,17 @@ fn mutex(ctx: &Ctx) -> Result<Vec<Row>, Failure> {
             "mutex: std T = {tt}: {}",
             row.std.display(row.metric)
         ));
-        row.hilos_model = Some(seed_model_throughput(l, c_u));
-        row.std_model = Some(seed_model_throughput(l, c_k));
+        let (h, k) = (predicted_throughput(l, c_u), predicted_throughput(l, c_k));
+        row.hilos_predicted = Some(h);
+        row.std_predicted = Some(k);
         row.note = format!(
-            "{} acquisitions; L = {}, c_u = {}, c_k = {}; hilos on {workers} worker{}",
+            "predicted from one critical section + one switch per take: hilos {}, std {}",
+            format_rate(h),
+            format_rate(k)
+        );
+        row.detail = format!(
+            "{} acquisitions; critical section L = {}; switch c_u = {} (green), c_k = {} \
+             (kernel); prediction 1/(L + c); hilos on {workers} worker{}",
             group_thousands(total),
             format_ns(l),
             format_ns(c_u),
@@ -776,9 +572,12 @@ fn fairness(ctx: &Ctx) -> Result<Vec<Row>, Failure> {
             row.std.display(row.metric)
         ));
         row.note = format!(
-            "{} iterations of arithmetic; median of {reps}; hilos on {workers} worker{}",
-            group_thousands(iters),
+            "median of {reps} runs; hilos on {workers} worker{}",
             if workers == 1 { "" } else { "s" }
+        );
+        row.detail = format!(
+            "the computation is {} iterations of arithmetic",
+            group_thousands(iters)
         );
         rows.push(row);
     }
@@ -834,7 +633,7 @@ fn net_rows(
             Metric::PerSec,
         );
         row.x = Some(conns as f64);
-        let mut notes = Vec::new();
+        let (mut notes, mut details) = (Vec::new(), Vec::new());
         let mut hilos_load = None;
         for imp in [net::Imp::Hilos, net::Imp::Std] {
             let name = imp.name();
@@ -852,8 +651,12 @@ fn net_rows(
                 Ok(l) => {
                     if ctx.net_in_child {
                         notes.push(format!(
-                            "{name} server {:.1} µs CPU/request ({:.1} in user space), \
-                             client {:.1}",
+                            "{name} server {:.1} µs CPU/request",
+                            l.cpu_us_per_request()
+                        ));
+                        details.push(format!(
+                            "{name} server {:.1} µs CPU/request ({:.1} µs in user space), load \
+                             generator {:.1} µs",
                             l.cpu_us_per_request(),
                             l.user_us_per_request(),
                             l.client_us_per_request()
@@ -862,7 +665,10 @@ fn net_rows(
                     if imp == net::Imp::Hilos {
                         hilos_load = Some(l);
                     }
-                    Value::of(l.rate())
+                    Value::Measured {
+                        v: l.rate(),
+                        range: l.slice_range,
+                    }
                 }
                 Err(why) => Value::Missing(why),
             };
@@ -883,8 +689,10 @@ fn net_rows(
                 l.client_us_per_request() + l.cpu_us_per_request() - l.user_us_per_request();
             if kernel_us > 0.0 {
                 let bound = cores * 1e6 / kernel_us;
-                notes.push(format!(
-                    "hilos with zero user-space cost: at most {}, {:.2}× std",
+                details.push(format!(
+                    "if hilos's server spent no time in user space, the kernel time per request \
+                     (server and load generator, sharing {cores} cores) would allow at most {}, \
+                     {:.2}× std",
                     format_rate(bound),
                     bound / std_rate
                 ));
@@ -894,227 +702,8 @@ fn net_rows(
             notes.push("servers in this process".into());
         }
         row.note = notes.join("; ");
+        row.detail = details.join("; ");
         rows.push(row);
     }
     Ok(rows)
-}
-
-/// Refuse a probe that would take more than half of the memory the machine has left.
-fn too_big(n: usize, per_thread: Option<f64>) -> Option<String> {
-    let per = per_thread?;
-    let need = per * n as f64;
-    let avail = live::mem_available()? as f64;
-    (need > avail / 2.0).then(|| {
-        format!(
-            "skipped: would need about {}, {} available",
-            format_bytes(need),
-            format_bytes(avail)
-        )
-    })
-}
-
-/// The outcome of each step N of one kind, or why the step was not run.
-type Steps = Vec<(usize, Result<LiveOutcome, String>)>;
-
-fn threads(ctx: &Ctx) -> Result<Vec<Row>, Failure> {
-    let steps = |k| match k {
-        Kind::Hilos => &ctx.sizes.live_steps_hilos,
-        Kind::Std => &ctx.sizes.live_steps_std,
-    };
-    let mut all_n: Vec<usize> = Kind::BOTH.iter().flat_map(|&k| steps(k).clone()).collect();
-    all_n.sort_unstable();
-    all_n.dedup();
-
-    // Per kind: the outcome at each N, or why it was not tried.
-    let mut results: Vec<(Kind, Steps)> = Vec::new();
-    for kind in Kind::BOTH {
-        let mut per_n = Vec::new();
-        let mut stopped: Option<String> = None;
-        let mut last_per_thread = None;
-        for &n in &all_n {
-            if !steps(kind).contains(&n) {
-                per_n.push((n, Err("not run".into())));
-                continue;
-            }
-            if let Some(why) = &stopped {
-                per_n.push((n, Err(why.clone())));
-                continue;
-            }
-            if let Some(why) = too_big(n, last_per_thread) {
-                ctx.say(format!(
-                    "threads: {kind} N = {} {why}",
-                    group_thousands(n as u64)
-                ));
-                per_n.push((n, Err(why)));
-                continue;
-            }
-            ctx.say(format!("threads: {kind} N = {}", group_thousands(n as u64)));
-            let out = (ctx.probe)(kind, n);
-            let summary = match (&out.error, out.bytes_per_thread()) {
-                (Some(e), _) => format!("reached {}: {e}", group_thousands(out.reached as u64)),
-                (None, Some(b)) => format!(
-                    "{} per thread, spawn+join {} per thread",
-                    format_bytes(b),
-                    format_ns(out.spawn_join_ns_per_thread().unwrap_or(0.0))
-                ),
-                (None, None) => "nothing reached".into(),
-            };
-            ctx.say(format!(
-                "threads: {kind} N = {}: {summary}",
-                group_thousands(n as u64)
-            ));
-            if out.complete() {
-                last_per_thread = out.bytes_per_thread();
-            } else {
-                stopped = Some(format!(
-                    "stopped at {}",
-                    group_thousands(out.reached as u64)
-                ));
-            }
-            per_n.push((n, Ok(out)));
-        }
-        results.push((kind, per_n));
-    }
-
-    let side = |kind: Kind, i: usize, f: &dyn Fn(&LiveOutcome) -> Option<f64>| -> Value {
-        let (_, per_n) = results.iter().find(|(k, _)| *k == kind).unwrap();
-        match &per_n[i].1 {
-            Ok(out) if out.complete() => f(out).map_or(Value::Missing("—".into()), Value::of),
-            Ok(out) => Value::Missing(format!(
-                "stopped at {}",
-                group_thousands(out.reached as u64)
-            )),
-            Err(why) => Value::Missing(why.clone()),
-        }
-    };
-    let mut rows = Vec::new();
-    for (i, &n) in all_n.iter().enumerate() {
-        let nn = group_thousands(n as u64);
-        let mut mem = Row::new(
-            "threads",
-            format!("memory/thread, N = {nn}"),
-            Metric::BytesPerThread,
-        );
-        mem.x = Some(n as f64);
-        mem.hilos = side(Kind::Hilos, i, &|o| o.bytes_per_thread());
-        mem.std = side(Kind::Std, i, &|o| o.bytes_per_thread());
-        let breakdown = |kind: Kind| {
-            let (_, per_n) = results.iter().find(|(k, _)| *k == kind).unwrap();
-            match &per_n[i].1 {
-                Ok(o) if o.complete() => Some(format!(
-                    "{kind} {} RSS + {} kernel",
-                    format_bytes(o.rss as f64 / n as f64),
-                    format_bytes((o.page_tables + o.kernel_stacks) as f64 / n as f64)
-                )),
-                _ => None,
-            }
-        };
-        mem.note = Kind::BOTH
-            .iter()
-            .filter_map(|&k| breakdown(k))
-            .collect::<Vec<_>>()
-            .join("; ");
-        rows.push(mem);
-
-        let mut spawn = Row::new(
-            "threads",
-            format!("spawn+join/thread, N = {nn} live"),
-            Metric::NsPerOp,
-        );
-        spawn.x = Some(n as f64);
-        spawn.hilos = side(Kind::Hilos, i, &|o| o.spawn_join_ns_per_thread());
-        spawn.std = side(Kind::Std, i, &|o| o.spawn_join_ns_per_thread());
-        rows.push(spawn);
-    }
-
-    // The most alive at once, and what stopped each kind.
-    let mut max = Row::new("threads", "most alive at once", Metric::Threads);
-    let mut notes = Vec::new();
-    for (kind, per_n) in &results {
-        let best = per_n
-            .iter()
-            .filter_map(|(_, r)| r.as_ref().ok())
-            .map(|o| o.reached)
-            .max()
-            .unwrap_or(0);
-        let failure = per_n.iter().find_map(|(n, r)| {
-            let e = r.as_ref().ok()?.error.as_ref()?;
-            Some(format!("at N = {}: {e}", group_thousands(*n as u64)))
-        });
-        let value = match failure {
-            Some(e) => {
-                notes.push(format!("{kind}: {e}"));
-                Value::of(best as f64)
-            }
-            None => {
-                notes.push(format!("{kind}: every step tried was reached"));
-                Value::AtLeast(best as f64)
-            }
-        };
-        match kind {
-            Kind::Hilos => max.hilos = value,
-            Kind::Std => max.std = value,
-        }
-    }
-    max.note = notes.join("; ");
-    rows.push(max);
-    Ok(rows)
-}
-
-/// A plain-text table of `rows`, columns aligned, for a terminal.
-pub fn text_table(rows: &[Row]) -> String {
-    let header = ["workload", "case", "hilos", "std", "hilos gain", "note"];
-    let cells: Vec<[String; 6]> = rows.iter().map(row_cells).collect();
-    let mut widths = header.map(|h| h.chars().count());
-    for c in &cells {
-        for (w, s) in widths.iter_mut().zip(c.iter()) {
-            *w = (*w).max(s.chars().count());
-        }
-    }
-    let mut out = String::new();
-    let line = |out: &mut String, c: &[String]| {
-        let mut l = String::new();
-        for (i, (s, w)) in c.iter().zip(widths).enumerate() {
-            if i + 1 == c.len() {
-                l.push_str(s);
-            } else {
-                let pad = w - s.chars().count();
-                if (2..=4).contains(&i) {
-                    let _ = write!(l, "{}{s}  ", " ".repeat(pad));
-                } else {
-                    let _ = write!(l, "{s}{}  ", " ".repeat(pad));
-                }
-            }
-        }
-        out.push_str(l.trim_end());
-        out.push('\n');
-    };
-    line(&mut out, &header.map(String::from));
-    line(
-        &mut out,
-        &widths
-            .map(|w| "-".repeat(w))
-            .into_iter()
-            .collect::<Vec<_>>(),
-    );
-    for c in &cells {
-        line(&mut out, c);
-    }
-    out
-}
-
-/// The cells of a row for a table: workload, case, hilos, std, gain, note.
-pub fn row_cells(r: &Row) -> [String; 6] {
-    let with_model = |v: &Value, m: Option<f64>| match m {
-        Some(m) => format!("{} (model {})", v.display(r.metric), r.metric.format(m)),
-        None => v.display(r.metric),
-    };
-    [
-        r.workload.to_string(),
-        r.case.clone(),
-        with_model(&r.hilos, r.hilos_model),
-        with_model(&r.std, r.std_model),
-        r.ratio().map_or(String::new(), format_ratio),
-        r.note.clone(),
-    ]
 }

@@ -4,7 +4,8 @@ use std::fmt::Write as _;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::svg::{Chart, Series};
+use crate::svg::{Bar, Chart, Marker, Series};
+use crate::workloads::live::Kind;
 use crate::workloads::{self, Failure, Row, Value};
 
 /// How one workload ended.
@@ -54,6 +55,30 @@ fn chart_of(outcomes: &[Outcome], workload: &str, case_prefix: &str, base: Chart
             .filter_map(|r| Some((r.x?, side(r).get()?)))
             .collect()
     };
+    let spread = |side: fn(&Row) -> &Value| -> Vec<Bar> {
+        rows.iter()
+            .filter_map(|r| match side(r) {
+                Value::Measured {
+                    range: Some((lo, hi)),
+                    ..
+                } => Some((r.x?, *lo, *hi)),
+                _ => None,
+            })
+            .collect()
+    };
+    // Where a side stopped short (any row of the workload may say so).
+    let markers = rows_of(outcomes)
+        .filter(|r| r.workload == workload)
+        .flat_map(|r| &r.stops)
+        .map(|stop| Marker {
+            x: stop.reached,
+            color: match stop.kind {
+                Kind::Hilos => HILOS_COLOR,
+                Kind::Std => STD_COLOR,
+            },
+            label: format!("{} stopped here: {}", stop.kind, stop.why),
+        })
+        .collect();
     // "hilos (stopped at 32,739)" when a side stopped before the last step.
     let legend = |name: &str, side: fn(&Row) -> &Value| -> String {
         let stop = rows.iter().find_map(|r| match side(r) {
@@ -80,31 +105,65 @@ fn chart_of(outcomes: &[Outcome], workload: &str, case_prefix: &str, base: Chart
                 name: legend("hilos", |r| &r.hilos),
                 color: HILOS_COLOR,
                 points: points(|r| &r.hilos),
+                spread: spread(|r| &r.hilos),
             },
             Series {
                 name: legend("std::thread", |r| &r.std),
                 color: STD_COLOR,
                 points: points(|r| &r.std),
+                spread: spread(|r| &r.std),
             },
         ],
         placeholder,
+        markers,
         ..base
     }
 }
 
-/// The three plots, by file name.
-pub fn charts(outcomes: &[Outcome]) -> Vec<(&'static str, &'static str, Chart)> {
-    let base = |title: &str, x: &str, y: &str, y_format: fn(f64) -> String, y_unit| Chart {
-        title: title.into(),
-        x_label: x.into(),
-        y_label: y.into(),
-        log_x: true,
-        log_y: false,
-        y_format,
-        y_unit,
-        series: Vec::new(),
-        placeholder: None,
+/// The line under every plot: when and on what machine it was measured.
+pub fn machine_caption(machine: &[(&'static str, String)]) -> String {
+    let get = |k: &str| {
+        machine
+            .iter()
+            .find(|(key, _)| *key == k)
+            .map_or("unknown", |(_, v)| v.as_str())
     };
+    let cores = get("cores").split_whitespace().next().unwrap_or("?");
+    format!(
+        "{} UTC · {} · {cores} cores · {}",
+        get("date (UTC)"),
+        get("CPU"),
+        get("kernel")
+    )
+}
+
+/// What the bars of a plot show.
+const BARS_OF_REPS: &str = "Bars: lowest and highest of the repetitions; line: median.";
+const BARS_OF_FIFTHS: &str =
+    "Bars: lowest and highest rate over the fifths of each measurement; line: whole measurement.";
+const ONE_RUN: &str =
+    "One run per point (a child process per kind and thread count): no repetitions, no bars.";
+
+/// The plots, by file name, with their alt text.
+pub fn charts(
+    outcomes: &[Outcome],
+    machine: &[(&'static str, String)],
+) -> Vec<(&'static str, &'static str, Chart)> {
+    let when = machine_caption(machine);
+    let base =
+        |title: &str, x: &str, y: &str, y_format: fn(f64) -> String, y_unit, bars: &str| Chart {
+            title: title.into(),
+            x_label: x.into(),
+            y_label: y.into(),
+            log_x: true,
+            log_y: false,
+            y_format,
+            y_unit,
+            series: Vec::new(),
+            placeholder: None,
+            markers: Vec::new(),
+            caption: vec![when.clone(), bars.into()],
+        };
     vec![
         (
             "memory.svg",
@@ -119,6 +178,7 @@ pub fn charts(outcomes: &[Outcome]) -> Vec<(&'static str, &'static str, Chart)> 
                     "bytes per thread",
                     workloads::format_bytes,
                     1024.0,
+                    ONE_RUN,
                 ),
             ),
         ),
@@ -135,6 +195,7 @@ pub fn charts(outcomes: &[Outcome]) -> Vec<(&'static str, &'static str, Chart)> 
                     "time per thread",
                     workloads::format_ns,
                     1.0,
+                    ONE_RUN,
                 ),
             ),
         ),
@@ -151,6 +212,7 @@ pub fn charts(outcomes: &[Outcome]) -> Vec<(&'static str, &'static str, Chart)> 
                     "requests per second",
                     workloads::format_rate,
                     1.0,
+                    BARS_OF_FIFTHS,
                 ),
             ),
         ),
@@ -167,6 +229,24 @@ pub fn charts(outcomes: &[Outcome]) -> Vec<(&'static str, &'static str, Chart)> 
                     "requests per second",
                     workloads::format_rate,
                     1.0,
+                    BARS_OF_FIFTHS,
+                ),
+            ),
+        ),
+        (
+            "mutex.svg",
+            "Mutex acquisitions per second vs threads contending",
+            chart_of(
+                outcomes,
+                "mutex",
+                "",
+                base(
+                    "Mutex contention throughput",
+                    "threads taking the mutex",
+                    "acquisitions per second",
+                    workloads::format_rate,
+                    1.0,
+                    BARS_OF_REPS,
                 ),
             ),
         ),
@@ -180,17 +260,18 @@ fn md_cell(s: &str) -> String {
 /// The results as a Markdown table (the same one the README shows).
 pub fn markdown_table(outcomes: &[Outcome]) -> String {
     let mut t = String::from(
-        "| workload | case | hilos | std | hilos gain | note |\n|---|---|---:|---:|---:|---|\n",
+        "| workload | case | hilos | std | hilos better | note |\n|---|---|---:|---:|---:|---|\n",
     );
     for o in outcomes {
         match &o.result {
             Ok(rows) => {
                 for r in rows {
-                    let c = workloads::row_cells(r);
+                    let c = workloads::table::row_cells(r);
                     let _ = writeln!(
                         t,
-                        "| {} |",
-                        c.iter().map(|s| md_cell(s)).collect::<Vec<_>>().join(" | ")
+                        "| {} | {} |",
+                        c.iter().map(|s| md_cell(s)).collect::<Vec<_>>().join(" | "),
+                        md_cell(&r.note)
                     );
                 }
             }
@@ -216,10 +297,10 @@ pub fn write(dir: &Path, r: &Report) -> io::Result<Vec<PathBuf>> {
     let _ = writeln!(md, "# hilos vs std::thread\n");
     let _ = writeln!(
         md,
-        "Measured by `{}` in {:.0} s. \"hilos gain\" is how many times better hilos is than std on \
-         that row (lower time or memory, more threads or throughput): above 1 favours hilos. \
-         Every figure was measured in this run.\n",
-        r.command, r.total_secs
+        "Measured by `{}` in {:.0} s. {} Every figure was measured in this run.\n",
+        r.command,
+        r.total_secs,
+        workloads::table::BETTER
     );
     let _ = writeln!(md, "## Machine\n\n| | |\n|---|---|");
     for (k, v) in r.machine {
@@ -228,11 +309,19 @@ pub fn write(dir: &Path, r: &Report) -> io::Result<Vec<PathBuf>> {
     let _ = writeln!(md, "\n## Results\n\n{}", markdown_table(r.outcomes));
 
     let _ = writeln!(md, "## Plots\n");
-    for (file, alt, chart) in charts(r.outcomes) {
+    for (file, alt, chart) in charts(r.outcomes, r.machine) {
         let path = dir.join(file);
         std::fs::write(&path, chart.render())?;
         written.push(path);
         let _ = writeln!(md, "![{alt}]({file})\n");
+    }
+
+    let details: Vec<String> = rows_of(r.outcomes)
+        .filter(|row| !row.detail.is_empty())
+        .map(|row| format!("- **{}**, {}: {}", row.workload, row.case, row.detail))
+        .collect();
+    if !details.is_empty() {
+        let _ = writeln!(md, "## Details of the rows\n\n{}\n", details.join("\n"));
     }
 
     let _ = writeln!(md, "## How each workload was measured\n");

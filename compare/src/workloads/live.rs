@@ -1,7 +1,7 @@
 //! The live-threads probe: spawn N threads that all stay alive (parked) at once, measure the
 //! memory they cost and the time to spawn and then release and join them.
 //!
-//! The `compare` example runs one probe per child process, so every figure starts from a fresh
+//! The `compare` harness runs one probe per child process, so every figure starts from a fresh
 //! address space and a thread limit hit by std cannot disturb anything else; the harness test runs
 //! it in-process at tiny sizes.
 

@@ -240,18 +240,21 @@ where
 pub fn hilos_server(proto: Proto) -> SocketAddr {
     let l = hilos::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();
-    hilos::spawn(move || {
-        for s in l.incoming() {
-            match s {
-                Ok(s) => {
-                    let _ = s.set_nodelay(true);
-                    hilos::spawn(move || serve_conn(s, proto));
-                }
-                Err(_) => hilos::sleep(Duration::from_millis(1)),
-            }
-        }
-    });
+    hilos::spawn(move || accept_loop(l, proto));
     addr
+}
+
+/// Serves every connection `l` accepts on a green thread of its own, for ever.
+fn accept_loop(l: hilos::net::TcpListener, proto: Proto) {
+    for s in l.incoming() {
+        match s {
+            Ok(s) => {
+                let _ = s.set_nodelay(true);
+                hilos::spawn(move || serve_conn(s, proto));
+            }
+            Err(_) => hilos::sleep(Duration::from_millis(1)),
+        }
+    }
 }
 
 /// A listening socket on `addr` with `SO_REUSEPORT` set, so that several can share the port.
@@ -306,17 +309,7 @@ pub fn hilos_per_core_server(proto: Proto) -> SocketAddr {
     for l in listeners {
         let rt = hilos::Runtime::builder().workers(1).build().unwrap();
         let l = hilos::net::TcpListener::from(l);
-        rt.spawn(move || {
-            for s in l.incoming() {
-                match s {
-                    Ok(s) => {
-                        let _ = s.set_nodelay(true);
-                        hilos::spawn(move || serve_conn(s, proto));
-                    }
-                    Err(_) => hilos::sleep(Duration::from_millis(1)),
-                }
-            }
-        });
+        rt.spawn(move || accept_loop(l, proto));
         // The process serves until it exits.
         rt.shutdown_background();
     }
@@ -362,6 +355,8 @@ pub struct Load {
     pub requests: u64,
     /// Length of the measurement.
     pub elapsed: Duration,
+    /// The lowest and highest rate over the measurement's fifths, in requests per second.
+    pub slice_range: Option<(f64, f64)>,
     /// Connections that failed (connect or I/O errors) before or during the measurement.
     pub failed: u64,
     /// What `cpu` (given to [`load`]) measured over the measurement, e.g. the server's CPU time.
@@ -441,7 +436,16 @@ pub fn load(
     let (cpu0, client0) = (cpu(), Cpu::of("self"));
     counting.store(true, Ordering::SeqCst);
     let t0 = Instant::now();
-    std::thread::sleep(measure);
+    let mut slice_range: Option<(f64, f64)> = None;
+    let (mut t, mut n) = (t0, 0);
+    for _ in 0..5 {
+        std::thread::sleep(measure / 5);
+        let (t1, n1) = (Instant::now(), count.load(Ordering::SeqCst));
+        let rate = (n1 - n) as f64 / t1.duration_since(t).as_secs_f64().max(1e-9);
+        slice_range =
+            Some(slice_range.map_or((rate, rate), |(lo, hi)| (lo.min(rate), hi.max(rate))));
+        (t, n) = (t1, n1);
+    }
     counting.store(false, Ordering::SeqCst);
     let elapsed = t0.elapsed();
     let (cpu, client) = (cpu().since(cpu0), Cpu::of("self").since(client0));
@@ -453,6 +457,7 @@ pub fn load(
         connections: conns,
         requests: count.load(Ordering::SeqCst),
         elapsed,
+        slice_range,
         failed: failed.load(Ordering::SeqCst),
         cpu,
         client,

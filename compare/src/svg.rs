@@ -1,5 +1,7 @@
 //! A small SVG line-chart writer: axes with ticks, linear or log-10 scales, a few series with
-//! markers, a legend, and a placeholder text for a chart without data.
+//! markers and error bars (the spread of each point), a legend, vertical marks with a label
+//! (where a series stopped), a caption (date and machine), and a placeholder text for a chart
+//! without data.
 
 use std::fmt::Write as _;
 
@@ -12,6 +14,22 @@ pub struct Series {
     pub color: &'static str,
     /// Points, in data units; drawn in x order.
     pub points: Vec<(f64, f64)>,
+    /// Error bars, drawn from lowest to highest at x.
+    pub spread: Vec<Bar>,
+}
+
+/// An error bar: (x, lowest, highest), in data units.
+pub type Bar = (f64, f64, f64);
+
+/// A vertical mark across the plot at `x`, with a label beside it.
+#[derive(Debug, Clone)]
+pub struct Marker {
+    /// Where, in data units.
+    pub x: f64,
+    /// Line and text colour.
+    pub color: &'static str,
+    /// What it marks (wrapped over a few lines).
+    pub label: String,
 }
 
 /// A line chart.
@@ -36,6 +54,10 @@ pub struct Chart {
     /// Shown in the plot area instead of data when there is none (or always, if set and no
     /// series has a point).
     pub placeholder: Option<String>,
+    /// Vertical marks (where a series stopped).
+    pub markers: Vec<Marker>,
+    /// Lines of small text under the plot: when and where it was measured, what the bars mean.
+    pub caption: Vec<String>,
 }
 
 const W: f64 = 720.0;
@@ -44,6 +66,8 @@ const LEFT: f64 = 90.0;
 const RIGHT: f64 = 30.0;
 const TOP: f64 = 72.0;
 const BOTTOM: f64 = 70.0;
+/// Height of one caption line.
+const CAPTION_LINE: f64 = 16.0;
 
 /// A mapping from data to pixels along one axis.
 struct Axis {
@@ -223,22 +247,47 @@ impl Chart {
         pts
     }
 
+    /// The error bars of `s` that can be drawn on this chart's axes.
+    fn drawable_spread(&self, s: &Series) -> Vec<Bar> {
+        let ok = |v: f64, log: bool| v.is_finite() && (!log || v > 0.0);
+        s.spread
+            .iter()
+            .copied()
+            .filter(|&(x, lo, hi)| ok(x, self.log_x) && ok(lo, self.log_y) && ok(hi, self.log_y))
+            .collect()
+    }
+
     /// The chart as a standalone SVG document.
     pub fn render(&self) -> String {
         let drawn: Vec<(&Series, Vec<(f64, f64)>)> =
             self.series.iter().map(|s| (s, self.drawable(s))).collect();
+        let data = self.has_data();
+        let bars: Vec<(&Series, Vec<Bar>)> = if data {
+            self.series
+                .iter()
+                .map(|s| (s, self.drawable_spread(s)))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let marks = self.markers.iter().filter(|m| data && m.x.is_finite());
         let xs = drawn.iter().flat_map(|(_, p)| p.iter().map(|q| q.0));
+        let xs = xs.chain(marks.clone().map(|m| m.x));
         let ys = drawn.iter().flat_map(|(_, p)| p.iter().map(|q| q.1));
+        let ys = ys.chain(
+            bars.iter()
+                .flat_map(|(_, b)| b.iter().flat_map(|q| [q.1, q.2])),
+        );
         let x = Axis::new(self.log_x, 1.0, xs, LEFT, W - RIGHT);
         let y = Axis::new(self.log_y, self.y_unit, ys, H - BOTTOM, TOP);
-        let data = self.has_data();
+        let height = H + CAPTION_LINE * self.caption.len() as f64;
 
         let mut o = String::new();
         let _ = writeln!(
             o,
-            r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" font-family="sans-serif" font-size="12">"#
+            r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{height}" viewBox="0 0 {W} {height}" font-family="sans-serif" font-size="12">"#
         );
-        let _ = writeln!(o, r#"<rect width="{W}" height="{H}" fill="white"/>"#);
+        let _ = writeln!(o, r#"<rect width="{W}" height="{height}" fill="white"/>"#);
         let _ = writeln!(
             o,
             r#"<text x="{}" y="28" text-anchor="middle" font-size="16" font-weight="bold">{}</text>"#,
@@ -345,6 +394,62 @@ impl Chart {
                     s.color
                 );
             }
+        }
+
+        // Error bars: a vertical line from the lowest to the highest figure, capped at both ends.
+        for (s, spread) in &bars {
+            for &(a, lo, hi) in spread {
+                let (px, p_lo, p_hi) = (x.map(a), y.map(lo), y.map(hi));
+                let _ = writeln!(
+                    o,
+                    r#"<path class="spread" d="M{px:.1},{p_lo:.1} V{p_hi:.1} M{:.1},{p_lo:.1} H{:.1} M{:.1},{p_hi:.1} H{:.1}" stroke="{}" stroke-width="1.5" fill="none"/>"#,
+                    px - 5.0,
+                    px + 5.0,
+                    px - 5.0,
+                    px + 5.0,
+                    s.color
+                );
+            }
+        }
+
+        // Marks: a dashed vertical line, the label beside it (on the side with more room).
+        for m in marks {
+            let px = x.map(m.x);
+            let _ = writeln!(
+                o,
+                r#"<line class="stop" x1="{px:.1}" y1="{TOP}" x2="{px:.1}" y2="{}" stroke="{}" stroke-width="1.5" stroke-dasharray="6 4"/>"#,
+                H - BOTTOM,
+                m.color
+            );
+            let right = px < (LEFT + W - RIGHT) / 2.0;
+            let (tx, anchor) = if right {
+                (px + 6.0, "start")
+            } else {
+                (px - 6.0, "end")
+            };
+            for (i, line) in crate::workloads::table::wrap(&m.label, 40)
+                .iter()
+                .enumerate()
+            {
+                let _ = writeln!(
+                    o,
+                    r#"<text x="{tx:.1}" y="{:.1}" text-anchor="{anchor}" font-size="11" fill="{}">{}</text>"#,
+                    TOP + 14.0 + 13.0 * i as f64,
+                    m.color,
+                    esc(line)
+                );
+            }
+        }
+
+        // Caption under the x label.
+        for (i, line) in self.caption.iter().enumerate() {
+            let _ = writeln!(
+                o,
+                r##"<text class="caption" x="{}" y="{:.1}" text-anchor="middle" font-size="11" fill="#555">{}</text>"##,
+                W / 2.0,
+                H - 4.0 + CAPTION_LINE * i as f64,
+                esc(line)
+            );
         }
 
         // Legend, one line between the title and the plot, left to right.

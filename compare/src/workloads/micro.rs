@@ -1,5 +1,5 @@
 //! Micro workloads: each runs `iters` operations and returns the time they took. Shared by the
-//! `compare` example, the criterion benches and the harness test.
+//! `compare` harness, the criterion benches and the harness test.
 
 use std::hint::black_box;
 use std::sync::Arc;

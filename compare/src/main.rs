@@ -1,15 +1,14 @@
 //! hilos against `std::thread`, on this machine, in one command:
 //!
 //! ```text
-//! cargo run --release --example compare            # everything, under 3 minutes on 2 cores
-//! cargo run --release --example compare -- --quick # smaller sizes, under 30 s
+//! cargo run --release -p compare -- --quick # smaller sizes, under 30 s
+//! cargo run --release -p compare            # everything, under 3 minutes on 2 cores
 //! ```
 //!
 //! Each workload runs hilos and std side by side in the same run and reports the ratio. Progress
 //! goes to stderr, the table to stdout (or JSON lines with `--json`), and a report with plots to
 //! `target/hilos-report/`. Run with `--help` for the options.
 
-#[path = "../../benches/workloads/mod.rs"]
 #[allow(dead_code)]
 mod workloads;
 
@@ -27,13 +26,13 @@ use std::time::{Duration, Instant};
 
 use report::{Outcome, Report};
 use workloads::live::{self, Kind, LiveOutcome};
-use workloads::{Ctx, Failure, Row, Scale};
+use workloads::{Ctx, Failure, Row, Scale, table};
 
 const HELP: &str = "\
 compare: hilos green threads against std::thread on this machine
 
 USAGE:
-    cargo run --release --example compare -- [OPTIONS]
+    cargo run --release -p compare -- [OPTIONS]
 
 OPTIONS:
     --quick        smaller sizes: the whole run in under 30 s on 2 cores
@@ -107,7 +106,10 @@ fn main() -> ExitCode {
     let all = workloads::all();
     if args.list {
         for w in &all {
-            println!("{:<10} {}", w.name, w.about);
+            println!(
+                "{}",
+                table::wrapped(&format!("{:<10} ", w.name), w.about, 11)
+            );
         }
         return ExitCode::SUCCESS;
     }
@@ -136,7 +138,7 @@ fn progress(msg: &str) {
         .lock()
         .unwrap()
         .map_or(0.0, |s| s.elapsed().as_secs_f64());
-    eprintln!("[{t:6.1}s] {msg}");
+    eprintln!("{}", table::wrapped(&format!("[{t:6.1}s] "), msg, 10));
 }
 
 /// The workload now running and when it must be done by; a watchdog thread ends the run if a
@@ -245,18 +247,21 @@ fn run(args: &Args, selected: Vec<workloads::Workload>) -> ExitCode {
             .flatten()
             .cloned()
             .collect();
-        print!("{}", workloads::text_table(&rows));
+        print!("{}", workloads::table::text_table(&rows));
         for o in &outcomes {
+            let prefix = format!("{}: ", o.name);
             match &o.result {
-                Err(Failure::Unavailable(m)) => println!("{}: {m}", o.name),
-                Err(Failure::Failed(m)) => println!("{}: FAILED: {m}", o.name),
+                Err(Failure::Unavailable(m)) => println!("{}", table::wrapped(&prefix, m, 2)),
+                Err(Failure::Failed(m)) => {
+                    println!("{}", table::wrapped(&prefix, &format!("FAILED: {m}"), 2))
+                }
                 Ok(_) => {}
             }
         }
-        println!("hilos gain: how many times better hilos is (above 1 favours hilos)");
+        println!("{}", table::wrapped("", table::BETTER, 0));
     }
 
-    let mut command = String::from("cargo run --release --example compare");
+    let mut command = String::from("cargo run --release -p compare");
     let mut extra = Vec::new();
     if args.scale == Scale::Quick {
         extra.push("--quick".to_string());
@@ -302,13 +307,14 @@ fn run(args: &Args, selected: Vec<workloads::Workload>) -> ExitCode {
     }
 }
 
-/// `<target dir>/hilos-report`: the target dir is three levels above this executable
-/// (`target/release/examples/compare`), else `target` under the current directory.
+/// `<target dir>/hilos-report`: the target dir is two levels above this executable
+/// (`target/release/compare`), else `target` under the current directory.
 fn default_report_dir() -> PathBuf {
     let exe = std::env::current_exe().ok();
     let target = exe.as_deref().and_then(|e| {
-        let examples = e.parent()?;
-        (examples.file_name()? == "examples").then(|| examples.parent()?.parent())?
+        let profile = e.parent()?;
+        (profile.file_name()? == "release" || profile.file_name()? == "debug")
+            .then(|| profile.parent())?
     });
     target
         .map(|t| t.to_path_buf())
@@ -491,7 +497,7 @@ fn print_json(name: &str, result: &Result<Vec<Row>, Failure>) {
                 };
                 let _ = writeln!(
                     out,
-                    "{{\"type\":\"row\",\"workload\":{},\"case\":{},\"unit\":{},\"x\":{},\"hilos\":{},\"std\":{},\"hilos_gain\":{},\"hilos_model\":{},\"std_model\":{},\"note\":{}}}",
+                    "{{\"type\":\"row\",\"workload\":{},\"case\":{},\"unit\":{},\"x\":{},\"hilos\":{},\"std\":{},\"hilos_better\":{},\"hilos_predicted\":{},\"std_predicted\":{},\"note\":{},\"detail\":{}}}",
                     json_str(r.workload),
                     json_str(&r.case),
                     json_str(r.metric.unit()),
@@ -499,9 +505,10 @@ fn print_json(name: &str, result: &Result<Vec<Row>, Failure>) {
                     side(&r.hilos),
                     side(&r.std),
                     json_num(r.ratio()),
-                    json_num(r.hilos_model),
-                    json_num(r.std_model),
+                    json_num(r.hilos_predicted),
+                    json_num(r.std_predicted),
                     json_str(&r.note),
+                    json_str(&r.detail),
                 );
             }
         }
@@ -520,4 +527,46 @@ fn print_json(name: &str, result: &Result<Vec<Row>, Failure>) {
         }
     }
     let _ = out.flush();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arguments() {
+        let args = |a: &[&str]| parse_args(a.iter().map(|s| s.to_string()));
+        let a = args(&["--quick", "--only", "mutex", "--only=echo"])
+            .unwrap()
+            .unwrap();
+        assert_eq!(a.scale, Scale::Quick);
+        assert_eq!(a.only, ["mutex", "echo"]);
+        assert!(args(&["--help"]).unwrap().is_none());
+        assert!(args(&["--bogus"]).is_err());
+        assert!(args(&["--only"]).is_err());
+    }
+
+    #[test]
+    fn json() {
+        assert_eq!(json_key("date (UTC)"), "date_utc");
+        assert_eq!(json_str("a\"b\\\n\u{1}"), r#""a\"b\\\n\u0001""#);
+        assert_eq!(json_num(Some(f64::NAN)), "null");
+    }
+
+    #[test]
+    fn help_and_list_fit_100_columns() {
+        let list: Vec<String> = workloads::all()
+            .iter()
+            .map(|w| table::wrapped(&format!("{:<10} ", w.name), w.about, 11))
+            .collect();
+        for text in [
+            HELP,
+            &list.join("\n"),
+            &table::wrapped("", table::BETTER, 0),
+        ] {
+            for l in text.lines() {
+                assert!(l.chars().count() <= table::WIDTH, "{l:?}");
+            }
+        }
+    }
 }

@@ -1,5 +1,5 @@
 //! Workloads of the `hilos::sync` benchmarks, shared by `benches/sync.rs` (criterion) and any
-//! example that wants the same figures (include it with `#[path]`).
+//! other target that wants the same figures (include it with `#[path]`).
 //!
 //! - Channel ping-pong: one message each way per round trip, over two unbounded channels, between
 //!   two green threads (on one worker, or on two different workers), and the same between two
@@ -176,6 +176,23 @@ fn span(stamps: impl Iterator<Item = (Instant, Instant)>) -> Duration {
     }
 }
 
+/// One thread's share of a contention run: `n` takes of the lock `lock` returns, each counting
+/// itself and running [`critical_section`] with `cs_iters`. Returns when the loop started and
+/// ended.
+fn take_turns<G: std::ops::DerefMut<Target = (u64, u64)>>(
+    n: u64,
+    cs_iters: u32,
+    mut lock: impl FnMut() -> G,
+) -> (Instant, Instant) {
+    let s = Instant::now();
+    for _ in 0..n {
+        let mut g = lock();
+        g.0 += 1;
+        critical_section(&mut g.1, cs_iters);
+    }
+    (s, Instant::now())
+}
+
 /// `threads` green threads of `rt` take one `hilos::sync::Mutex` `total` times in all, each time
 /// running [`critical_section`] with `cs_iters`. Returns the time from the first thread's start (after a
 /// common start barrier) until the last thread has done its share, so that neither spawning nor thread
@@ -196,15 +213,9 @@ pub fn green_mutex_contention(
                 let (m, start, end) = (m.clone(), start.clone(), end.clone());
                 hilos::spawn(move || {
                     start.wait();
-                    let s = Instant::now();
-                    for _ in 0..n {
-                        let mut g = m.lock().unwrap();
-                        g.0 += 1;
-                        critical_section(&mut g.1, cs_iters);
-                    }
-                    let e = Instant::now();
+                    let stamps = take_turns(n, cs_iters, || m.lock().unwrap());
                     end.wait();
-                    (s, e)
+                    stamps
                 })
             })
             .collect();
@@ -230,15 +241,9 @@ pub fn std_mutex_contention(threads: usize, total: u64, cs_iters: u32) -> Durati
                 .stack_size(64 * 1024)
                 .spawn(move || {
                     start.wait();
-                    let s = Instant::now();
-                    for _ in 0..n {
-                        let mut g = m.lock().unwrap();
-                        g.0 += 1;
-                        critical_section(&mut g.1, cs_iters);
-                    }
-                    let e = Instant::now();
+                    let stamps = take_turns(n, cs_iters, || m.lock().unwrap());
                     end.wait();
-                    (s, e)
+                    stamps
                 })
                 .expect("cannot spawn a kernel thread")
         })
