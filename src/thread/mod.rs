@@ -14,6 +14,12 @@
 //!   worker, not just the green thread; use hilos's own types.
 //! - There is no preemption: a green thread that computes without blocking or yielding keeps its
 //!   worker until it does.
+//!
+//! What std has and hilos cannot: a green thread is not a pthread, so there is no
+//! `JoinHandleExt::as_pthread_t`/`into_pthread_t` (its worker's pthread runs many green
+//! threads), and `pthread_exit`, `pthread_cancel`, `pthread_join` or `pthread_kill` must not be
+//! used on one. A green thread's `gettid()` is its worker's. Unstable std items (`sleep_until`,
+//! spawn hooks, `Builder::no_hooks`) are not mirrored.
 
 mod scoped;
 
