@@ -77,7 +77,9 @@
 //! - [`net`], [`fs`], [`io`]: sockets, files, directories, pipes and the standard streams;
 //!   io_uring operations where the kernel has them, an epoll driver and a blocking pool otherwise.
 //! - [`Runtime`]: worker count, stack size, `block_on`, shutdown.
-//! - No Cargo features. Environment variables (`HILOS_IO=epoll`, `HILOS_TLS=shared`,
+//! - One Cargo feature, `hook` (off by default): libc's blocking calls (`read`, `recv`, `poll`,
+//!   `nanosleep`, `getaddrinfo`...) are interposed so that std and C code park only the calling
+//!   green thread; they pass straight through anywhere else. Environment variables (`HILOS_IO=epoll`, `HILOS_TLS=shared`,
 //!   `HILOS_STACK_GUARD=mprotect`, `HILOS_BLOCKING_THREADS`, `HILOS_RESOLVER_THREADS`) are listed
 //!   in the README.
 //!
@@ -88,8 +90,11 @@
 
 mod arch;
 mod driver;
+#[cfg(feature = "hook")]
+mod hook;
 mod loom;
 mod park;
+mod real;
 mod scheduler;
 mod spawner;
 mod stack;

@@ -188,7 +188,7 @@ impl Epoll {
             if key == WAKE {
                 let mut v = 0u64;
                 // SAFETY: reads 8 bytes into a live u64 from the non-blocking eventfd.
-                unsafe { libc::read(self.wake_fd, (&raw mut v).cast(), 8) };
+                unsafe { crate::real::read(self.wake_fd, (&raw mut v).cast(), 8) };
                 continue;
             }
             let fd = key as RawFd;

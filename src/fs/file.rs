@@ -168,9 +168,9 @@ impl File {
                 || opcode::Read::new(types::Fd(fd), p, len).offset(off).build(),
                 || {
                     op::cvt(if off == CUR_POS {
-                        libc::read(fd, p.cast(), len as usize)
+                        crate::real::read(fd, p.cast(), len as usize)
                     } else {
-                        libc::pread(fd, p.cast(), len as usize, off as libc::off_t)
+                        crate::real::pread(fd, p.cast(), len as usize, off as libc::off_t)
                     })
                 },
             )
@@ -191,9 +191,9 @@ impl File {
                 },
                 || {
                     op::cvt(if off == CUR_POS {
-                        libc::write(fd, p.cast(), len as usize)
+                        crate::real::write(fd, p.cast(), len as usize)
                     } else {
-                        libc::pwrite(fd, p.cast(), len as usize, off as libc::off_t)
+                        crate::real::pwrite(fd, p.cast(), len as usize, off as libc::off_t)
                     })
                 },
             )

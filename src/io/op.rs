@@ -135,9 +135,25 @@ pub(crate) fn wait_ready(
     interest: Interest,
     deadline: Option<Instant>,
 ) -> io::Result<bool> {
+    wait_events(
+        fd,
+        interest.poll_events(),
+        interest.epoll_events(),
+        deadline,
+    )
+}
+
+/// As [`wait_ready`], for any `poll(2)` event mask `poll_events` (the ring's wait and the blocking
+/// wait) and its epoll equivalent `epoll_events` (the epoll driver's wait).
+pub(crate) fn wait_events(
+    fd: RawFd,
+    poll_events: i16,
+    epoll_events: u32,
+    deadline: Option<Instant>,
+) -> io::Result<bool> {
     match mode() {
         Mode::Uring => {
-            let e = opcode::PollAdd::new(types::Fd(fd), interest.poll_events() as u32).build();
+            let e = opcode::PollAdd::new(types::Fd(fd), poll_events as u16 as u32).build();
             loop {
                 // SAFETY: in Uring mode; the entry carries no pointer.
                 let (res, timed_out) = unsafe { submit_and_wait(e.clone(), deadline) };
@@ -153,7 +169,7 @@ pub(crate) fn wait_ready(
             }
         }
         Mode::Epoll => {
-            let w = Waiter::new(interest.epoll_events(), task::current());
+            let w = Waiter::new(epoll_events, task::current());
             let wp: *const Waiter = &w;
             let added = driver::with(|d| match d {
                 // SAFETY: `w` stays on this frame until it fired or is removed below.
@@ -179,12 +195,12 @@ pub(crate) fn wait_ready(
             }
             Ok(true)
         }
-        Mode::Blocking => poll_blocking(fd, interest, deadline),
+        Mode::Blocking => poll_blocking(fd, poll_events, deadline),
     }
 }
 
 /// `poll(2)` on one descriptor, blocking the kernel thread; `Ok(false)` at the deadline.
-fn poll_blocking(fd: RawFd, interest: Interest, deadline: Option<Instant>) -> io::Result<bool> {
+fn poll_blocking(fd: RawFd, events: i16, deadline: Option<Instant>) -> io::Result<bool> {
     loop {
         let ms = match deadline {
             None => -1,
@@ -198,11 +214,11 @@ fn poll_blocking(fd: RawFd, interest: Interest, deadline: Option<Instant>) -> io
         };
         let mut p = libc::pollfd {
             fd,
-            events: interest.poll_events(),
+            events,
             revents: 0,
         };
         // SAFETY: one live pollfd.
-        let r = unsafe { libc::poll(&mut p, 1, ms) };
+        let r = unsafe { crate::real::poll(&mut p, 1, ms) };
         if r > 0 {
             if p.revents & libc::POLLNVAL != 0 {
                 // Not an open descriptor: the error the other modes give.

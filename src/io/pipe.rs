@@ -98,7 +98,7 @@ pub(crate) fn read_fd(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
             None,
             io::ErrorKind::WouldBlock,
             || opcode::Read::new(types::Fd(fd), p, len as u32).build(),
-            || op::cvt(libc::read(fd, p.cast(), len)),
+            || op::cvt(crate::real::read(fd, p.cast(), len)),
         )
     }
 }
@@ -115,7 +115,7 @@ pub(crate) fn write_fd(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
             None,
             io::ErrorKind::WouldBlock,
             || opcode::Write::new(types::Fd(fd), p, len as u32).build(),
-            || op::cvt(libc::write(fd, p.cast(), len)),
+            || op::cvt(crate::real::write(fd, p.cast(), len)),
         )
     }
 }
@@ -132,7 +132,7 @@ pub(crate) fn read_vectored_fd(fd: RawFd, bufs: &mut [IoSliceMut<'_>]) -> io::Re
             None,
             io::ErrorKind::WouldBlock,
             || opcode::Readv::new(types::Fd(fd), p, n as u32).build(),
-            || op::cvt(libc::readv(fd, p, n as libc::c_int)),
+            || op::cvt(crate::real::readv(fd, p, n as libc::c_int)),
         )
     }
 }
@@ -149,7 +149,7 @@ pub(crate) fn write_vectored_fd(fd: RawFd, bufs: &[IoSlice<'_>]) -> io::Result<u
             None,
             io::ErrorKind::WouldBlock,
             || opcode::Writev::new(types::Fd(fd), p, n as u32).build(),
-            || op::cvt(libc::writev(fd, p, n as libc::c_int)),
+            || op::cvt(crate::real::writev(fd, p, n as libc::c_int)),
         )
     }
 }

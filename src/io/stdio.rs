@@ -136,7 +136,7 @@ fn read_std(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
                     .offset(u64::MAX)
                     .build()
             },
-            || op::cvt(libc::read(fd, p.cast(), len)),
+            || op::cvt(crate::real::read(fd, p.cast(), len)),
         )
     };
     // A closed standard stream reads as empty, as std's.
@@ -158,7 +158,7 @@ fn write_std(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
                     .offset(u64::MAX)
                     .build()
             },
-            || op::cvt(libc::write(fd, p.cast(), len)),
+            || op::cvt(crate::real::write(fd, p.cast(), len)),
         )
     };
     // A closed standard stream swallows output, as std's.

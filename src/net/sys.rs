@@ -163,7 +163,7 @@ pub(crate) fn recv(
                         .ioprio(prio)
                         .build()
                 },
-                || op::cvt(libc::recv(fd, p.cast(), len, flags)),
+                || op::cvt(crate::real::recv(fd, p.cast(), len, flags)),
             )
         };
         match r {
@@ -191,7 +191,7 @@ pub(crate) fn send(fd: RawFd, buf: &[u8], deadline: Option<Instant>) -> io::Resu
                     .flags(flags)
                     .build()
             },
-            || op::cvt(libc::send(fd, p.cast(), len, flags)),
+            || op::cvt(crate::real::send(fd, p.cast(), len, flags)),
         )
     }
 }
@@ -231,7 +231,7 @@ pub(crate) fn recvmsg(
                     .flags(flags as u32)
                     .build()
             },
-            || op::cvt(libc::recvmsg(fd, mp, flags)),
+            || op::cvt(crate::real::recvmsg(fd, mp, flags)),
         )?
     };
     if !from.is_null() {
@@ -270,7 +270,7 @@ pub(crate) fn sendmsg(
                     .flags(flags as u32)
                     .build()
             },
-            || op::cvt(libc::sendmsg(fd, mp, flags)),
+            || op::cvt(crate::real::sendmsg(fd, mp, flags)),
         )
     }
 }
@@ -296,7 +296,7 @@ pub(crate) fn accept(
                     .flags(flags)
                     .build()
             },
-            || op::cvt(libc::accept4(fd, ap, lp, flags) as isize),
+            || op::cvt(crate::real::accept4(fd, ap, lp, flags) as isize),
         )?
     };
     // SAFETY: accept returned a fresh descriptor that we own.
@@ -354,7 +354,7 @@ pub(crate) fn connect(
         }
     } else {
         // SAFETY: the caller keeps `addr` valid for the call.
-        let r = unsafe { libc::connect(fd, addr, len) };
+        let r = unsafe { crate::real::connect(fd, addr, len) };
         if r == 0 {
             return Ok(());
         }

@@ -89,7 +89,7 @@ fn refuses_reads(addr: usize) -> bool {
     }
     // SAFETY: write(2) validates the source address and fails with EFAULT rather than faulting;
     // the pipe is empty, so one byte fits without blocking.
-    let n = unsafe { libc::write(fds[1], addr as *const libc::c_void, 1) };
+    let n = unsafe { crate::real::write(fds[1], addr as *const libc::c_void, 1) };
     let refused = n < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EFAULT);
     // SAFETY: closing the two descriptors just made, which nobody else knows.
     unsafe {

@@ -201,7 +201,7 @@ unsafe fn chain(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_
 fn write_all(mut bytes: &[u8]) {
     while !bytes.is_empty() {
         // SAFETY: writes from a valid slice; write is async-signal-safe.
-        let n = unsafe { libc::write(2, bytes.as_ptr().cast(), bytes.len()) };
+        let n = unsafe { crate::real::write(2, bytes.as_ptr().cast(), bytes.len()) };
         if n > 0 {
             bytes = &bytes[n as usize..];
             continue;

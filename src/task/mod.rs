@@ -504,6 +504,15 @@ pub(crate) fn current_green() -> Option<NonNull<Header>> {
     NonNull::new(CURRENT_GREEN.with(|c| c.get()) as *mut Header)
 }
 
+/// Whether a green thread is running on this kernel thread: one thread-local load, inlined, for
+/// the `hook` feature's pass-through test (kernel threads, workers' scheduler contexts and pool
+/// threads read null). Not for anything that lives across a switch: use [`current_green`].
+#[cfg(feature = "hook")]
+#[inline(always)]
+pub(crate) fn on_green() -> bool {
+    !CURRENT_GREEN.with(|c| c.get()).is_null()
+}
+
 /// Called by the switch when green threads share the worker's thread-locals. With
 /// per-green-thread TLS (`tls`, a thread's `Green::tls_tp` is non-zero) each green thread's own
 /// `CURRENT_GREEN` holds itself for good ([`current_green_slot`]) and the worker's stays null,

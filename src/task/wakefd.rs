@@ -53,7 +53,7 @@ impl WakeFd {
         loop {
             // SAFETY: writes 8 bytes from a live u64 to our own descriptor.
             let r = unsafe {
-                libc::write(
+                crate::real::write(
                     self.fd.as_raw_fd(),
                     (&raw const one).cast::<libc::c_void>(),
                     8,

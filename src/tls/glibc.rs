@@ -263,8 +263,8 @@ fn read_word(addr: usize) -> Option<usize> {
     // SAFETY: the kernel reads 8 bytes at `addr` (or fails with EFAULT) and writes at most 8
     // into `v`; both descriptors are ours and closed here.
     let ok = unsafe {
-        let ok = libc::write(fds[1], addr as *const c_void, 8) == 8
-            && libc::read(fds[0], (&raw mut v).cast(), 8) == 8;
+        let ok = crate::real::write(fds[1], addr as *const c_void, 8) == 8
+            && crate::real::read(fds[0], (&raw mut v).cast(), 8) == 8;
         libc::close(fds[0]);
         libc::close(fds[1]);
         ok

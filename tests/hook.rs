@@ -1,0 +1,335 @@
+//! The `hook` feature: std and raw libc calls on green threads park only the green thread.
+//! Run with `cargo test --features hook --test hook` (and `HILOS_IO=epoll` for the fallback).
+//!
+//! Every scenario runs on a fresh 1-worker runtime while a ticker green thread sleeps 1 ms in a
+//! loop: had any call blocked the worker, the ticker would see a gap (the bound: 50 ms).
+//! The scenarios run one at a time (a lock): they measure time. The machine may be loaded (CI
+//! shares its two cores with other builds): a kernel thread ticks next to the runtime, and a gap
+//! of the green ticker over 50 ms counts as a blocked worker only if the kernel ticker's worst gap
+//! was under half of it (a loaded machine delays both; a blocked worker only the green one).
+#![cfg(feature = "hook")]
+
+mod common;
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// The bound on the ticker's gap.
+const MAX_GAP: Duration = Duration::from_millis(50);
+
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Runs `f` as a green thread of a fresh 1-worker runtime next to the ticker; returns `f`'s
+/// value and asserts the ticker never waited longer than [`MAX_GAP`].
+fn with_ticker<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    common::within(60, move || {
+        let stop_k = Arc::new(AtomicBool::new(false));
+        let sk = stop_k.clone();
+        let kernel_ticker = std::thread::spawn(move || {
+            max_gap(&sk, || std::thread::sleep(Duration::from_millis(1)))
+        });
+        let rt = hilos::Runtime::builder().workers(1).build().unwrap();
+        let (v, gap) = rt.block_on(move || {
+            let stop = Arc::new(AtomicBool::new(false));
+            let s = stop.clone();
+            let ticker =
+                hilos::spawn(move || max_gap(&s, || hilos::sleep(Duration::from_millis(1))));
+            hilos::sleep(Duration::from_millis(5));
+            let v = f();
+            stop.store(true, Ordering::Relaxed);
+            (v, ticker.join().unwrap())
+        });
+        stop_k.store(true, Ordering::Relaxed);
+        let kgap = kernel_ticker.join().unwrap();
+        assert!(
+            gap <= MAX_GAP || kgap >= gap / 2,
+            "the ticker waited {gap:?} (a kernel thread at most {kgap:?}): the worker was blocked"
+        );
+        v
+    })
+}
+
+/// The longest interval between two `tick()`s until `stop`.
+fn max_gap(stop: &AtomicBool, tick: impl Fn()) -> Duration {
+    let mut max = Duration::ZERO;
+    let mut last = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        tick();
+        let now = Instant::now();
+        max = max.max(now - last);
+        last = now;
+    }
+    max
+}
+
+#[test]
+fn std_sleep_parks_only_the_green_thread() {
+    let took = with_ticker(|| {
+        let start = Instant::now();
+        let hs: Vec<_> = (0..2000)
+            .map(|_| hilos::spawn(|| std::thread::sleep(Duration::from_millis(100))))
+            .collect();
+        for h in hs {
+            h.join().unwrap();
+        }
+        start.elapsed()
+    });
+    // 2,000 sleeps of 100 ms overlap; serially they would take 200 s. Margin: 1 s.
+    assert!(took >= Duration::from_millis(100), "{took:?}");
+    assert!(took < Duration::from_secs(1), "{took:?}");
+}
+
+#[test]
+fn libc_sleep_family_parks() {
+    with_ticker(|| {
+        let start = Instant::now();
+        let hs = vec![
+            // SAFETY: plain calls.
+            hilos::spawn(|| unsafe { libc::usleep(150_000) }),
+            hilos::spawn(|| unsafe {
+                let ts = libc::timespec {
+                    tv_sec: 0,
+                    tv_nsec: 150_000_000,
+                };
+                libc::clock_nanosleep(libc::CLOCK_MONOTONIC, 0, &ts, std::ptr::null_mut())
+            }),
+        ];
+        for h in hs {
+            assert_eq!(h.join().unwrap(), 0);
+        }
+        assert!(start.elapsed() >= Duration::from_millis(150));
+        // libc's EINVAL for a bad interval is kept.
+        let bad = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 2_000_000_000,
+        };
+        // SAFETY: a live timespec.
+        let r = unsafe { libc::nanosleep(&bad, std::ptr::null_mut()) };
+        assert_eq!(r, -1);
+        assert_eq!(
+            std::io::Error::last_os_error().raw_os_error(),
+            Some(libc::EINVAL)
+        );
+    });
+}
+
+/// A std::net echo server and 500 std::net clients, all green threads, 50 checked round trips
+/// each.
+#[test]
+fn std_net_echo_500_clients() {
+    with_ticker(|| {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let server = hilos::spawn(move || {
+            let mut conns = Vec::new();
+            for _ in 0..500 {
+                let (mut s, _) = l.accept().unwrap();
+                conns.push(hilos::spawn(move || {
+                    let mut buf = [0u8; 64];
+                    loop {
+                        let n = s.read(&mut buf).unwrap();
+                        if n == 0 {
+                            return;
+                        }
+                        s.write_all(&buf[..n]).unwrap();
+                    }
+                }));
+            }
+            for c in conns {
+                c.join().unwrap();
+            }
+        });
+        let clients: Vec<_> = (0..500u32)
+            .map(|i| {
+                hilos::spawn(move || {
+                    let mut s = TcpStream::connect(addr).unwrap();
+                    for r in 0..50u32 {
+                        let msg = (i * 1000 + r).to_le_bytes();
+                        s.write_all(&msg).unwrap();
+                        let mut back = [0u8; 4];
+                        s.read_exact(&mut back).unwrap();
+                        assert_eq!(back, msg);
+                    }
+                })
+            })
+            .collect();
+        for c in clients {
+            c.join().unwrap();
+        }
+        server.join().unwrap();
+    });
+}
+
+#[test]
+fn std_read_timeout_is_honoured() {
+    with_ticker(|| {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let _peer = l.accept().unwrap();
+        c.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let start = Instant::now();
+        let e = c.read(&mut [0u8; 8]).unwrap_err();
+        let took = start.elapsed();
+        assert!(
+            matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut),
+            "{e:?}"
+        );
+        // Margin above: 1 s.
+        assert!(took >= Duration::from_millis(200), "{took:?}");
+        assert!(took < Duration::from_millis(1200), "{took:?}");
+    });
+}
+
+#[test]
+fn nonblocking_socket_answers_at_once() {
+    with_ticker(|| {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let _peer = l.accept().unwrap();
+        c.set_nonblocking(true).unwrap();
+        let start = Instant::now();
+        let e = c.read(&mut [0u8; 8]).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::WouldBlock);
+        l.set_nonblocking(true).unwrap();
+        assert_eq!(l.accept().unwrap_err().kind(), ErrorKind::WouldBlock);
+        // "At once": no waiting for readiness (margin: 40 ms).
+        assert!(start.elapsed() < Duration::from_millis(40));
+    });
+}
+
+#[test]
+fn raw_read_on_a_pipe_written_later() {
+    with_ticker(|| {
+        let mut fds = [0; 2];
+        // SAFETY: pipe writes two descriptors.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        let [r, w] = fds;
+        let writer = hilos::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            // SAFETY: a live buffer; our pipe.
+            unsafe { libc::write(w, b"late".as_ptr().cast(), 4) }
+        });
+        let start = Instant::now();
+        let mut buf = [0u8; 16];
+        // SAFETY: a live buffer; our pipe.
+        let n = unsafe { libc::read(r, buf.as_mut_ptr().cast(), buf.len()) };
+        assert_eq!(n, 4);
+        assert_eq!(&buf[..4], b"late");
+        assert!(start.elapsed() >= Duration::from_millis(300));
+        assert_eq!(writer.join().unwrap(), 4);
+        // SAFETY: our descriptors.
+        unsafe {
+            libc::close(r);
+            libc::close(w);
+        }
+    });
+}
+
+#[test]
+fn poll_waits_for_one_of_several() {
+    with_ticker(|| {
+        let mut a = [0; 2];
+        let mut b = [0; 2];
+        // SAFETY: pipe writes two descriptors.
+        unsafe {
+            assert_eq!(libc::pipe(a.as_mut_ptr()), 0);
+            assert_eq!(libc::pipe(b.as_mut_ptr()), 0);
+        }
+        let w = b[1];
+        let writer = hilos::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            // SAFETY: our pipe.
+            unsafe { libc::write(w, b"x".as_ptr().cast(), 1) }
+        });
+        let mut p = [
+            libc::pollfd {
+                fd: a[0],
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: b[0],
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        // Times out first (nothing written yet), then sees the second pipe.
+        // SAFETY: a live array.
+        assert_eq!(unsafe { libc::poll(p.as_mut_ptr(), 2, 20) }, 0);
+        // SAFETY: a live array.
+        assert_eq!(unsafe { libc::poll(p.as_mut_ptr(), 2, -1) }, 1);
+        assert_eq!(p[0].revents, 0);
+        assert_eq!(p[1].revents, libc::POLLIN);
+        writer.join().unwrap();
+        // SAFETY: our descriptors.
+        unsafe {
+            for fd in [a[0], a[1], b[0], b[1]] {
+                libc::close(fd);
+            }
+        }
+    });
+}
+
+#[test]
+fn std_fs_and_regular_files() {
+    with_ticker(|| {
+        let path = std::env::temp_dir().join(format!("hilos-hook-{}", std::process::id()));
+        std::fs::write(&path, b"hello file").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"hello file");
+        let f = std::fs::File::open(&path).unwrap();
+        let mut buf = [0u8; 4];
+        use std::os::unix::fs::FileExt;
+        assert_eq!(f.read_at(&mut buf, 6).unwrap(), 4);
+        assert_eq!(&buf, b"file");
+        std::fs::remove_file(&path).unwrap();
+    });
+}
+
+#[test]
+fn off_green_threads_pass_through() {
+    // A kernel thread: libc's own behaviour, blocking the thread.
+    let start = Instant::now();
+    std::thread::sleep(Duration::from_millis(20));
+    assert!(start.elapsed() >= Duration::from_millis(20));
+    // SAFETY: -1 is not a descriptor.
+    let r = unsafe { libc::read(-1, std::ptr::null_mut(), 0) };
+    assert_eq!(r, -1);
+    assert_eq!(
+        std::io::Error::last_os_error().raw_os_error(),
+        Some(libc::EBADF)
+    );
+}
+
+#[test]
+fn errno_of_a_bad_descriptor_on_a_green_thread() {
+    with_ticker(|| {
+        // SAFETY: -1 is not a descriptor; nothing is written.
+        let r = unsafe { libc::read(-1, std::ptr::null_mut(), 0) };
+        assert_eq!(r, -1);
+        assert_eq!(
+            std::io::Error::last_os_error().raw_os_error(),
+            Some(libc::EBADF)
+        );
+        // SAFETY: as above.
+        let r = unsafe { libc::recv(-1, std::ptr::null_mut(), 0, 0) };
+        assert_eq!(r, -1);
+        assert_eq!(
+            std::io::Error::last_os_error().raw_os_error(),
+            Some(libc::EBADF)
+        );
+    });
+}
+
+#[test]
+fn name_resolution_on_a_green_thread() {
+    with_ticker(|| {
+        use std::net::ToSocketAddrs;
+        let a: Vec<_> = ("localhost", 80).to_socket_addrs().unwrap().collect();
+        assert!(!a.is_empty());
+    });
+}
