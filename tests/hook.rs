@@ -333,3 +333,59 @@ fn name_resolution_on_a_green_thread() {
         assert!(!a.is_empty());
     });
 }
+
+#[cfg(hilos_c_probe)]
+unsafe extern "C" {
+    /// tests/c/hook_probe.c: `poll` for readability (up to `timeout_ms`), then `read`.
+    fn hilos_c_probe_poll_then_read(
+        fd: libc::c_int,
+        buf: *mut libc::c_char,
+        len: libc::c_ulong,
+        timeout_ms: libc::c_int,
+    ) -> libc::c_long;
+}
+
+/// C code linked into the program (built by build.rs) calling `poll` and `read` parks only its
+/// green thread: first a poll that times out, then one that a sibling's late write ends.
+#[cfg(hilos_c_probe)]
+#[test]
+fn c_code_calling_poll_and_read_parks_only_the_green_thread() {
+    with_ticker(|| {
+        let mut fds = [0; 2];
+        // SAFETY: pipe writes two descriptors.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        let [r, w] = fds;
+        let mut buf = [0 as libc::c_char; 16];
+        // SAFETY: a live buffer of the length given; our pipe.
+        let n = unsafe { hilos_c_probe_poll_then_read(r, buf.as_mut_ptr(), 16, 100) };
+        assert_eq!(n, -2, "nothing written yet: the poll times out");
+        let writer = hilos::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            // SAFETY: a live buffer; our pipe.
+            unsafe { libc::write(w, b"from C".as_ptr().cast(), 6) }
+        });
+        let start = Instant::now();
+        // SAFETY: as above.
+        let n = unsafe { hilos_c_probe_poll_then_read(r, buf.as_mut_ptr(), 16, 10_000) };
+        assert_eq!(n, 6);
+        assert_eq!(
+            buf[..6].iter().map(|&c| c as u8).collect::<Vec<_>>(),
+            b"from C"
+        );
+        assert!(start.elapsed() >= Duration::from_millis(300));
+        assert_eq!(writer.join().unwrap(), 6);
+        // SAFETY: our descriptors.
+        unsafe {
+            libc::close(r);
+            libc::close(w);
+        }
+    });
+}
+
+/// Without a C compiler the probe above is not built; CI sets `HILOS_REQUIRE_C_PROBE=1`, which
+/// makes that a build error instead.
+#[cfg(not(hilos_c_probe))]
+#[test]
+fn c_probe_not_built() {
+    eprintln!("tests/c/hook_probe.c was not built (no C compiler): its test did not run");
+}
