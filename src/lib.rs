@@ -79,9 +79,9 @@
 //! - [`Runtime`]: worker count, stack size, `block_on`, shutdown.
 //! - One Cargo feature, `hook` (off by default): libc's blocking calls (`read`, `recv`, `poll`,
 //!   `nanosleep`, `getaddrinfo`...) are interposed so that std and C code park only the calling
-//!   green thread; they pass straight through anywhere else. Environment variables (`HILOS_IO=epoll`, `HILOS_TLS=shared`,
-//!   `HILOS_STACK_GUARD=mprotect`, `HILOS_BLOCKING_THREADS`, `HILOS_RESOLVER_THREADS`) are listed
-//!   in the README.
+//!   green thread; they pass straight through anywhere else.
+//! - Environment variables (`HILOS_IO=epoll`, `HILOS_TLS=shared`, `HILOS_STACK_GUARD=mprotect`,
+//!   `HILOS_BLOCKING_THREADS`, `HILOS_RESOLVER_THREADS`) are listed in the README.
 //!
 //! Linux only; x86_64 and aarch64; Rust 1.89 or later.
 #![deny(unsafe_op_in_unsafe_fn)]

@@ -54,6 +54,9 @@
 //! - A descriptor closed by another thread while a green thread waits on it: as with libc on
 //!   Linux, the wait goes on until a timeout (the kernel keeps the open file alive).
 //! - Only dynamically linked glibc programs (the real functions are found with `dlsym`).
+//! - Shared libraries, `dlopen`ed ones included, are intercepted: the linker puts an
+//!   executable's definition of a symbol a linked shared library (libc) also defines into the
+//!   executable's dynamic symbol table, which the dynamic linker searches first.
 
 mod dns;
 mod fdio;
