@@ -1,5 +1,7 @@
 //! The `hook` feature: std and raw libc calls on green threads park only the green thread.
-//! Run with `cargo test --features hook --test hook` (and `HILOS_IO=epoll` for the fallback).
+//! Run with `cargo test --release --features hook --test hook` (and `HILOS_IO=epoll` for the
+//! fallback). Release: the 50 ms bound on the ticker's gap is about blocking, and a debug build
+//! waking 2,000 threads at once on a loaded machine can take longer than that by CPU alone.
 //!
 //! Every scenario runs on a fresh 1-worker runtime while a ticker green thread sleeps 1 ms in a
 //! loop: had any call blocked the worker, the ticker would see a gap (the bound: 50 ms).
@@ -388,4 +390,61 @@ fn c_code_calling_poll_and_read_parks_only_the_green_thread() {
 #[test]
 fn c_probe_not_built() {
     eprintln!("tests/c/hook_probe.c was not built (no C compiler): its test did not run");
+}
+
+/// A minimal HTTP/1.1 server on hilos's own sockets: each connection gets one `hello <path>`
+/// response and is closed. Serves `n` connections, then its accept loop ends.
+fn hilos_http_server(n: usize) -> std::net::SocketAddr {
+    let listener = hilos::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    hilos::spawn(move || {
+        for conn in listener.incoming().take(n) {
+            let mut conn = conn.unwrap();
+            hilos::spawn(move || {
+                let mut req = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match conn.read(&mut buf).unwrap() {
+                        0 => return,
+                        n => req.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let path = String::from_utf8_lossy(&req)
+                    .split_whitespace()
+                    .nth(1)
+                    .unwrap_or("")
+                    .to_string();
+                let body = format!("hello {path}");
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                conn.write_all(head.as_bytes()).unwrap();
+                conn.write_all(body.as_bytes()).unwrap();
+            });
+        }
+    });
+    addr
+}
+
+/// ureq 3 with its default connector (std::net underneath) from 200 green threads, against a
+/// hilos server in the same 1-worker runtime: without the feature the first client's `recv`
+/// blocks the only worker, and the server never answers.
+#[test]
+fn ureq_from_200_green_threads_against_a_server_in_the_same_runtime() {
+    with_ticker(|| {
+        let addr = hilos_http_server(200);
+        let clients: Vec<_> = (0..200)
+            .map(|i| {
+                hilos::spawn(move || {
+                    let mut resp = ureq::get(format!("http://{addr}/{i}")).call().unwrap();
+                    assert_eq!(resp.status(), 200);
+                    resp.body_mut().read_to_string().unwrap()
+                })
+            })
+            .collect();
+        for (i, c) in clients.into_iter().enumerate() {
+            assert_eq!(c.join().unwrap(), format!("hello /{i}"));
+        }
+    });
 }
