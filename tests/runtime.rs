@@ -468,3 +468,84 @@ fn expect_child(name: &str, marker: &str) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Fresh threads run newest first, but not forever: a spawner that keeps spawning and yielding
+/// cannot starve the first thread it spawned. One worker (no thief to rescue it); the first child
+/// must have run before the spawner has yielded 2,000 times (the worker takes its oldest fresh
+/// thread first at least every 976 switches; each round here is 2 or 3 switches). The spawner
+/// spawns two threads per round, so the fresh deque keeps growing under the first child; taking
+/// the newest fresh thread always would never run it.
+#[test]
+fn a_continuous_spawner_cannot_starve_its_first_child() {
+    within(60, || {
+        let rt = hilos::Runtime::builder().workers(1).build().unwrap();
+        let rounds = rt.block_on(|| {
+            let first_ran = Arc::new(AtomicBool::new(false));
+            let f = first_ran.clone();
+            let mut handles = vec![hilos::spawn(move || f.store(true, Ordering::Release))];
+            let mut rounds = 0usize;
+            while !first_ran.load(Ordering::Acquire) && rounds < 100_000 {
+                handles.push(hilos::spawn(|| ()));
+                handles.push(hilos::spawn(|| ()));
+                hilos::yield_now();
+                rounds += 1;
+            }
+            for h in handles {
+                h.join().unwrap();
+            }
+            rounds
+        });
+        eprintln!("the first child ran after {rounds} rounds");
+        assert!(
+            rounds < 2000,
+            "the first child waited {rounds} rounds of its spawner"
+        );
+    });
+}
+
+/// A fan-out tree (skynet: each node spawns 10 children, then sums what they send over a channel)
+/// is walked depth-first: the threads alive at once stay within a few times depth x fan-out
+/// (5 x 10 here; the fairness tick's oldest-first picks start a few subtrees beside the current
+/// one), where a breadth-first walk has all 11,111 alive. One worker, so no thief reorders
+/// anything.
+#[test]
+fn a_fan_out_tree_is_walked_depth_first() {
+    use std::sync::atomic::AtomicUsize;
+    struct Live {
+        now: AtomicUsize,
+        max: AtomicUsize,
+    }
+    fn node(live: Arc<Live>, out: hilos::sync::mpsc::Sender<u64>, num: u64, size: u64) {
+        if size == 1 {
+            let _ = out.send(num);
+        } else {
+            let (tx, rx) = hilos::sync::mpsc::channel();
+            for i in 0..10 {
+                let (tx, l) = (tx.clone(), live.clone());
+                let n = live.now.fetch_add(1, Ordering::Relaxed) + 1;
+                live.max.fetch_max(n, Ordering::Relaxed);
+                hilos::spawn(move || node(l, tx, num + i * (size / 10), size / 10));
+            }
+            drop(tx);
+            let _ = out.send(rx.iter().take(10).sum());
+        }
+        live.now.fetch_sub(1, Ordering::Relaxed);
+    }
+    within(60, || {
+        let rt = hilos::Runtime::builder().workers(1).build().unwrap();
+        let live = Arc::new(Live {
+            now: AtomicUsize::new(1),
+            max: AtomicUsize::new(1),
+        });
+        let l = live.clone();
+        let sum = rt.block_on(move || {
+            let (tx, rx) = hilos::sync::mpsc::channel();
+            hilos::spawn(move || node(l, tx, 0, 10_000));
+            rx.recv().unwrap()
+        });
+        assert_eq!(sum, 10_000 * 9_999 / 2);
+        let max = live.max.load(Ordering::Relaxed);
+        eprintln!("at most {max} threads of the tree alive at once");
+        assert!(max <= 1000, "{max} threads of the tree alive at once");
+    });
+}
