@@ -12,40 +12,22 @@
 //! the first spawn to the result and the process's peak resident memory (`getrusage`'s
 //! `ru_maxrss`). `benches/peers/run.sh` runs it beside the same programs in Go and tokio.
 
+// The node and the peak-RSS reading are the harness workload's (`benches/workloads/skynet.rs`).
+#[allow(dead_code)]
+#[path = "../benches/workloads/live.rs"]
+mod live;
+#[allow(dead_code)]
+#[path = "../benches/workloads/skynet.rs"]
+mod skynet;
+
 use std::time::Instant;
 
 use hilos::sync::mpsc;
-
-/// The subtree of `size` leaves numbered from `num` sends its sum on `out`.
-fn skynet(out: mpsc::Sender<u64>, num: u64, size: u64) {
-    if size == 1 {
-        let _ = out.send(num);
-        return;
-    }
-    let (tx, rx) = mpsc::channel();
-    let step = size / 10;
-    for i in 0..10 {
-        let tx = tx.clone();
-        hilos::spawn(move || skynet(tx, num + i * step, step));
-    }
-    drop(tx);
-    let sum: u64 = rx.iter().take(10).sum();
-    let _ = out.send(sum);
-}
 
 /// Spawns `n` threads, then joins each; the sum of what they return.
 fn burst(n: u64) -> u64 {
     let handles: Vec<_> = (0..n).map(|i| hilos::spawn(move || i)).collect();
     handles.into_iter().map(|h| h.join().unwrap()).sum()
-}
-
-/// Peak resident memory of this process in KiB.
-fn max_rss_kb() -> i64 {
-    // SAFETY: `getrusage` fills the zeroed struct we own.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: a valid pointer to a `rusage`.
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
-    ru.ru_maxrss
 }
 
 fn main() {
@@ -69,19 +51,19 @@ fn main() {
         .build()
         .expect("runtime");
     let start = Instant::now();
-    let sum = rt.block_on(move || match mode.as_str() {
+    let m = mode.clone();
+    let sum = rt.block_on(move || match m.as_str() {
         "burst" => burst(leaves),
         _ => {
             let (tx, rx) = mpsc::channel();
-            hilos::spawn(move || skynet(tx, 0, leaves));
+            hilos::spawn(move || skynet::hilos_node(tx, 0, leaves));
             rx.recv().unwrap()
         }
     });
     let ms = start.elapsed().as_secs_f64() * 1e3;
     assert_eq!(sum, leaves * (leaves - 1) / 2);
-    let mode = std::env::args().nth(3).unwrap_or_else(|| "skynet".into());
     println!(
         "hilos {mode} leaves={leaves} workers={workers} sum={sum} ms={ms:.1} maxrss_kb={}",
-        max_rss_kb()
+        skynet::peak_rss() >> 10
     );
 }
