@@ -10,7 +10,8 @@
 //!
 //! Prints one line: `hilos skynet leaves=.. workers=.. sum=.. ms=.. maxrss_kb=..`, the time from
 //! the first spawn to the result and the process's peak resident memory (`getrusage`'s
-//! `ru_maxrss`). `benches/peers/run.sh` runs it beside the same programs in Go and tokio.
+//! `ru_maxrss`), and how many stacks were handed out untouched (freshly carved or
+//! released, so each cost page faults). `benches/peers/run.sh` runs it beside the same programs in Go and tokio.
 
 // The node and the peak-RSS reading are the harness workload's (`benches/workloads/skynet.rs`).
 #[allow(dead_code)]
@@ -63,7 +64,8 @@ fn main() {
     let ms = start.elapsed().as_secs_f64() * 1e3;
     assert_eq!(sum, leaves * (leaves - 1) / 2);
     println!(
-        "hilos {mode} leaves={leaves} workers={workers} sum={sum} ms={ms:.1} maxrss_kb={}",
-        skynet::peak_rss() >> 10
+        "hilos {mode} leaves={leaves} workers={workers} sum={sum} ms={ms:.1} maxrss_kb={} untouched_stacks={}",
+        skynet::peak_rss() >> 10,
+        hilos::__private::untouched_stacks_taken()
     );
 }

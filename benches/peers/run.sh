@@ -21,7 +21,7 @@ target=${CARGO_TARGET_DIR:-$root/target}
 (cd "$root" && cargo build --release --quiet --example skynet)
 (cd "$here/tokio-skynet" && CARGO_TARGET_DIR="$target/peers" cargo build --release --quiet)
 (cd "$here" && go build -o "$target/peers/skynet-go" skynet.go)
-echo "# $(go version); tokio $(sed -n '/^name = "tokio"$/{n;s/version = //p}' "$here/tokio-skynet/Cargo.lock"); $(rustc --version)"
+echo "# $(go version); tokio $(sed -n '/^name = "tokio"$/{n;s/version = "\(.*\)"/\1/p}' "$here/tokio-skynet/Cargo.lock"); $(rustc --version)"
 echo "# $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 
 for r in $(seq "$rounds"); do
