@@ -125,6 +125,13 @@ pub mod __private {
         crate::arch::bare_switch_roundtrips(iters)
     }
 
+    /// Stacks handed out so far in this process whose memory had not been touched since it was
+    /// mapped or released (freshly carved slots and cold pooled stacks), each a source of page
+    /// faults at its first use.
+    pub fn untouched_stacks_taken() -> u64 {
+        crate::stack::untouched_stacks_taken()
+    }
+
     /// The stack guard mechanism in use: `"madv_guard_install"` or `"mprotect"`.
     pub fn stack_guard_mechanism() -> &'static str {
         crate::stack::guard_mechanism()

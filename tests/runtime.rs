@@ -344,8 +344,7 @@ fn a_spawn_that_fails_for_address_space_leaves_the_process_able_to_run() {
 #[test]
 fn hilos_calls_in_a_forked_child_fail_with_a_message() {
     const NAME: &str = "hilos_calls_in_a_forked_child_fail_with_a_message";
-    if !common::is_child() {
-        expect_child(NAME, "children ok");
+    if in_parent_ran_child(NAME, "children ok") {
         return;
     }
     /// Forks; the child runs `f` and exits with its result (0 for right), the parent returns the
@@ -428,8 +427,7 @@ fn hilos_calls_in_a_forked_child_fail_with_a_message() {
 #[test]
 fn build_with_descriptors_exhausted_names_the_limit() {
     const NAME: &str = "build_with_descriptors_exhausted_names_the_limit";
-    if !common::is_child() {
-        expect_child(NAME, "1 passed");
+    if in_parent_ran_child(NAME, "1 passed") {
         return;
     }
     let mut lim = libc::rlimit {
@@ -458,6 +456,16 @@ fn build_with_descriptors_exhausted_names_the_limit() {
 }
 
 /// Runs the test `name` again in a child process and checks that it passed and printed `marker`.
+/// In the test's own process: runs it again as a child process, expects `marker` from it (as
+/// [`expect_child`]) and returns true. In that child: false, so the test's body runs.
+fn in_parent_ran_child(name: &str, marker: &str) -> bool {
+    if common::is_child() {
+        return false;
+    }
+    expect_child(name, marker);
+    true
+}
+
 fn expect_child(name: &str, marker: &str) {
     let out = common::run_child(name, &[]);
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -467,4 +475,139 @@ fn expect_child(name: &str, marker: &str) {
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// Fresh threads run newest first, but not forever: a spawner that keeps spawning and yielding
+/// cannot starve the first thread it spawned. One worker (no thief to rescue it); the first child
+/// must have run before the spawner has yielded 2,000 times (the worker takes its oldest fresh
+/// thread first at least every 976 switches; each round here is 2 or 3 switches). The spawner
+/// spawns two threads per round, so the fresh deque keeps growing under the first child; taking
+/// the newest fresh thread always would never run it.
+#[test]
+fn a_continuous_spawner_cannot_starve_its_first_child() {
+    within(60, || {
+        let rt = hilos::Runtime::builder().workers(1).build().unwrap();
+        let rounds = rt.block_on(|| {
+            let first_ran = Arc::new(AtomicBool::new(false));
+            let f = first_ran.clone();
+            let mut handles = vec![hilos::spawn(move || f.store(true, Ordering::Release))];
+            let mut rounds = 0usize;
+            while !first_ran.load(Ordering::Acquire) && rounds < 100_000 {
+                handles.push(hilos::spawn(|| ()));
+                handles.push(hilos::spawn(|| ()));
+                hilos::yield_now();
+                rounds += 1;
+            }
+            for h in handles {
+                h.join().unwrap();
+            }
+            rounds
+        });
+        eprintln!("the first child ran after {rounds} rounds");
+        assert!(
+            rounds < 2000,
+            "the first child waited {rounds} rounds of its spawner"
+        );
+    });
+}
+
+/// A fan-out tree (skynet: each node spawns 10 children, then sums what they send over a channel)
+/// is walked depth-first: the threads alive at once stay within a few times depth x fan-out
+/// (5 x 10 here; the fairness tick's oldest-first picks start a few subtrees beside the current
+/// one), where a breadth-first walk has all 11,111 alive. One worker, so no thief reorders
+/// anything.
+#[test]
+fn a_fan_out_tree_is_walked_depth_first() {
+    use std::sync::atomic::AtomicUsize;
+    struct Live {
+        now: AtomicUsize,
+        max: AtomicUsize,
+    }
+    fn node(live: Arc<Live>, out: hilos::sync::mpsc::Sender<u64>, num: u64, size: u64) {
+        if size == 1 {
+            let _ = out.send(num);
+        } else {
+            let (tx, rx) = hilos::sync::mpsc::channel();
+            for i in 0..10 {
+                let (tx, l) = (tx.clone(), live.clone());
+                let n = live.now.fetch_add(1, Ordering::Relaxed) + 1;
+                live.max.fetch_max(n, Ordering::Relaxed);
+                hilos::spawn(move || node(l, tx, num + i * (size / 10), size / 10));
+            }
+            drop(tx);
+            let _ = out.send(rx.iter().take(10).sum());
+        }
+        live.now.fetch_sub(1, Ordering::Relaxed);
+    }
+    within(60, || {
+        let rt = hilos::Runtime::builder().workers(1).build().unwrap();
+        let live = Arc::new(Live {
+            now: AtomicUsize::new(1),
+            max: AtomicUsize::new(1),
+        });
+        let l = live.clone();
+        let sum = rt.block_on(move || {
+            let (tx, rx) = hilos::sync::mpsc::channel();
+            hilos::spawn(move || node(l, tx, 0, 10_000));
+            rx.recv().unwrap()
+        });
+        assert_eq!(sum, 10_000 * 9_999 / 2);
+        let max = live.max.load(Ordering::Relaxed);
+        eprintln!("at most {max} threads of the tree alive at once");
+        assert!(max <= 1000, "{max} threads of the tree alive at once");
+    });
+}
+
+/// A warmed-up worker spawns on stacks its exited threads left hot: after one round of a
+/// spawn-and-join loop, a spawn burst (spawn 200, then join each) and a fan-out tree (skynet,
+/// 1,000 leaves), further rounds take no stack whose memory is untouched (no freshly carved slot,
+/// no cold pooled stack), so they touch no new stack pages. Counted by the stack pool, in a
+/// child process so that no other test's threads take stacks meanwhile.
+#[test]
+fn spawning_on_a_warmed_up_worker_touches_no_new_stack_pages() {
+    const NAME: &str = "spawning_on_a_warmed_up_worker_touches_no_new_stack_pages";
+    if in_parent_ran_child(NAME, "no new stack pages") {
+        return;
+    }
+    fn tree(out: hilos::sync::mpsc::Sender<u64>, num: u64, size: u64) {
+        if size == 1 {
+            let _ = out.send(num);
+            return;
+        }
+        let (tx, rx) = hilos::sync::mpsc::channel();
+        for i in 0..10 {
+            let tx = tx.clone();
+            hilos::spawn(move || tree(tx, num + i * (size / 10), size / 10));
+        }
+        drop(tx);
+        let _ = out.send(rx.iter().take(10).sum());
+    }
+    fn round() {
+        for i in 0..1000u64 {
+            assert_eq!(hilos::spawn(move || i).join().unwrap(), i);
+        }
+        let hs: Vec<_> = (0..200u64).map(|i| hilos::spawn(move || i)).collect();
+        assert_eq!(
+            hs.into_iter().map(|h| h.join().unwrap()).sum::<u64>(),
+            19_900
+        );
+        let (tx, rx) = hilos::sync::mpsc::channel();
+        hilos::spawn(move || tree(tx, 0, 1000));
+        assert_eq!(rx.recv().unwrap(), 499_500);
+    }
+    let rt = hilos::Runtime::builder().workers(1).build().unwrap();
+    rt.block_on(|| {
+        round();
+        let warm = hilos::__private::untouched_stacks_taken();
+        assert!(
+            warm > 0,
+            "the warm-up took no fresh stack: the counter counts nothing"
+        );
+        for _ in 0..5 {
+            round();
+        }
+        let after = hilos::__private::untouched_stacks_taken();
+        assert_eq!(after, warm, "untouched stacks taken after the warm-up");
+    });
+    println!("no new stack pages");
 }

@@ -30,7 +30,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use crossbeam_deque::Worker as Deque;
+use crossbeam_deque::{Steal, Stealer, Worker as Deque};
 
 use crate::arch;
 use crate::stack;
@@ -54,8 +54,12 @@ pub(crate) struct Local {
     /// sits below the scheduler.
     pub(crate) runtime: *const (),
     pub(crate) home: Arc<Home>,
-    /// Fresh (unstarted, stealable) threads spawned on this worker.
+    /// Fresh (unstarted, stealable) threads spawned on this worker. LIFO for the worker (the
+    /// newest runs first: fan-out trees are walked depth-first), oldest first for thieves and for
+    /// the worker's fairness ticks ([`Local::pop_oldest_fresh`]; `scheduler`, "Fresh threads").
     pub(crate) fresh: Deque<TaskRef>,
+    /// The worker's own handle on the old end of `fresh`.
+    fresh_oldest: Stealer<TaskRef>,
     /// False only when `fresh` is known to be empty: set by every push into it (a spawn here, a
     /// batch stolen into it), cleared when a pop finds it empty. Stealers only take from it, so
     /// the flag never says "empty" of a deque that holds a thread. It spares a yield, which
@@ -93,6 +97,7 @@ impl Local {
             index,
             runtime,
             home,
+            fresh_oldest: fresh.stealer(),
             fresh,
             fresh_maybe: true,
             sched_sp: ptr::null_mut(),
@@ -235,6 +240,24 @@ impl Local {
                 let r = unsafe { TaskRef::from_raw(t.as_ptr()) };
                 // SAFETY: we are the owning worker; the borrow is short.
                 unsafe { self.home.local() }.push_back(r);
+            }
+        }
+    }
+
+    /// The oldest fresh thread of this worker (the fairness tick's pick: the newest are popped
+    /// first everywhere else).
+    pub(crate) fn pop_oldest_fresh(&mut self) -> Option<TaskRef> {
+        if !self.fresh_maybe {
+            return None;
+        }
+        loop {
+            match self.fresh_oldest.steal() {
+                Steal::Success(t) => return Some(t),
+                Steal::Empty => {
+                    self.fresh_maybe = false;
+                    return None;
+                }
+                Steal::Retry => continue,
             }
         }
     }

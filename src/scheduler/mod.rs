@@ -9,8 +9,9 @@
 //!
 //! # The design
 //! - **Fresh threads are stealable.** A spawned thread that has not run holds only its `Send`
-//!   closure: it goes to the spawning worker's crossbeam deque (FIFO), or to the runtime's injector
-//!   when spawned from outside. Idle workers steal half a victim's deque.
+//!   closure: it goes to the spawning worker's crossbeam deque, or to the runtime's injector
+//!   when spawned from outside. Idle workers steal half a victim's deque, oldest first.
+//! - **Fresh threads run newest first** (below, "Fresh threads").
 //! - **Started threads are pinned.** At its first run a thread records the worker's `Home`; every
 //!   later wake-up puts it back there (the "next" slot and local queue from the home worker itself,
 //!   the inbox from anywhere else; see `task::runq` and `park`).
@@ -21,6 +22,75 @@
 //!   scheduler context (the loop in `worker`) only when its worker has nothing local to run, on
 //!   every 61st switch, or on exit.
 //! - **Idle** (`idle`): spin a little, then announce, fence, re-check and sleep in the driver.
+//!
+//! # Fresh threads
+//! A worker runs its own fresh threads newest first (its deque is LIFO for it; thieves take the
+//! oldest), so a fan-out tree is walked depth-first: a node that spawns its children and blocks
+//! for their results is followed by its newest child, which does the same, down to a leaf, whose
+//! exit frees a stack that the next spawn on that worker takes back at once, hot (the worker's
+//! own stack cache is LIFO too). Threads alive at once then stay near depth x fan-out instead of
+//! the whole tree. Three guarantees are kept:
+//! - **No fresh thread starves.** Every `worker::OLDEST_EVERY`th pass of the fairness tick
+//!   (every 61 switches the worker's scheduler loop runs) takes the worker's *oldest* fresh
+//!   thread first. A fresh thread therefore waits at most about `16 x 61 = 976` switches of its
+//!   worker per older fresh thread of that worker, whatever its spawner keeps doing (the test
+//!   `a_continuous_spawner_cannot_starve_its_first_child`: the first child of a spawner that
+//!   spawns two threads and yields, forever, on one worker, runs after 480 rounds). The price:
+//!   each such pick starts another subtree of a tree, so the live threads of a tree are a few
+//!   times depth x fan-out rather than exactly that (below).
+//! - **`spawn(f).join()` stays on one worker**: the child is the newest fresh thread when its
+//!   joiner blocks, so it runs next, on the joiner's worker.
+//! - **An accept loop's children spread** (`placement`), and a spawner that spawns a burst and
+//!   then blocks (a skynet node) is not taken for one.
+//!
+//! Measured on skynet (1,111,111 threads, fan-out 10; `examples/skynet.rs`), 2 workers, this
+//! 2-core VM, loaded by other builds: threads of a 10,000-leaf tree alive at once on one worker
+//! (`a_fan_out_tree_is_walked_depth_first`), and skynet 1,000,000's time and peak RSS, by how
+//! often the oldest fresh thread goes first:
+//!
+//! | oldest first every    | tree alive | skynet 1M ms | peak RSS |
+//! |-----------------------|-----------:|-------------:|---------:|
+//! | FIFO (before)         |     11,111 |       12,731 |   2.7 GB |
+//! | 1 pass (61 switches)  |        856 |        1,612 |   178 MB |
+//! | 2 passes              |        443 |        1,356 |   123 MB |
+//! | 4 passes              |        311 |          989 |    88 MB |
+//! | 8 passes              |        271 |          936 |    35 MB |
+//! | 16 passes (chosen)    |        201 |          476 |    21 MB |
+//! | never (starves)       |         41 |          755 |     4 MB |
+//!
+//! (One run each, same hour, noisy: Go 1.19 took 1,390-2,800 ms and tokio 1,450-2,540 ms for
+//! skynet 1M in the same hour.) Then, with 16 passes, `benches/peers/run.sh 3 2` (hilos, Go 1.19
+//! with GOMAXPROCS=2 and tokio 1.54 with 2 workers interleaved, machine load 6-10): skynet 1M
+//! hilos 433-616 ms and 24 MB, Go 2,023-2,321 ms and 195-240 MB, tokio 1,782-2,128 ms and 148-151
+//! MB (hilos/Go 0.19-0.30); skynet 100k hilos 55-85 ms, Go 160-225, tokio 161-265.
+//!
+//! Alternatives: a single LIFO "next fresh" slot in front of the FIFO deque (Go's `runnext`),
+//! considered and not built: only the newest child goes first and its siblings queue behind
+//! every older fresh thread, so the tree is still walked breadth-first below the newest path (Go
+//! gets away with that because a goroutine costs 2 KiB; a hilos thread costs a stack page and its
+//! TLS area). Taking the oldest on every fairness pass (first rows of the table): the extra
+//! subtrees it opens cost memory and time for no guarantee a program can observe. Never taking
+//! the oldest (last row): starves a continuous spawner's first child.
+//!
+//! # Spawn bursts (not solved yet)
+//! Spawning N threads and then joining each is slower than Go when the spawner outruns the
+//! threads' runs (a loaded machine, or one worker): every fresh thread takes its stack at spawn
+//! and writes its first frame and TLS area there, so all the threads spawned and not yet run hold
+//! a stack page each, and the pool hands out untouched stacks (freshly carved slots, or stacks
+//! whose memory it released beyond its warm bound) for them. Measured (`examples/skynet.rs
+//! 1000000 W burst`, which prints the pool's count of untouched stacks handed out): on 2 workers
+//! 3,953-9,182 ms against Go's 1,708-2,462 and tokio's 1,406-1,751 in the same run, with 450,000
+//! to 534,000 of the 1,000,000 stacks untouched; 613,000 page faults (in `tls::prepare` and its
+//! `memset` of the TLS area 56%, in malloc's `sysmalloc` for the threads' cells 35%), 142,000
+//! `madvise` calls (guard installs of new slots, releases of stacks beyond the warm bound) and
+//! 67,000 `mprotect`s (malloc growing its arena for the cells); system time was 1.4-3.7 s of
+//! 2.7-6.3 s. On one worker all 1,000,000 stacks are untouched: 13-20 s and 4.3 GB peak RSS.
+//! What was before this change (children of a spawner were placed on the lighter worker from the
+//! 5th on) was no better: 1,084-3,225 ms against 1,822-4,981 now, interleaved, same binary
+//! otherwise, both dominated by the same faults. The fix is to bind a stack at a thread's first
+//! run instead of at spawn (a fresh thread is then its cell only, and its first run takes the
+//! stack the worker's last exit left hot), keeping spawn's `OutOfMemory` by reserving address
+//! space (not slots) in the pool at spawn; not done here.
 //!
 //! # I/O
 //! Each worker creates its I/O driver on its own kernel thread when it starts and reports the
@@ -102,7 +172,7 @@ impl Shared {
         let mut seeds = Vec::with_capacity(n);
         let mut workers = Vec::with_capacity(n);
         for index in 0..n {
-            let fresh = Deque::new_fifo();
+            let fresh = Deque::new_lifo();
             workers.push(WorkerShared {
                 home: Arc::new(Home::new()?),
                 stealer: fresh.stealer(),

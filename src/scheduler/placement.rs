@@ -7,20 +7,28 @@
 //! parks (in `accept`) right after each spawn, its worker runs the child at once, and the other
 //! workers, asleep, are never asked to steal. Such children live long (connections), so how
 //! they are spread at their first run decides the load for good. The rule: a green thread that
-//! has spawned [`SPREAD_AFTER`] threads without joining one (`Green::spawned`, reset by every
-//! join) has each further child placed on the worker holding fewest threads, if that one holds
-//! more than [`SPREAD_SLACK`] fewer than its own: the child goes to that worker's inbox, which
-//! runs and pins it there. A worker's load (`Load`) counts the threads pinned to it and not
-//! exited (written by the worker alone, at first run and exit: no locked instruction on the
-//! spawn path) plus the threads placed on it and not yet run (so that a burst of spawns does not
-//! all go to the worker that was lightest before it started). Otherwise, or if no worker is
-//! lighter, the child goes to the spawner's deque as before. Rejected: round-robin over the
-//! workers once spreading (blind to threads' exits, and to load placed by other spawners);
-//! waking an idle worker at every spawn to steal (a cross-worker wake-up per spawn, and a race
-//! that the spawner's worker, already awake, mostly wins); migrating a thread at its first park
-//! (unsound, DESIGN-NOTES section 1). Load is not CPU time: a worker busy with one thread that
-//! never parks still gets its share of the placed children; and a spawner that collects its
-//! children's results through a channel rather than `join` counts as one that carries on.
+//! has spawned more than [`SPREAD_AFTER`] bursts of threads without joining one
+//! (`Green::spawned`, reset by every join) has each further child placed on the worker holding
+//! fewest threads, if that one holds more than [`SPREAD_SLACK`] fewer than its own: the child
+//! goes to that worker's inbox, which runs and pins it there. A burst is a run of spawns with no
+//! switch of the spawner's worker between them (`Green::spawn_tick` holds the worker's switch
+//! count at the last spawn): what matters is whether the worker ran something else, such as the
+//! last child, between two spawns. An accept loop parks between two spawns, so each of its
+//! spawns is a burst; a skynet node spawns its 10 children in one burst and then blocks for their
+//! results, and a spawn burst (spawn N, then join each) is one burst too: their children stay in
+//! the spawner's deque, run newest first there (`scheduler`, "Fresh threads"), and idle workers
+//! steal the oldest half. (Counting every spawn, as before, placed skynet's 5th to 10th children
+//! of every node on the other worker's inbox: a cross-worker push, and often a wake-up, per
+//! spawn, and those children ran in the inbox's FIFO order, breadth-first.) A worker's load
+//! (`Load`) counts the threads pinned to it and not exited (written by the worker alone, at first
+//! run and exit: no locked instruction on the spawn path) plus the threads placed on it and not
+//! yet run (so that a burst of spawns does not all go to the worker that was lightest before it
+//! started). Otherwise, or if no worker is lighter, the child goes to the spawner's deque as
+//! before. Rejected: round-robin over the workers once spreading (blind to threads' exits, and to
+//! load placed by other spawners); waking an idle worker at every spawn to steal (a cross-worker
+//! wake-up per spawn, and a race that the spawner's worker, already awake, mostly wins);
+//! migrating a thread at its first park (unsound, DESIGN-NOTES section 1). Load is not CPU time:
+//! a worker busy with one thread that never parks still gets its share of the placed children.
 
 use std::sync::atomic::Ordering;
 
@@ -28,8 +36,8 @@ use super::Shared;
 use crate::park::local::Local;
 use crate::task::{Header, TaskRef};
 
-/// A green thread that has spawned this many threads without joining one may have its next
-/// spawns placed on another worker...
+/// A green thread that has spawned this many bursts of threads without joining one may have its
+/// next spawns placed on another worker...
 const SPREAD_AFTER: u32 = 4;
 /// ...when that worker holds more than this many threads fewer than the spawner's.
 const SPREAD_SLACK: usize = 4;
@@ -43,9 +51,14 @@ impl Shared {
         // SAFETY: a non-null `current` is the green thread running this code, alive while it
         // runs; its `spawned` cell is touched only by itself.
         if let Some(g) = unsafe { w.current.as_ref() }.and_then(Header::green) {
-            let n = g.spawned.get();
-            g.spawned.set(n.saturating_add(1));
-            if n >= SPREAD_AFTER
+            // Spawns with no switch of the worker between them are one burst, counted once.
+            let mut n = g.spawned.get();
+            if n == 0 || g.spawn_tick.get() != w.tick {
+                g.spawn_tick.set(w.tick);
+                n = n.saturating_add(1);
+                g.spawned.set(n);
+            }
+            if n > SPREAD_AFTER
                 && let Some(i) = self.lighter_worker(w.index)
             {
                 self.place(i, t);

@@ -19,6 +19,11 @@ use crate::park::local::{self, FAIRNESS_TICKS, Local, local_ptr};
 use crate::stack;
 use crate::task::TaskRef;
 
+/// Every this many passes of the fairness tick, the worker takes its oldest fresh thread first
+/// (`scheduler`, "Fresh threads"): so a fresh thread waits at most about
+/// `OLDEST_EVERY * FAIRNESS_TICKS` switches for each older fresh thread of its worker.
+const OLDEST_EVERY: u32 = 16;
+
 /// A worker; lives on its kernel thread's own stack for as long as the worker runs.
 pub(super) struct Worker {
     /// The worker-local context the green threads switch through; installed as this kernel
@@ -172,19 +177,19 @@ impl Worker {
             if let Some(t) = self.pop_injector() {
                 return Some(t);
             }
-            // Skip the "next" slot, and alternate which of the local queue and the fresh deque
-            // goes first, so neither a ping-pong pair nor a stream of spawns starves the other.
+            // Skip the "next" slot, so that a ping-pong pair handing it to each other cannot
+            // starve the local queue; every [`OLDEST_EVERY`]th pass take the oldest fresh thread
+            // first, so that no fresh thread waits forever behind newer ones (`scheduler`,
+            // "Fresh threads").
             // SAFETY: we are on the worker's own kernel thread.
             unsafe {
                 self.local.home.drain_inbox();
-                let fresh_first = (self.local.tick / FAIRNESS_TICKS) % 2 == 1;
-                if fresh_first && let Some(t) = self.local.fresh.pop() {
+                if (self.local.tick / FAIRNESS_TICKS).is_multiple_of(OLDEST_EVERY)
+                    && let Some(t) = self.local.pop_oldest_fresh()
+                {
                     return Some(t);
                 }
                 if let Some(t) = self.local.home.local().pop_front() {
-                    return Some(t);
-                }
-                if let Some(t) = self.local.fresh.pop() {
                     return Some(t);
                 }
             }

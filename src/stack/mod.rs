@@ -182,6 +182,14 @@ pub(crate) fn free(stack: Stack) {
     drop(stack);
 }
 
+/// Stacks handed out so far, process-wide, whose memory had not been touched since it was mapped
+/// or released (freshly carved slots and cold pooled stacks): each costs page faults at its first
+/// use. A loop that spawns and joins on a warmed-up runtime should add none (the worker's stack
+/// cache and the pool's warm list hand back stacks as their last user left them).
+pub(crate) fn untouched_stacks_taken() -> u64 {
+    pool::untouched_taken()
+}
+
 /// The guard mechanism of this process: `"madv_guard_install"` or `"mprotect"`.
 pub(crate) fn guard_mechanism() -> &'static str {
     map::mechanism().name()

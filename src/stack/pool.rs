@@ -4,6 +4,7 @@
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 
@@ -191,6 +192,7 @@ impl ClassPool {
     /// A cold stack, from the lowest chunk that has one.
     fn pop_cold(&mut self) -> Option<RawStack> {
         let base = *self.cold_chunks.first()?;
+        UNTOUCHED_TAKEN.fetch_add(1, Ordering::Relaxed);
         let chunk = self.chunks.get_mut(&base).expect("cold chunk is mapped");
         let s = chunk.cold.pop().expect("cold chunk has a cold stack");
         if chunk.cold.is_empty() {
@@ -218,6 +220,16 @@ impl ClassPool {
         // The chunk's slots are dropped here: their identities end with the mapping.
         Some((base, chunk.slots))
     }
+}
+
+/// Stacks handed out whose memory the process had not touched since it was mapped or released:
+/// freshly carved slots and cold stacks. Each costs page faults (and zeroed pages) at its first
+/// use; warm stacks, as their last user left them, do not. Counted under a class lock.
+static UNTOUCHED_TAKEN: AtomicU64 = AtomicU64::new(0);
+
+/// How many stacks [`UNTOUCHED_TAKEN`] has counted, process-wide.
+pub(super) fn untouched_taken() -> u64 {
+    UNTOUCHED_TAKEN.load(Ordering::Relaxed)
 }
 
 static POOLS: [Mutex<ClassPool>; NUM_CLASSES] =
@@ -263,6 +275,7 @@ fn take_shared(class: usize) -> io::Result<RawStack> {
             p.next_chunk_slots = got.saturating_mul(2).min(max);
         }
         let base = p.next_slot;
+        UNTOUCHED_TAKEN.fetch_add(1, Ordering::Relaxed);
         p.next_slot += slot_len;
         p.slots_left -= 1;
         (base, p.chunk_slots == 1)

@@ -242,10 +242,15 @@ pub(crate) struct Green {
     /// The thread pointer of the thread's own TLS area (`tls`), or 0 when thread-locals are
     /// shared with the worker. Fixed for the thread's life.
     pub(crate) tls_tp: usize,
-    /// Threads this thread spawned since it last joined one (saturating): the scheduler's sign
-    /// of a spawner that spawns and carries on, such as an accept loop (see `scheduler`,
-    /// "Placement"). Touched only by the thread itself, while it runs.
+    /// Bursts of spawns this thread made since it last joined a thread (saturating): spawns with
+    /// a switch of its worker between them. The scheduler's sign of a spawner that spawns and
+    /// carries on, such as an accept loop (see `scheduler`, "Placement"). Touched only by the
+    /// thread itself, while it runs.
     pub(crate) spawned: Cell<u32>,
+    /// The worker's switch count (`park::local::Local::tick`) at this thread's last spawn: a
+    /// spawn at the same count belongs to the same burst as the last one, and is not counted
+    /// in `spawned` again (`scheduler`, "Placement"). Touched only by the thread itself.
+    pub(crate) spawn_tick: Cell<u32>,
     /// Placed on another worker's inbox before its first run, and counted there as placed
     /// (`scheduler`, "Placement"). Written by the placer before the inbox push, read by the
     /// worker that pins it after draining the inbox.
@@ -326,6 +331,7 @@ impl Header {
                 guard: (g.start, g.end),
                 tls_tp,
                 spawned: Cell::new(0),
+                spawn_tick: Cell::new(0),
                 placed: Cell::new(false),
             }));
         }
