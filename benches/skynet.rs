@@ -1,15 +1,15 @@
 //! Criterion bench of skynet at 10,000 leaves (11,111 threads, fan-out 10, results summed over
 //! channels), hilos on 2 workers and std on kernel threads: the workload of
-//! `benches/workloads/skynet.rs`, which the harness runs at 1,000,000 leaves for hilos, in a
+//! `compare/src/workloads/skynet.rs`, which the harness runs at 1,000,000 leaves for hilos, in a
 //! child process for its peak RSS.
 //!
 //! `cargo bench --bench skynet`
 
 #[allow(dead_code)]
-#[path = "workloads/live.rs"]
+#[path = "../compare/src/workloads/live.rs"]
 mod live;
 #[allow(dead_code)]
-#[path = "workloads/skynet.rs"]
+#[path = "../compare/src/workloads/skynet.rs"]
 mod skynet;
 
 use std::time::Duration;

@@ -13,12 +13,12 @@
 //! `ru_maxrss`), and how many stacks were handed out untouched (freshly carved or
 //! released, so each cost page faults). `benches/peers/run.sh` runs it beside the same programs in Go and tokio.
 
-// The node and the peak-RSS reading are the harness workload's (`benches/workloads/skynet.rs`).
+// The node and the peak-RSS reading are the harness workload's (`compare/src/workloads/skynet.rs`).
 #[allow(dead_code)]
-#[path = "../benches/workloads/live.rs"]
+#[path = "../compare/src/workloads/live.rs"]
 mod live;
 #[allow(dead_code)]
-#[path = "../benches/workloads/skynet.rs"]
+#[path = "../compare/src/workloads/skynet.rs"]
 mod skynet;
 
 use std::time::Instant;

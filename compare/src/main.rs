@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 
 use report::{Outcome, Report};
 use workloads::live::{self, Kind, LiveOutcome};
+use workloads::skynet::SkynetOutcome;
 use workloads::{Ctx, Failure, Row, Scale, table};
 
 const HELP: &str = "\
@@ -208,6 +209,8 @@ fn run(args: &Args, selected: Vec<workloads::Workload>) -> ExitCode {
     let probe = move |kind: Kind, n: usize| child_probe(kind, n, limit);
     let mut ctx = Ctx::new(args.scale, &probe, &progress);
     ctx.net_in_child = true;
+    let skynet = move |kind: Kind, leaves: u64| child_skynet(kind, leaves, limit);
+    ctx.skynet = &skynet;
     let mut outcomes = Vec::new();
     let total = selected.len();
     for (i, w) in selected.iter().enumerate() {
@@ -399,17 +402,40 @@ fn child_probe(kind: Kind, n: usize, limit: Duration) -> LiveOutcome {
     out
 }
 
-/// `--child mem KIND N [LIMIT_SECS]`: runs one probe and prints its line.
+/// Runs one skynet in a child process (`--child skynet KIND LEAVES`): peak memory is per
+/// process. Returns what the child reported, or why it reported nothing.
+fn child_skynet(kind: Kind, leaves: u64, limit: Duration) -> Result<SkynetOutcome, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
+    let out = Command::new(exe)
+        .args(["--child", "skynet", kind.name(), &leaves.to_string()])
+        .arg(limit.as_secs().to_string())
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot start a child process: {e}"))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    SkynetOutcome::decode(&stdout).ok_or_else(|| {
+        let err = String::from_utf8_lossy(&out.stderr);
+        let last = err
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("");
+        format!("child process ended with {}: {last}", out.status)
+    })
+}
+
+/// `--child mem KIND N [LIMIT_SECS]`: runs one live-threads probe and prints its line;
+/// `--child skynet KIND LEAVES [LIMIT_SECS]`: one skynet run.
 fn child_main(args: Vec<String>) -> ExitCode {
     let [what, kind, n, rest @ ..] = args.as_slice() else {
-        eprintln!("compare --child: expected `mem KIND N [LIMIT_SECS]`");
+        eprintln!("compare --child: expected `mem|skynet KIND N [LIMIT_SECS]`");
         return ExitCode::from(2);
     };
     let (Some(kind), Ok(n)) = (Kind::parse(kind), n.parse::<usize>()) else {
         eprintln!("compare --child: bad kind or count");
         return ExitCode::from(2);
     };
-    if what != "mem" {
+    if what != "mem" && what != "skynet" {
         eprintln!("compare --child: unknown probe `{what}`");
         return ExitCode::from(2);
     }
@@ -423,6 +449,10 @@ fn child_main(args: Vec<String>) -> ExitCode {
         eprintln!("probe still running after {}s", limit.as_secs());
         std::process::exit(3);
     });
+    if what == "skynet" {
+        workloads::skynet::probe(kind, n as u64, workloads::skynet::WORKERS);
+        std::process::exit(0)
+    }
     let outcome = live::run_ticking(kind, n, |k| {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "{}", live::spawned_line(k));

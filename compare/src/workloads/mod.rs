@@ -12,6 +12,8 @@ pub mod measure;
 pub mod micro;
 pub mod net;
 mod row;
+pub mod skynet;
+mod skynet_rows;
 pub mod sync;
 pub mod table;
 mod threads;
@@ -64,6 +66,8 @@ pub struct Sizes {
     pub fairness_work: Duration,
     /// Timed runs of the computation per figure.
     pub fairness_reps: usize,
+    /// skynet's leaves: (hilos, std).
+    pub skynet_leaves: (u64, u64),
 }
 
 impl Sizes {
@@ -91,6 +95,7 @@ impl Sizes {
                 fairness_blocked: vec![0, 10],
                 fairness_work: ms(1),
                 fairness_reps: 3,
+                skynet_leaves: (1_000, 100),
             },
             Scale::Quick => Sizes {
                 budget: budget(50, 40, 5),
@@ -106,6 +111,7 @@ impl Sizes {
                 fairness_blocked: vec![0, 100],
                 fairness_work: ms(5),
                 fairness_reps: 7,
+                skynet_leaves: (100_000, 10_000),
             },
             Scale::Full => Sizes {
                 budget: budget(200, 150, 11),
@@ -121,6 +127,7 @@ impl Sizes {
                 fairness_blocked: vec![0, 1_000],
                 fairness_work: ms(5),
                 fairness_reps: 11,
+                skynet_leaves: (1_000_000, 10_000),
             },
         }
     }
@@ -142,6 +149,9 @@ pub struct Ctx<'a> {
     /// Whether the echo servers run in a child process ([`net::spawn_server`]: the binary's
     /// `main` must call [`net::maybe_serve`] first) rather than in this one.
     pub net_in_child: bool,
+    /// Runs one skynet (kind, leaves): in a child process for the harness (peak memory is per
+    /// process), in this process for tests.
+    pub skynet: &'a dyn Fn(Kind, u64) -> Result<skynet::SkynetOutcome, String>,
 }
 
 impl<'a> Ctx<'a> {
@@ -158,6 +168,7 @@ impl<'a> Ctx<'a> {
             progress,
             switch_costs: Cell::new(None),
             net_in_child: false,
+            skynet: &|kind, leaves| Ok(skynet::run(kind, leaves, skynet::WORKERS)),
         }
     }
 
@@ -274,6 +285,19 @@ pub fn all() -> Vec<Workload> {
                      `200 OK` with the body `Hello, world!` (requests parsed with httparse), \
                      loaded by the same closed-loop generator sending `GET /` requests.",
             run: http,
+        },
+        Workload {
+            name: "skynet",
+            about: "skynet: a fan-out tree of threads (fan-out 10) summing its leaves",
+            method: "Every node spawns 10 children and sums what they send over a channel; \
+                     the leaves send their number. hilos: green threads and hilos::sync::mpsc \
+                     on a 2-worker runtime, 1,000,000 leaves (1,111,111 threads; 100,000 with \
+                     --quick); std: kernel threads and std::sync::mpsc, 10,000 leaves (the \
+                     kernel's thread limit stops it before 100,000). Each run in a child \
+                     process: time from the first spawn to the root's sum, and the process's \
+                     peak resident memory (getrusage). The rows divide both by the threads of \
+                     each tree, so the two sizes compare.",
+            run: skynet_rows::skynet,
         },
     ]
 }

@@ -63,6 +63,19 @@ pub fn default_leaves(kind: Kind) -> u64 {
     }
 }
 
+/// hilos's workers in the harness's runs (the comparison: 2, as GOMAXPROCS=2).
+pub const WORKERS: usize = 2;
+
+/// The threads of a tree with `leaves` leaves (a power of ten): every level down to the leaves.
+pub fn threads(leaves: u64) -> u64 {
+    let (mut n, mut level) = (0, 1);
+    while level <= leaves {
+        n += level;
+        level *= 10;
+    }
+    n
+}
+
 /// The child's side: one run in this (fresh) process, printed as one line.
 pub fn probe(kind: Kind, leaves: u64, workers: usize) {
     println!("{}", run(kind, leaves, workers).encode());
