@@ -178,11 +178,17 @@ struct StdinBuf {
 /// The size of standard input's buffer (allocated on first use), as std's.
 const STDIN_BUF: usize = 8 * 1024;
 
-static STDIN: Mutex<StdinBuf> = Mutex::new(StdinBuf {
-    buf: Vec::new(),
-    pos: 0,
-    filled: 0,
-});
+/// Standard input's one buffer, made at first use.
+fn stdin_buf() -> &'static Mutex<StdinBuf> {
+    static STDIN: std::sync::OnceLock<Mutex<StdinBuf>> = std::sync::OnceLock::new();
+    STDIN.get_or_init(|| {
+        Mutex::new(StdinBuf {
+            buf: Vec::new(),
+            pos: 0,
+            filled: 0,
+        })
+    })
+}
 
 impl Read for StdinBuf {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
@@ -252,7 +258,7 @@ impl Stdin {
     pub fn lock(&self) -> StdinLock<'static> {
         StdinLock {
             // A panic while reading leaves the buffer consistent: ignore the poison, as std.
-            inner: STDIN.lock().unwrap_or_else(|e| e.into_inner()),
+            inner: stdin_buf().lock().unwrap_or_else(|e| e.into_inner()),
         }
     }
 
@@ -313,8 +319,17 @@ impl Read for &Stdin {
     }
 }
 
-static STDOUT: StreamLock = StreamLock::new();
-static STDERR: StreamLock = StreamLock::new();
+/// The lock of standard output, made at first use.
+fn stdout_lock() -> &'static StreamLock {
+    static LOCK: std::sync::OnceLock<StreamLock> = std::sync::OnceLock::new();
+    LOCK.get_or_init(StreamLock::new)
+}
+
+/// The lock of standard error, made at first use.
+fn stderr_lock() -> &'static StreamLock {
+    static LOCK: std::sync::OnceLock<StreamLock> = std::sync::OnceLock::new();
+    LOCK.get_or_init(StreamLock::new)
+}
 
 /// `Write` for a standard stream's handle (and a reference to it): each call under the lock.
 macro_rules! handle_write {
@@ -350,7 +365,7 @@ macro_rules! locked_stream {
             /// the guard is dropped. Reentrant: the same green thread may lock it again, or write
             /// through another handle, while it holds the guard.
             pub fn lock(&self) -> $lock<'static> {
-                $static.lock();
+                $static().lock();
                 $lock {
                     _owner: PhantomData,
                 }
@@ -365,7 +380,7 @@ macro_rules! locked_stream {
 
         impl Drop for $lock<'_> {
             fn drop(&mut self) {
-                $static.unlock();
+                $static().unlock();
             }
         }
 
@@ -409,7 +424,7 @@ locked_stream!(
     Stdout,
     StdoutLock,
     1,
-    STDOUT,
+    stdout_lock,
     "output"
 );
 
@@ -427,7 +442,7 @@ locked_stream!(
     Stderr,
     StderrLock,
     2,
-    STDERR,
+    stderr_lock,
     "error"
 );
 

@@ -40,7 +40,7 @@ fn me() -> u64 {
 }
 
 impl StreamLock {
-    pub(super) const fn new() -> StreamLock {
+    pub(super) fn new() -> StreamLock {
         StreamLock {
             permit: Semaphore::new(1),
             owner: AtomicU64::new(0),

@@ -135,6 +135,7 @@ impl Local {
             arch::Resume::Return
         };
         self.current = p.as_ptr();
+        self.home.watch.switch_in(p.as_ptr());
         if g.tls_tp == 0 {
             crate::task::set_current_green(p.as_ptr());
         }

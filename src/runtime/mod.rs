@@ -71,6 +71,8 @@ pub fn tls_mode() -> TlsMode {
 pub struct Builder {
     workers: Option<usize>,
     stack_size: usize,
+    /// `None`: from `HILOS_WATCHDOG_MS`, else 100 ms.
+    watchdog: Option<Option<Duration>>,
 }
 
 impl Default for Builder {
@@ -78,6 +80,7 @@ impl Default for Builder {
         Builder {
             workers: None,
             stack_size: stack::DEFAULT_STACK_SIZE,
+            watchdog: None,
         }
     }
 }
@@ -99,6 +102,28 @@ impl Builder {
     /// up to whole pages; memory is committed only as a thread touches it).
     pub fn stack_size(mut self, bytes: usize) -> Builder {
         self.stack_size = bytes;
+        self
+    }
+
+    /// The watchdog's threshold: when one green thread has held its worker that long while
+    /// other green threads of that worker wait, hilos writes one line to stderr naming it (id
+    /// and name), for how long, and the system call its worker is blocked in, once per episode.
+    /// `None` turns it off. Default: `HILOS_WATCHDOG_MS` from the environment (0: off), else
+    /// 100 ms.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let rt = hilos::Runtime::builder()
+    ///     .workers(1)
+    ///     .watchdog(Some(Duration::from_millis(500)))
+    ///     .build()
+    ///     .unwrap();
+    /// rt.block_on(|| hilos::sleep(Duration::from_millis(1)));
+    /// ```
+    pub fn watchdog(mut self, threshold: Option<Duration>) -> Builder {
+        self.watchdog = Some(threshold);
         self
     }
 
@@ -132,7 +157,8 @@ impl Builder {
         stack::overflow::install(task::overflow_lookup);
         // Probe io_uring once per runtime (HILOS_IO=epoll forces the fallback).
         let backend = crate::driver::choose_backend();
-        let (shared, seeds) = Shared::new(n, self.stack_size, backend)
+        let watchdog = self.watchdog.unwrap_or_else(scheduler::watchdog_from_env);
+        let (shared, seeds) = Shared::new(n, self.stack_size, backend, watchdog)
             .map_err(|e| context(e, "cannot set up the hilos runtime's wake-up descriptors"))?;
         let mut workers = Vec::with_capacity(n);
         // Each worker creates its I/O driver on its own kernel thread and reports here.
@@ -167,9 +193,10 @@ impl Builder {
                 Err(_) => break,
             }
         }
-        if failure.is_none() && n > 1 {
+        if failure.is_none() && (n > 1 || watchdog.is_some()) {
             // With several workers, the monitor wakes a sleeping one when a busy one sits on
-            // threads nobody takes (see `scheduler::monitor`). Joined with the workers.
+            // threads nobody takes (see `scheduler::monitor`); it also runs the watchdog's looks
+            // (`scheduler::watchdog`). Joined with the workers.
             match scheduler::start_monitor(shared.clone()) {
                 Ok(h) => workers.push(h),
                 Err(e) => failure = Some(context(e, "cannot start a hilos monitor thread")),

@@ -108,6 +108,7 @@
 mod idle;
 mod monitor;
 mod placement;
+mod watchdog;
 mod worker;
 
 use std::sync::Arc;
@@ -122,6 +123,7 @@ use crate::task::TaskRef;
 use crate::task::runq::Home;
 
 pub(crate) use monitor::start as start_monitor;
+pub(crate) use watchdog::threshold_from_env as watchdog_from_env;
 pub(crate) use worker::{
     current_shared, current_shared_ptr, on_runtime, run_worker, take_default_stack,
 };
@@ -147,6 +149,8 @@ pub(crate) struct Shared {
     pub(crate) backend: IoBackend,
     /// Wakes a sleeping worker when a busy one sits on threads nobody takes (`monitor`).
     pub(crate) monitor: monitor::Monitor,
+    /// The watchdog's threshold (`watchdog`), or `None` when it is off.
+    pub(crate) watchdog: Option<std::time::Duration>,
 }
 
 /// What other threads may touch of a worker.
@@ -168,6 +172,7 @@ impl Shared {
         n: usize,
         stack_size: usize,
         backend: IoBackend,
+        watchdog: Option<std::time::Duration>,
     ) -> std::io::Result<(Arc<Shared>, Vec<WorkerSeed>)> {
         let mut seeds = Vec::with_capacity(n);
         let mut workers = Vec::with_capacity(n);
@@ -191,6 +196,7 @@ impl Shared {
             stack_size,
             backend,
             monitor: monitor::Monitor::new(),
+            watchdog,
         });
         Ok((shared, seeds))
     }
@@ -209,6 +215,7 @@ impl Shared {
         if let Some(w) = unsafe { w.as_mut() }
             && std::ptr::eq(w.runtime, (self as *const Shared).cast())
         {
+            w.home.watch.spawned();
             let Some(t) = self.place_if_spreading(w, t) else {
                 return;
             };

@@ -1,5 +1,6 @@
-//! The monitor: a kernel thread per multi-worker runtime that wakes a sleeping worker when a busy
-//! one sits on threads nobody is taking.
+//! The monitor: a kernel thread per runtime (with several workers, or with the watchdog on) that
+//! wakes a sleeping worker when a busy one sits on threads nobody is taking, and runs the
+//! watchdog's looks (`watchdog`).
 //!
 //! # The problem
 //! A spawn puts the fresh thread on the spawner's own deque and wakes a sleeping worker only if
@@ -105,12 +106,18 @@ pub(crate) fn start(
 
 fn run(shared: &Shared) {
     let n = shared.workers.len();
+    let mut watchdog = shared
+        .watchdog
+        .map(|t| super::watchdog::Watchdog::new(t, n));
     // Per worker: the progress counter and whether its deque held threads, at the last look.
     let mut last: Vec<(u32, bool)> = vec![(0, false); n];
     let mut interval = MIN_INTERVAL;
     let mut asleep_looks = 0u32;
     while !shared.is_done() {
         std::thread::park_timeout(interval);
+        if let Some(w) = &mut watchdog {
+            w.look(shared);
+        }
         let mut stuck = false;
         for (w, seen) in shared.workers.iter().zip(last.iter_mut()) {
             let now = (

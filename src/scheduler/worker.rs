@@ -84,6 +84,10 @@ pub(crate) fn run_worker(
     ready: std::sync::mpsc::Sender<std::io::Result<IoBackend>>,
 ) {
     let home = shared.workers[seed.index].home.clone();
+    // SAFETY: gettid has no preconditions.
+    home.watch
+        .tid
+        .store(unsafe { libc::gettid() }, Ordering::Relaxed);
     match driver::Driver::new(shared.backend, home.parker.raw_fd()) {
         Ok(d) => {
             let _ = ready.send(Ok(d.backend()));

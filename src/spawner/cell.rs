@@ -242,6 +242,14 @@ where
         // SAFETY: the thread runs on its own TLS area, and its closure has returned.
         unsafe { crate::tls::exit_destructors() };
     }
+    // Before the result is published (after which the cell may be freed), the watchdog stops
+    // reading this thread (`task::watch`).
+    // SAFETY: the header is alive while its thread runs; a started thread's home is the live
+    // worker it runs on.
+    if let Some(home) = unsafe { h.as_ref() }.green().map(|g| g.home.get()) {
+        // SAFETY: as above.
+        unsafe { (*home).watch.exiting() };
+    }
     // SAFETY: the cell is alive (the running thread holds its scheduling reference); we are its
     // finisher, called once.
     unsafe { (*cell).out.finish(result) };

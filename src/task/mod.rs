@@ -39,6 +39,7 @@ pub(crate) mod futex;
 pub(crate) mod runq;
 pub(crate) mod small;
 pub(crate) mod wakefd;
+pub(crate) mod watch;
 
 use std::cell::{Cell, UnsafeCell};
 use std::fmt;

@@ -115,6 +115,8 @@ pub(crate) struct Home {
     pub(crate) parker: wakefd::WakeFd,
     /// How many green threads the worker holds (module doc, "Per-worker load").
     pub(crate) load: Load,
+    /// What the watchdog reads: the running thread, spawns, the kernel thread id (`watch`).
+    pub(crate) watch: super::watch::Watch,
 }
 
 /// How many green threads a worker holds, read by spawners for placement (`scheduler`,
@@ -160,6 +162,7 @@ impl Home {
                 placed: AtomicUsize::new(0),
                 progress: AtomicU32::new(0),
             },
+            watch: super::watch::Watch::new(),
         })
     }
 

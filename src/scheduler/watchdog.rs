@@ -1,0 +1,194 @@
+//! The watchdog: names a green thread that holds its worker too long while other green threads
+//! of that worker wait, once per episode, on stderr.
+//!
+//! # The problem
+//! A green thread that blocks in a call hilos did not write (`std::thread::sleep`, `std::net`, a
+//! std `Mutex`, a C library) or computes for long stalls every other green thread of its worker,
+//! silently: hilos has no preemption. Users need to be told which thread, for how long, and in
+//! what.
+//!
+//! # The design
+//! The monitor thread (`monitor`), which every runtime with the watchdog on now has, calls
+//! [`Watchdog::look`] at most every [`LOOK_EVERY`]. A worker is making progress if its switch
+//! count (published at every pass through its scheduler loop, at least every 61 switches) or its
+//! spawn count (`task::watch`: a spawner that spawns without switching is working, not stuck)
+//! changed since the last look, or if it sleeps. Otherwise, if another green thread is pinned or
+//! placed on it or its deque holds fresh threads, and the same state has lasted the threshold
+//! (100 ms by default; `runtime::Builder::watchdog`, `HILOS_WATCHDOG_MS`), the watchdog prints one
+//! line: the green thread's id and name (read safely: `task::watch`), how long, and the system
+//! call its worker's kernel thread is in (`/proc/self/task/TID/syscall`), with a hint. Then
+//! nothing more until that worker makes progress again (one line per episode).
+//!
+//! "Other green threads are runnable" is approximated by "other green threads are on the
+//! worker": a thread parked with no deadline counts too. A worker's run queue and timers are its
+//! own, and reading them from here would cost the hot paths; the approximation errs towards
+//! speaking when a thread holds a worker that has others to serve.
+//!
+//! Cost: nothing on the switch path beyond the stores of `task::watch`; the looks run on the
+//! monitor's thread (a few loads per worker every 10 ms while a worker is awake).
+
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use super::Shared;
+
+/// Longest time between two looks at the workers.
+pub(crate) const LOOK_EVERY: Duration = Duration::from_millis(10);
+
+/// The default threshold.
+pub(crate) const DEFAULT_THRESHOLD: Duration = Duration::from_millis(100);
+
+/// The threshold from `HILOS_WATCHDOG_MS` (0: off), or the default.
+pub(crate) fn threshold_from_env() -> Option<Duration> {
+    match std::env::var("HILOS_WATCHDOG_MS") {
+        Ok(v) => match v.trim().parse::<u64>() {
+            Ok(0) => None,
+            Ok(ms) => Some(Duration::from_millis(ms)),
+            Err(_) => {
+                eprintln!("hilos: HILOS_WATCHDOG_MS={v:?} is not a number of milliseconds");
+                Some(DEFAULT_THRESHOLD)
+            }
+        },
+        Err(_) => Some(DEFAULT_THRESHOLD),
+    }
+}
+
+/// What the watchdog saw of one worker at its last look.
+#[derive(Clone, Copy)]
+struct Seen {
+    progress: u32,
+    spawns: u32,
+    /// Since when the worker has shown no progress.
+    since: Instant,
+    /// This episode was reported.
+    reported: bool,
+}
+
+/// The watchdog's state, kept by the monitor thread.
+pub(crate) struct Watchdog {
+    threshold: Duration,
+    last_look: Instant,
+    seen: Vec<Seen>,
+}
+
+impl Watchdog {
+    pub(crate) fn new(threshold: Duration, workers: usize) -> Watchdog {
+        let now = Instant::now();
+        let seen = Seen {
+            progress: 0,
+            spawns: 0,
+            since: now,
+            reported: false,
+        };
+        Watchdog {
+            threshold,
+            last_look: now,
+            seen: vec![seen; workers],
+        }
+    }
+
+    /// Looks at the workers if [`LOOK_EVERY`] has passed; reports new stalls.
+    pub(crate) fn look(&mut self, shared: &Shared) {
+        let now = Instant::now();
+        if now.duration_since(self.last_look) < LOOK_EVERY {
+            return;
+        }
+        self.last_look = now;
+        for (index, (w, seen)) in shared.workers.iter().zip(self.seen.iter_mut()).enumerate() {
+            let progress = w.home.load.progress.load(Ordering::Relaxed);
+            let spawns = w.home.watch.spawns();
+            let asleep = w.home.sleeping.load(Ordering::Relaxed);
+            if asleep || progress != seen.progress || spawns != seen.spawns {
+                *seen = Seen {
+                    progress,
+                    spawns,
+                    since: now,
+                    reported: false,
+                };
+                continue;
+            }
+            let held = now.duration_since(seen.since);
+            let others = w.home.load.get() > 1 || !w.stealer.is_empty();
+            if seen.reported || !others || held < self.threshold {
+                continue;
+            }
+            seen.reported = true;
+            let Some(running) = w.home.watch.read_running() else {
+                continue;
+            };
+            let tid = w.home.watch.tid.load(Ordering::Relaxed);
+            let mut line = format!("hilos: green thread {}", running.id.as_u64());
+            if let Some(name) = &running.name {
+                let _ = write!(line, " '{name}'");
+            }
+            let _ = write!(
+                line,
+                " has held worker {index} for {} ms while other green threads wait",
+                held.as_millis()
+            );
+            match blocked_in(tid) {
+                Some(call) => {
+                    let _ = write!(line, ", blocked in system call `{call}`");
+                }
+                None => line.push_str(" (running, not in a system call)"),
+            }
+            line.push_str(
+                "; a blocking call hilos did not write? Use hilos's own types, \
+                 hilos::unblock(|| ...), or the `hook` feature",
+            );
+            eprintln!("{line}");
+        }
+    }
+}
+
+/// The system call the kernel thread `tid` of this process is in, from
+/// `/proc/self/task/TID/syscall`, by name where known: `None` if it is running in user space
+/// (or Linux does not tell).
+fn blocked_in(tid: i32) -> Option<String> {
+    if tid == 0 {
+        return None;
+    }
+    let text = std::fs::read_to_string(format!("/proc/self/task/{tid}/syscall")).ok()?;
+    let first = text.split_whitespace().next()?;
+    let nr: libc::c_long = first.parse().ok()?;
+    Some(syscall_name(nr).map_or_else(|| format!("#{nr}"), str::to_owned))
+}
+
+/// Names of the system calls a stalled worker is most often found in.
+fn syscall_name(nr: libc::c_long) -> Option<&'static str> {
+    let known: &[(libc::c_long, &str)] = &[
+        (libc::SYS_read, "read"),
+        (libc::SYS_write, "write"),
+        (libc::SYS_readv, "readv"),
+        (libc::SYS_writev, "writev"),
+        (libc::SYS_pread64, "pread64"),
+        (libc::SYS_pwrite64, "pwrite64"),
+        (libc::SYS_recvfrom, "recvfrom"),
+        (libc::SYS_sendto, "sendto"),
+        (libc::SYS_recvmsg, "recvmsg"),
+        (libc::SYS_sendmsg, "sendmsg"),
+        (libc::SYS_accept4, "accept4"),
+        (libc::SYS_connect, "connect"),
+        (libc::SYS_ppoll, "ppoll"),
+        (libc::SYS_pselect6, "pselect6"),
+        (libc::SYS_epoll_pwait, "epoll_pwait"),
+        (libc::SYS_futex, "futex"),
+        (libc::SYS_nanosleep, "nanosleep"),
+        (libc::SYS_clock_nanosleep, "clock_nanosleep"),
+        (libc::SYS_wait4, "wait4"),
+        (libc::SYS_waitid, "waitid"),
+        (libc::SYS_flock, "flock"),
+        (libc::SYS_fsync, "fsync"),
+        (libc::SYS_openat, "openat"),
+        #[cfg(target_arch = "x86_64")]
+        (libc::SYS_poll, "poll"),
+        #[cfg(target_arch = "x86_64")]
+        (libc::SYS_select, "select"),
+        #[cfg(target_arch = "x86_64")]
+        (libc::SYS_accept, "accept"),
+        #[cfg(target_arch = "x86_64")]
+        (libc::SYS_epoll_wait, "epoll_wait"),
+    ];
+    known.iter().find(|(n, _)| *n == nr).map(|(_, name)| *name)
+}

@@ -1,0 +1,109 @@
+//! The watchdog: a green thread that holds its worker too long while others wait is named on
+//! stderr, once per episode; busy runtimes that keep switching produce no line. Each case runs
+//! in a child process whose stderr the test reads.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{is_child, run_child};
+
+const MARK: &str = "hilos: green thread";
+
+/// The watchdog's lines in a child's stderr.
+fn lines(test: &str, env: &[(&str, &str)]) -> Vec<String> {
+    let out = run_child(test, env);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "child failed: {}\n{err}", out.status);
+    err.lines()
+        .filter(|l| l.contains(MARK))
+        .map(String::from)
+        .collect()
+}
+
+/// On a 1-worker runtime, `sleeper` blocks its worker in std's sleep for 500 ms while a sibling
+/// waits to run.
+fn block_the_worker(rt: hilos::Runtime) {
+    rt.block_on(|| {
+        let sibling = hilos::spawn(|| hilos::sleep(Duration::from_millis(1)));
+        let sleeper = hilos::thread::Builder::new()
+            .name("sleeper".into())
+            .spawn(|| std::thread::sleep(Duration::from_millis(500)))
+            .unwrap();
+        sleeper.join().unwrap();
+        sibling.join().unwrap();
+    });
+}
+
+#[test]
+fn a_green_thread_blocking_its_worker_is_named_once() {
+    if is_child() {
+        return block_the_worker(hilos::Runtime::builder().workers(1).build().unwrap());
+    }
+    let found = lines("a_green_thread_blocking_its_worker_is_named_once", &[]);
+    assert_eq!(found.len(), 1, "expected one line: {found:#?}");
+    let l = &found[0];
+    assert!(l.contains("'sleeper'"), "{l}");
+    assert!(l.contains("nanosleep"), "the system call is named: {l}");
+    assert!(l.contains("has held worker 0 for"), "{l}");
+    assert!(l.contains("hilos::unblock"), "with a hint: {l}");
+}
+
+#[test]
+fn the_watchdog_can_be_turned_off() {
+    if is_child() {
+        let rt = hilos::Runtime::builder().workers(1).watchdog(None).build();
+        return block_the_worker(rt.unwrap());
+    }
+    assert!(lines("the_watchdog_can_be_turned_off", &[]).is_empty());
+}
+
+#[test]
+fn the_environment_sets_the_threshold() {
+    if is_child() {
+        return block_the_worker(hilos::Runtime::builder().workers(1).build().unwrap());
+    }
+    let test = "the_environment_sets_the_threshold";
+    assert!(
+        lines(test, &[("HILOS_WATCHDOG_MS", "0")]).is_empty(),
+        "0 is off"
+    );
+    assert!(
+        lines(test, &[("HILOS_WATCHDOG_MS", "2000")]).is_empty(),
+        "over 500 ms"
+    );
+    assert_eq!(lines(test, &[("HILOS_WATCHDOG_MS", "50")]).len(), 1);
+}
+
+/// Spawn/join loops, ping-pong and a spawn burst keep switching: no line.
+fn busy_runtimes() {
+    for workers in [1, 2] {
+        let rt = hilos::Runtime::builder().workers(workers).build().unwrap();
+        rt.block_on(|| {
+            for i in 0..200_000u64 {
+                assert_eq!(hilos::spawn(move || i).join().unwrap(), i);
+            }
+            let hs: Vec<_> = (0..100_000u64).map(|i| hilos::spawn(move || i)).collect();
+            let sum: u64 = hs.into_iter().map(|h| h.join().unwrap()).sum();
+            assert_eq!(sum, 100_000 * 99_999 / 2);
+            let (tx, rx) = hilos::sync::mpsc::channel::<u32>();
+            let (back_tx, back_rx) = hilos::sync::mpsc::channel::<u32>();
+            let echo = hilos::spawn(move || rx.iter().for_each(|v| back_tx.send(v).unwrap()));
+            for i in 0..200_000 {
+                tx.send(i).unwrap();
+                assert_eq!(back_rx.recv().unwrap(), i);
+            }
+            drop(tx);
+            echo.join().unwrap();
+        });
+    }
+}
+
+#[test]
+fn busy_runtimes_that_keep_switching_produce_no_line() {
+    if is_child() {
+        return busy_runtimes();
+    }
+    let found = lines("busy_runtimes_that_keep_switching_produce_no_line", &[]);
+    assert!(found.is_empty(), "{found:#?}");
+}
