@@ -74,6 +74,9 @@ pub(crate) struct Watchdog {
 
 impl Watchdog {
     pub(crate) fn new(threshold: Duration, workers: usize) -> Watchdog {
+        // Before the first read: the exits' side of the read protocol gets cheaper once the
+        // process is registered (`task::watch`).
+        crate::task::watch::asymmetric();
         let now = Instant::now();
         let seen = Seen {
             progress: 0,
