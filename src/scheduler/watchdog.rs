@@ -9,10 +9,13 @@
 //!
 //! # The design
 //! The monitor thread (`monitor`), which every runtime with the watchdog on now has, calls
-//! [`Watchdog::look`] at most every [`LOOK_EVERY`]. A worker is making progress if its switch
-//! count (published at every pass through its scheduler loop, at least every 61 switches) or its
-//! spawn count (`task::watch`: a spawner that spawns without switching is working, not stuck)
-//! changed since the last look, or if it sleeps. Otherwise, if another green thread is pinned or
+//! [`Watchdog::look`] at most every [`LOOK_EVERY`]. A worker is making progress if the green
+//! thread it runs changed (`task::watch` records each switch into one), or its switch count
+//! (published at every pass through its scheduler loop, at least every 61 switches), or its spawn
+//! count (a spawner that spawns without switching is working, not stuck) changed since the last
+//! look, or if it sleeps. (The switch count alone moved too rarely: a contended lock handing
+//! itself over every half millisecond makes 61 switches in 30 ms or more, and the harness's mutex
+//! rows drew false reports.) Otherwise, if another green thread is pinned or
 //! placed on it or its deque holds fresh threads, and the same state has lasted the threshold
 //! (100 ms by default; `runtime::Builder::watchdog`, `HILOS_WATCHDOG_MS`), the watchdog prints one
 //! line: the green thread's id and name (read safely: `task::watch`), how long, and the system
@@ -59,6 +62,7 @@ pub(crate) fn threshold_from_env() -> Option<Duration> {
 struct Seen {
     progress: u32,
     spawns: u32,
+    running: usize,
     /// Since when the worker has shown no progress.
     since: Instant,
     /// This episode was reported.
@@ -81,6 +85,7 @@ impl Watchdog {
         let seen = Seen {
             progress: 0,
             spawns: 0,
+            running: 0,
             since: now,
             reported: false,
         };
@@ -101,11 +106,17 @@ impl Watchdog {
         for (index, (w, seen)) in shared.workers.iter().zip(self.seen.iter_mut()).enumerate() {
             let progress = w.home.load.progress.load(Ordering::Relaxed);
             let spawns = w.home.watch.spawns();
+            let running = w.home.watch.running_addr();
             let asleep = w.home.sleeping.load(Ordering::Relaxed);
-            if asleep || progress != seen.progress || spawns != seen.spawns {
+            if asleep
+                || progress != seen.progress
+                || spawns != seen.spawns
+                || running != seen.running
+            {
                 *seen = Seen {
                     progress,
                     spawns,
+                    running,
                     since: now,
                     reported: false,
                 };

@@ -86,6 +86,12 @@ impl<T> Slot<T> {
         }
     }
 
+    /// The pointer last stored, as a number, for telling that the worker switched (no access
+    /// through it).
+    pub(crate) fn current_addr(&self) -> usize {
+        self.running.load(LOrdering::Relaxed) as usize
+    }
+
     /// Runs `f` on the thread the worker runs, if it has not exited.
     pub(crate) fn read<R>(&self, f: impl FnOnce(&T) -> R) -> Option<R> {
         self.reading.store(true, LOrdering::Relaxed);
@@ -205,6 +211,12 @@ impl Watch {
             self.spawns.load(Ordering::Relaxed).wrapping_add(1),
             Ordering::Relaxed,
         );
+    }
+
+    /// The address of the green thread the worker last switched into (0 after it exited): a
+    /// change between two looks means the worker switched.
+    pub(crate) fn running_addr(&self) -> usize {
+        self.slot.current_addr()
     }
 
     /// Spawns made on the worker so far (wrapping).
