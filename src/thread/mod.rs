@@ -10,11 +10,15 @@
 //!   [`crate::runtime::tls_mode`]; on platforms without that, green threads share their worker's).
 //!   `std::thread::current().name()` is `None` on a green thread: use [`current`] for hilos's
 //!   name and id. Green threads do not migrate between workers once started.
+//! - A green thread's panic message names it as std's does a std thread's
+//!   (`thread 'conn-42' (hilos 17) panicked at ...`), unless the program installed a panic hook
+//!   of its own, which stays in charge.
 //! - Blocking std calls (`std::sync::Mutex`, `std::thread::sleep`, std's I/O) block the whole
 //!   worker, not just the green thread; use hilos's own types.
 //! - There is no preemption: a green thread that computes without blocking or yielding keeps its
 //!   worker until it does.
 
+mod panic;
 mod scoped;
 
 use std::io;
