@@ -115,7 +115,7 @@ fn wait(
     interest: op::Interest,
     timeout: Option<Duration>,
 ) -> std::io::Result<()> {
-    if op::wait_ready(fd, interest, op::deadline(timeout))? {
+    if op::wait_ready(fd, interest, crate::task::IoOp::Poll, op::deadline(timeout))? {
         Ok(())
     } else {
         Err(op::timeout_error(std::io::ErrorKind::TimedOut))

@@ -227,7 +227,7 @@ where
     let job: Job = unsafe { std::mem::transmute::<Box<dyn FnOnce() + Send + '_>, Job>(job) };
     pool.submit(job);
     while !slot.done.load(Ordering::Acquire) {
-        park::park(Which::Sys, None);
+        park::park(Which::Sys, None, crate::task::ThreadState::Unblock);
     }
     // SAFETY: `done` was set after the result was written (Release/Acquire).
     match unsafe { (*slot.result.get()).take() } {

@@ -20,11 +20,16 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::park;
+pub use crate::scheduler::ThreadInfo;
 use crate::scheduler::{self, Shared};
 use crate::spawner::{self, JoinHandle};
 use crate::stack;
 use crate::task::{self, Which};
+pub use crate::task::{IoOp, ThreadState};
 pub use crate::tls::TlsMode;
+pub use dump::{ThreadDump, dump};
+
+mod dump;
 
 /// How green threads get their thread-locals in this process: each its own (the default on
 /// x86_64 Linux with glibc 2.36), or shared with their worker kernel thread where that cannot be
@@ -311,6 +316,7 @@ impl Runtime {
     /// the calling green thread) until it returns its value. A panic in `f` is resumed here.
     ///
     /// `f` may borrow from the caller: the call does not return before `f` has finished.
+    #[track_caller]
     pub fn block_on<F, T>(&self, f: F) -> T
     where
         F: FnOnce() -> T + Send,
@@ -330,6 +336,7 @@ impl Runtime {
     ///
     /// # Panics
     /// Panics with `failed to spawn thread` if no stack could be had.
+    #[track_caller]
     pub fn spawn<F, T>(&self, f: F) -> JoinHandle<T>
     where
         F: FnOnce() -> T + Send + 'static,
@@ -341,6 +348,7 @@ impl Runtime {
     }
 
     /// Spawns a green thread on this runtime with a [`crate::thread::Builder`]'s settings.
+    #[track_caller]
     pub fn spawn_with<F, T>(&self, builder: spawner::Builder, f: F) -> io::Result<JoinHandle<T>>
     where
         F: FnOnce() -> T + Send + 'static,
@@ -361,7 +369,9 @@ impl Runtime {
         self.shared.set_shutdown_waiter(Some(task::current()));
         self.shared.begin_shutdown();
         while self.shared.live() > 0 {
-            if !park::park(Which::Sys, Some(deadline)) && Instant::now() >= deadline {
+            if !park::park(Which::Sys, Some(deadline), task::ThreadState::Join)
+                && Instant::now() >= deadline
+            {
                 break;
             }
         }
@@ -390,6 +400,7 @@ impl Drop for Runtime {
             park::park(
                 Which::Sys,
                 Some(Instant::now() + Duration::from_millis(250)),
+                task::ThreadState::Join,
             );
             let waited = start.elapsed();
             let live = self.shared.live();

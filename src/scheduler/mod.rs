@@ -35,6 +35,7 @@
 //! worker-local context), read by `#[inline(never)]` accessors, and only through raw pointers and
 //! short borrows that never span a switch. Its `runtime` field identifies the worker's [`Shared`].
 
+mod dump;
 mod idle;
 mod monitor;
 mod placement;
@@ -51,6 +52,8 @@ use crate::park::local::local_ptr;
 use crate::task::TaskRef;
 use crate::task::runq::Home;
 
+pub use dump::ThreadInfo;
+pub(crate) use dump::{Collected, DumpRequest, PATIENCE as DUMP_PATIENCE};
 pub(crate) use monitor::start as start_monitor;
 pub(crate) use worker::{
     current_shared, current_shared_ptr, on_runtime, run_worker, take_default_stack,
@@ -83,6 +86,10 @@ pub(crate) struct Shared {
 pub(crate) struct WorkerShared {
     pub(crate) home: Arc<Home>,
     stealer: Stealer<TaskRef>,
+    /// Dumps posted to this worker and not yet answered (`dump`).
+    dumps: Mutex<Vec<Arc<DumpRequest>>>,
+    /// Set when a dump is posted; the worker's loop checks it on every pass.
+    dump_posted: AtomicBool,
 }
 
 /// The local half of a worker, handed to its kernel thread.
@@ -106,6 +113,8 @@ impl Shared {
             workers.push(WorkerShared {
                 home: Arc::new(Home::new()?),
                 stealer: fresh.stealer(),
+                dumps: Mutex::new(Vec::new()),
+                dump_posted: AtomicBool::new(false),
             });
             seeds.push(WorkerSeed { index, fresh });
         }

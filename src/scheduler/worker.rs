@@ -132,6 +132,14 @@ unsafe fn worker_loop(w: *mut Worker) {
                 .load
                 .progress
                 .store(wr.local.tick, Ordering::Relaxed);
+            // The coarse clock parking threads stamp themselves with, and dumps (`dump`).
+            wr.local.coarse_ms = crate::task::wait::coarse_ms();
+            if wr.shared.workers[wr.local.index]
+                .dump_posted
+                .load(Ordering::Relaxed)
+            {
+                wr.answer_dumps();
+            }
             wr.local.fire_timers();
             // Flush batched submissions and ready the threads whose I/O completed; so nothing
             // submitted waits longer than one pass through here.
@@ -158,7 +166,7 @@ unsafe fn worker_loop(w: *mut Worker) {
 
 impl Worker {
     /// Subtracts the batched exits from the runtime's live count.
-    fn flush_exits(&mut self) {
+    pub(super) fn flush_exits(&mut self) {
         if self.local.exits > 0 {
             self.shared
                 .tasks_exited(std::mem::take(&mut self.local.exits));

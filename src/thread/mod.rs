@@ -74,7 +74,7 @@ pub fn current() -> Thread {
 /// h.join().unwrap();
 /// ```
 pub fn park() {
-    crate::park::park(Which::User, None);
+    crate::park::park(Which::User, None, task::ThreadState::Park);
 }
 
 /// As [`park`], returning at the latest after `dur`.
@@ -93,7 +93,7 @@ pub fn park() {
 /// ```
 pub fn park_timeout(dur: Duration) {
     let deadline = Instant::now().checked_add(dur);
-    crate::park::park(Which::User, deadline);
+    crate::park::park(Which::User, deadline, task::ThreadState::Park);
 }
 
 /// Puts the calling thread to sleep for at least `dur`. On a green thread only the green thread
@@ -158,6 +158,7 @@ pub fn yield_now() {
 /// let sum: u64 = handles.into_iter().map(|h| h.join().unwrap()).sum();
 /// assert_eq!(sum, 999 * 1000);
 /// ```
+#[track_caller]
 pub fn spawn<F, T>(f: F) -> JoinHandle<T>
 where
     F: FnOnce() -> T + Send + 'static,
@@ -173,6 +174,7 @@ pub(crate) fn spawn_target() -> Arc<Shared> {
 
 impl Builder {
     /// Spawns a green thread, returning an error that says why if no stack could be had.
+    #[track_caller]
     pub fn spawn<F, T>(self, f: F) -> io::Result<JoinHandle<T>>
     where
         F: FnOnce() -> T + Send + 'static,
@@ -201,6 +203,7 @@ impl Builder {
     /// .unwrap();
     /// assert_eq!(h.join().unwrap(), "cheap threads");
     /// ```
+    #[track_caller]
     pub unsafe fn spawn_unchecked<F, T>(self, f: F) -> io::Result<JoinHandle<T>>
     where
         F: FnOnce() -> T + Send,
@@ -217,6 +220,7 @@ impl Builder {
     }
 
     /// Spawns a scoped green thread, as [`std::thread::Builder::spawn_scoped`].
+    #[track_caller]
     pub fn spawn_scoped<'scope, 'env, F, T>(
         self,
         scope: &'scope Scope<'scope, 'env>,
