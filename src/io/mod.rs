@@ -37,7 +37,7 @@ pub(crate) mod op;
 mod pipe;
 mod stdio;
 mod stream_lock;
-mod unblock;
+pub(crate) mod unblock;
 
 use std::os::fd::{AsFd, AsRawFd};
 use std::time::Duration;

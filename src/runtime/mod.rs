@@ -28,8 +28,10 @@ use crate::task::{self, Which};
 pub use crate::task::{IoOp, ThreadState};
 pub use crate::tls::TlsMode;
 pub use dump::{ThreadDump, dump};
+pub use metrics::{RuntimeMetrics, WorkerMetrics, metrics};
 
 mod dump;
+mod metrics;
 
 /// How green threads get their thread-locals in this process: each its own (the default on
 /// x86_64 Linux with glibc 2.36), or shared with their worker kernel thread where that cannot be

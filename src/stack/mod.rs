@@ -182,6 +182,12 @@ pub(crate) fn free(stack: Stack) {
     drop(stack);
 }
 
+/// Bytes of address space mapped for green stacks (in use, pooled or cached), guards included.
+/// Memory is committed only where a stack was touched.
+pub(crate) fn mapped_bytes() -> usize {
+    map::mapped_bytes()
+}
+
 /// The guard mechanism of this process: `"madv_guard_install"` or `"mprotect"`.
 pub(crate) fn guard_mechanism() -> &'static str {
     map::mechanism().name()

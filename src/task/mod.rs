@@ -38,6 +38,7 @@ pub(crate) mod fork;
 pub(crate) mod futex;
 pub(crate) mod runq;
 pub(crate) mod small;
+pub(crate) mod stats;
 pub(crate) mod wait;
 pub(crate) mod wakefd;
 

@@ -53,6 +53,10 @@ impl RunQueue {
         self.len == 0
     }
 
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
     #[inline]
     pub(crate) fn push_back(&mut self, t: TaskRef) {
         if self.len == self.buf.len() {
@@ -115,6 +119,8 @@ pub(crate) struct Home {
     pub(crate) parker: wakefd::WakeFd,
     /// How many green threads the worker holds (module doc, "Per-worker load").
     pub(crate) load: Load,
+    /// The worker's counters for metrics (`stats`).
+    pub(crate) stats: super::stats::WorkerStats,
 }
 
 /// How many green threads a worker holds, read by spawners for placement (`scheduler`,
@@ -160,6 +166,7 @@ impl Home {
                 placed: AtomicUsize::new(0),
                 progress: AtomicU32::new(0),
             },
+            stats: super::stats::WorkerStats::default(),
         })
     }
 
@@ -271,6 +278,7 @@ impl Home {
             }
         }
         let n = batch.len();
+        super::stats::bump(&self.stats.wakeups, n as u64);
         // SAFETY: owner-only, per the caller's contract.
         let local = unsafe { self.local() };
         local.extend(batch.into_iter().rev());
