@@ -78,9 +78,6 @@ pub(crate) struct Local {
     /// Exits not yet subtracted from the runtime's live count; the scheduler flushes them before
     /// it looks for the end of the runtime or sleeps (one locked instruction per batch).
     pub(crate) exits: usize,
-    /// The worker's coarse clock (`task::wait::coarse_ms`), set on each pass through the
-    /// scheduler loop; a parking thread stamps its `since_ms` with it.
-    pub(crate) coarse_ms: u32,
     /// The started threads pinned here and not yet exited: an intrusive list through their
     /// `reg_prev`/`reg_next`, linked at the first run and unlinked at exit, both on this worker,
     /// and walked only by this worker's scheduler context when it answers a dump.
@@ -110,7 +107,6 @@ impl Local {
             tick: 0,
             stacks: Vec::with_capacity(WORKER_STACKS),
             exits: 0,
-            coarse_ms: crate::task::wait::coarse_ms(),
             threads: ptr::null(),
         }
     }

@@ -46,7 +46,7 @@ use crate::task::{
     self, Green, Header, Kind, PARKED, PARKED_OS, TaskRef, ThreadState, Token, WAIT_NONE,
     WAIT_SLEEP, WAIT_SYS, WAIT_USER, Which, futex,
 };
-use local::{Away, Local, local_ptr, switch_away, switch_away_from};
+use local::{Away, local_ptr, switch_away, switch_away_from};
 
 pub(crate) use local::green_entry;
 
@@ -151,13 +151,12 @@ pub(crate) fn wait_os(token: &Token, deadline: Option<Instant>) -> bool {
         }
     }
 }
-/// Records what the running green thread `g` of the worker `w` waits on, and since when, just
-/// before it switches away (for dumps: `task::wait`).
+/// Records what the running green thread `g` waits on, and since when, just before it switches
+/// away (for dumps: `task::wait`).
 #[inline]
-fn note_wait(w: *mut Local, g: &Green, why: ThreadState) {
+fn note_wait(g: &Green, why: ThreadState) {
     g.state.set(why);
-    // SAFETY: `w` is this kernel thread's live worker context; a plain read.
-    g.since_ms.set(unsafe { (*w).coarse_ms });
+    g.since_ms.set(task::wait::coarse_now());
 }
 
 /// Blocks the caller on one of its tokens until woken, or until `deadline`. Works on green
@@ -220,7 +219,7 @@ pub(crate) fn park(which: Which, deadline: Option<Instant>, why: ThreadState) ->
         wr.timers
             .push(d, wait_no, unsafe { TaskRef::clone_from_ptr(cur) });
     }
-    note_wait(w, g, why);
+    note_wait(g, why);
     // SAFETY: the token now holds our scheduling reference (PARKED); `w` was read on this side
     // of every switch.
     unsafe { switch_away_from(w, Away::Block) };
@@ -242,19 +241,17 @@ pub(crate) fn park(which: Which, deadline: Option<Instant>, why: ThreadState) ->
 /// `why` is what the thread is shown waiting on in dumps.
 ///
 /// # Safety
-/// Call on a green thread that is not panicking, after handing its scheduling reference to
-/// exactly one party (by publishing it in some protocol's state word), which will schedule it
-/// exactly once. Nothing else may wake it meanwhile.
-pub(crate) unsafe fn block_current(why: ThreadState) {
-    let w = local_ptr();
-    // SAFETY: per the contract we run on a green thread, so `w` is live and `current` is us,
-    // alive while we run.
-    let g = unsafe { &*(*w).current }
+/// Call on the green thread `cur` (the caller itself), not panicking, after handing its
+/// scheduling reference to exactly one party (by publishing it in some protocol's state word),
+/// which will schedule it exactly once. Nothing else may wake it meanwhile.
+pub(crate) unsafe fn block_current(cur: NonNull<Header>, why: ThreadState) {
+    // SAFETY: per the contract `cur` is the running thread, alive while it runs.
+    let g = unsafe { cur.as_ref() }
         .green()
         .expect("hilos: current thread is not green");
-    note_wait(w, g, why);
-    // SAFETY: per the contract; `w` was just read.
-    unsafe { switch_away_from(w, Away::Block) };
+    note_wait(g, why);
+    // SAFETY: per the contract.
+    unsafe { switch_away(Away::Block) };
     g.state.set(ThreadState::Runnable);
 }
 
@@ -292,7 +289,7 @@ pub(crate) fn sleep(dur: Duration) {
         // SAFETY: the header is alive (we are running on it).
         w.timers
             .push(deadline, wait_no, unsafe { TaskRef::clone_from_ptr(cur) });
-        note_wait(wp, g, ThreadState::Sleep { until: deadline });
+        note_wait(g, ThreadState::Sleep { until: deadline });
         // SAFETY: only the timer wakes a sleeping thread; it owns our scheduling reference.
         unsafe { switch_away_from(wp, Away::Block) };
         g.state.set(ThreadState::Runnable);

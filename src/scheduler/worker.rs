@@ -137,7 +137,7 @@ unsafe fn worker_loop(w: *mut Worker) {
                 .progress
                 .store(wr.local.tick, Ordering::Relaxed);
             // The coarse clock parking threads stamp themselves with, and dumps (`dump`).
-            wr.local.coarse_ms = crate::task::wait::coarse_ms();
+            crate::task::wait::tick_clock();
             wr.publish_stats();
             if wr.shared.workers[wr.local.index]
                 .dump_posted

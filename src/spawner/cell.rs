@@ -338,7 +338,7 @@ impl<T> Output<T> {
                     if self.state.publish_waiting(st) {
                         // SAFETY: WAITING handed our scheduling reference to the finisher, which
                         // schedules us exactly once, after publishing DONE.
-                        unsafe { park::block_current(task::ThreadState::Join) };
+                        unsafe { park::block_current(p, task::ThreadState::Join) };
                     } else {
                         // DONE arrived first: the finisher saw no WAITING; the slot is ours.
                         // SAFETY: as above.

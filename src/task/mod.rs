@@ -255,7 +255,7 @@ pub(crate) struct Green {
     pub(crate) placed: Cell<bool>,
     /// What the thread waits on while parked, `Runnable` otherwise (`wait`; for dumps).
     pub(crate) state: Cell<ThreadState>,
-    /// When it parked, on its worker's coarse clock (`wait::coarse_ms`).
+    /// When it parked, on the coarse clock (`wait::coarse_now`).
     pub(crate) since_ms: Cell<u32>,
     /// Where it was spawned (the `#[track_caller]` location of the spawning call).
     pub(crate) spawned_at: &'static std::panic::Location<'static>,

@@ -1,15 +1,21 @@
 //! What a green thread waits on, as recorded for thread dumps (`runtime::dump`).
 //!
 //! A green thread that parks stores its [`ThreadState`] in its control block (`Green::state`)
-//! and the coarse time of the park (`Green::since_ms`, its worker's clock, [`coarse_ms`]), just
+//! and the coarse time of the park (`Green::since_ms`, from [`coarse_now`]), just
 //! before it switches away, and resets the state to [`ThreadState::Runnable`] when it resumes.
 //! Both are plain `Cell`s: written by the thread itself while it runs on its worker, read by that
 //! same worker, in its scheduler context, when it answers a dump (`scheduler::dump`), so never
-//! concurrently. A unit variant is a one-byte store; the coarse time a four-byte one.
+//! concurrently. A unit variant is a one-byte store; the coarse time a plain load of a global
+//! and a four-byte store.
+//!
+//! The coarse clock is one global word of milliseconds that every worker refreshes on each pass
+//! through its scheduler loop ([`tick_clock`]; at least every 61 switches, and when it wakes):
+//! reading it costs no system call and no thread-local access on the park path.
 
 use std::fmt;
 use std::os::fd::RawFd;
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 /// What a green thread was doing when a dump was taken: running, ready to run, or parked waiting
@@ -146,9 +152,23 @@ fn epoch() -> Instant {
 }
 
 /// Milliseconds since the process's reference point (wraps after 49 days; dumps take the
-/// difference modulo 2^32). Read by each worker once per pass through its scheduler loop.
+/// difference modulo 2^32).
 pub(crate) fn coarse_ms() -> u32 {
     epoch().elapsed().as_millis() as u32
+}
+
+/// The coarse clock (module doc).
+static COARSE: AtomicU32 = AtomicU32::new(0);
+
+/// Refreshes the coarse clock (each worker, on each pass through its scheduler loop).
+pub(crate) fn tick_clock() {
+    COARSE.store(coarse_ms(), Ordering::Relaxed);
+}
+
+/// The coarse clock's time, as of the last refresh by any worker.
+#[inline]
+pub(crate) fn coarse_now() -> u32 {
+    COARSE.load(Ordering::Relaxed)
 }
 
 /// How long ago the coarse time `since` was, seen from the coarse time `now`.
