@@ -161,7 +161,10 @@ impl Uring {
         loop {
             // SAFETY: forwarded from the caller's contract.
             if unsafe { self.ring.submission().push(&e) }.is_ok() {
-                self.counts.submitted += 1;
+                // Only green threads' operations: not the eventfd read or cancellations.
+                if e.get_user_data() > IGNORE_UD {
+                    self.counts.submitted += 1;
+                }
                 return;
             }
             // Full: hand what is queued to the kernel, making room.

@@ -51,7 +51,7 @@ pub struct ThreadDump {
 }
 
 impl ThreadDump {
-    fn new(shared: &Shared) -> ThreadDump {
+    pub(super) fn new(shared: &Shared) -> ThreadDump {
         let Collected {
             mut threads,
             silent,

@@ -92,7 +92,7 @@ pub struct WorkerMetrics {
 }
 
 impl RuntimeMetrics {
-    fn new(shared: &Shared) -> RuntimeMetrics {
+    pub(super) fn new(shared: &Shared) -> RuntimeMetrics {
         let live = shared.live();
         let workers = shared
             .workers

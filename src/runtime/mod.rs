@@ -32,6 +32,7 @@ pub use metrics::{RuntimeMetrics, WorkerMetrics, metrics};
 
 mod dump;
 mod metrics;
+mod signal;
 
 /// How green threads get their thread-locals in this process: each its own (the default on
 /// x86_64 Linux with glibc 2.36), or shared with their worker kernel thread where that cannot be
@@ -78,6 +79,7 @@ pub fn tls_mode() -> TlsMode {
 pub struct Builder {
     workers: Option<usize>,
     stack_size: usize,
+    dump_signal: Option<i32>,
 }
 
 impl Default for Builder {
@@ -85,6 +87,7 @@ impl Default for Builder {
         Builder {
             workers: None,
             stack_size: stack::DEFAULT_STACK_SIZE,
+            dump_signal: None,
         }
     }
 }
@@ -106,6 +109,29 @@ impl Builder {
     /// up to whole pages; memory is committed only as a thread touches it).
     pub fn stack_size(mut self, bytes: usize) -> Builder {
         self.stack_size = bytes;
+        self
+    }
+
+    /// Prints a thread dump of this runtime ([`Runtime::dump`]) and its metrics to stderr
+    /// whenever the process receives `signal` (e.g. `libc::SIGQUIT`, as Go does, or
+    /// `libc::SIGUSR1`). The environment variable `HILOS_DUMP_SIGNAL` (`QUIT`, `USR1`, `USR2`,
+    /// `HUP` or a number) does the same for every runtime built without this setting. The
+    /// signal's handler only sets a flag and wakes a kernel thread of hilos, which takes the dump;
+    /// it replaces the signal's previous disposition.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = hilos::Runtime::builder()
+    ///     .workers(1)
+    ///     .dump_on_signal(libc::SIGUSR1)
+    ///     .build()
+    ///     .unwrap();
+    /// // `kill -USR1 <pid>` now prints the dump on stderr.
+    /// # drop(rt);
+    /// ```
+    pub fn dump_on_signal(mut self, signal: i32) -> Builder {
+        self.dump_signal = Some(signal);
         self
     }
 
@@ -190,12 +216,17 @@ impl Builder {
             }
             return Err(e);
         }
-        Ok(Runtime {
+        let rt = Runtime {
             shared,
             workers,
             background: false,
             io_backend,
-        })
+        };
+        if let Some(sig) = self.dump_signal.or_else(signal::from_env) {
+            signal::register(&rt.shared, sig)
+                .map_err(|e| context(e, "cannot set up thread dumps on a signal"))?;
+        }
+        Ok(rt)
     }
 
     /// Builds the runtime and makes it the global one, used by [`crate::spawn`] and friends from
