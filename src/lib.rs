@@ -77,8 +77,12 @@
 //! - [`net`], [`fs`], [`io`]: sockets, files, directories, pipes and the standard streams;
 //!   io_uring operations where the kernel has them, an epoll driver and a blocking pool otherwise.
 //! - [`Runtime`]: worker count, stack size, `block_on`, shutdown.
+//! - Seeing inside: thread dumps ([`runtime::dump`], [`Runtime::dump`], on a signal with
+//!   `HILOS_DUMP_SIGNAL`), metrics ([`runtime::metrics`]), panic messages that name the green
+//!   thread.
 //! - No Cargo features. Environment variables (`HILOS_IO=epoll`, `HILOS_TLS=shared`,
-//!   `HILOS_STACK_GUARD=mprotect`, `HILOS_BLOCKING_THREADS`, `HILOS_RESOLVER_THREADS`) are listed
+//!   `HILOS_STACK_GUARD=mprotect`, `HILOS_BLOCKING_THREADS`, `HILOS_RESOLVER_THREADS`,
+//!   `HILOS_DUMP_SIGNAL`) are listed
 //!   in the README.
 //!
 //! Linux only; x86_64 and aarch64; Rust 1.89 or later.
