@@ -82,6 +82,8 @@ pub(crate) struct Local {
     /// `reg_prev`/`reg_next`, linked at the first run and unlinked at exit, both on this worker,
     /// and walked only by this worker's scheduler context when it answers a dump.
     pub(crate) threads: *const Header,
+    /// The next worker in the debuggers' list (`park::debug`).
+    pub(crate) debug_next: *mut Local,
 }
 
 impl Local {
@@ -108,6 +110,7 @@ impl Local {
             stacks: Vec::with_capacity(WORKER_STACKS),
             exits: 0,
             threads: ptr::null(),
+            debug_next: ptr::null_mut(),
         }
     }
 
@@ -320,6 +323,17 @@ pub(crate) fn local_ptr() -> *mut Local {
 /// until it is removed again.
 pub(crate) unsafe fn install(l: *mut Local) {
     LOCAL.with(|c| {
+        let old = c.get();
+        // SAFETY: `old` was installed here and is still valid (its worker is stopping); `l` is
+        // valid until it is removed again, per the contract.
+        unsafe {
+            if !old.is_null() {
+                super::debug::remove(old);
+            }
+            if !l.is_null() {
+                super::debug::add(l);
+            }
+        }
         c.set(l);
         crate::tls::mirror(c.as_ptr().cast::<usize>().cast_const());
     });

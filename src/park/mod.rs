@@ -32,6 +32,7 @@
 //! before it can ever park, is visible to the waker. Loom models of the token protocol are in
 //! `loom_models` (run with `RUSTFLAGS="--cfg loom"`).
 
+mod debug;
 pub(crate) mod local;
 
 #[cfg(all(test, loom))]
