@@ -25,7 +25,8 @@
 //! request. The last worker to answer wakes the dumper. No thread can exit during the walk (its
 //! exit would run on this very worker), and the fields read are written only by the thread
 //! itself, on this worker, while it runs: no race, and nothing stops the world; each worker
-//! pauses its own threads for the length of its walk (about 0.3 µs per thread).
+//! pauses its own threads for the length of its walk (under a microsecond per thread: 100,000
+//! parked threads on 2 workers dump in about 60 ms, release build, 2-core VM).
 //!
 //! Limits, said in the dump:
 //! - A worker that runs one green thread for a long time without switching (no preemption)

@@ -37,7 +37,9 @@ use std::time::{Duration, Instant};
 pub enum ThreadState {
     /// Running on its worker (in a dump: the thread that takes the dump).
     Running,
-    /// Ready to run, or runnable and not yet started, or woken and not yet run again.
+    /// Ready to run (it yielded, or waits for its turn).
+    /// (A thread woken from a wait and not yet run again still shows what it waited on: the
+    /// record changes when the thread itself runs.)
     Runnable,
     /// Waiting for another thread to finish (`join`, the end of a `scope`).
     Join,
