@@ -178,6 +178,13 @@ fn every_wait_state_is_named_in_the_dump() {
         format!("[poll fd {}, ", pr2.as_raw_fd()),
         Box::new(move || drop(hilos::io::wait_readable(&pr2, None))),
     );
+    // write: a pipe nobody reads, filled past its capacity.
+    let (mut pr3, mut pw3) = hilos::io::pipe().unwrap();
+    c.start(
+        "st-write",
+        format!("[write fd {}, ", pw3.as_raw_fd()),
+        Box::new(move || drop(pw3.write_all(&vec![0u8; 1 << 20]))),
+    );
     let listener = hilos::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     c.start(
@@ -249,6 +256,8 @@ fn every_wait_state_is_named_in_the_dump() {
     utx.send(()).unwrap();
     pw.write_all(b"x").unwrap();
     pw2.write_all(b"x").unwrap();
+    // Drain the filled pipe on a kernel thread until the writer is done.
+    let drain = std::thread::spawn(move || std::io::copy(&mut pr3, &mut std::io::sink()));
     peer1.write_all(b"x").unwrap();
     drop(client2);
     drop(_peer2);
@@ -257,6 +266,7 @@ fn every_wait_state_is_named_in_the_dump() {
     for h in c.handles {
         h.join().unwrap();
     }
+    assert_eq!(drain.join().unwrap().unwrap(), 1 << 20);
     assert!(rt.dump().is_empty());
 }
 
