@@ -178,6 +178,18 @@ fn every_wait_state_is_named_in_the_dump() {
         format!("[poll fd {}, ", pr2.as_raw_fd()),
         Box::new(move || drop(hilos::io::wait_readable(&pr2, None))),
     );
+    // connect: a listener with a backlog of 0 holds one connection; the kernel drops the next
+    // one's SYN until the queue has room, so that connect waits.
+    let full = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    // SAFETY: `listen` on a socket we own, to shrink its backlog.
+    assert_eq!(unsafe { libc::listen(full.as_raw_fd(), 0) }, 0);
+    let full_addr = full.local_addr().unwrap();
+    let _queued = std::net::TcpStream::connect(full_addr).unwrap();
+    c.start(
+        "st-connect",
+        "[connect fd ",
+        Box::new(move || drop(hilos::net::TcpStream::connect(full_addr))),
+    );
     // write: a pipe nobody reads, filled past its capacity.
     let (mut pr3, mut pw3) = hilos::io::pipe().unwrap();
     c.start(
@@ -256,6 +268,8 @@ fn every_wait_state_is_named_in_the_dump() {
     utx.send(()).unwrap();
     pw.write_all(b"x").unwrap();
     pw2.write_all(b"x").unwrap();
+    // The waiting connect completes at its SYN's next retransmission (about a second).
+    drop(full.accept().unwrap());
     // Drain the filled pipe on a kernel thread until the writer is done.
     let drain = std::thread::spawn(move || std::io::copy(&mut pr3, &mut std::io::sink()));
     peer1.write_all(b"x").unwrap();
