@@ -160,7 +160,7 @@ pub(super) unsafe fn unmap(addr: usize, len: usize) {
     MAPPED.fetch_sub(len, std::sync::atomic::Ordering::Relaxed);
 }
 
-/// Bytes of stack address space mapped by [`map_region`] and not unmapped (for metrics).
+/// Bytes mapped by [`map_region`] (stacks, signal stacks) and not unmapped (for metrics).
 static MAPPED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 /// Bytes of stack address space currently mapped.

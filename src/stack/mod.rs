@@ -182,7 +182,8 @@ pub(crate) fn free(stack: Stack) {
     drop(stack);
 }
 
-/// Bytes of address space mapped for green stacks (in use, pooled or cached), guards included.
+/// Bytes of address space mapped for green stacks (in use, pooled or cached), guards and signal
+/// stacks included.
 /// Memory is committed only where a stack was touched.
 pub(crate) fn mapped_bytes() -> usize {
     map::mapped_bytes()
