@@ -80,8 +80,12 @@
 //! - One Cargo feature, `hook` (off by default): libc's blocking calls (`read`, `recv`, `poll`,
 //!   `nanosleep`, `getaddrinfo`...) are interposed so that std and C code park only the calling
 //!   green thread; they pass straight through anywhere else.
+//! - Seeing inside: thread dumps ([`runtime::dump`], [`Runtime::dump`], on a signal with
+//!   `HILOS_DUMP_SIGNAL`), metrics ([`runtime::metrics`]), panic messages that name the green
+//!   thread, and a watchdog that names a green thread holding its worker too long.
 //! - Environment variables (`HILOS_IO=epoll`, `HILOS_TLS=shared`, `HILOS_STACK_GUARD=mprotect`,
-//!   `HILOS_BLOCKING_THREADS`, `HILOS_RESOLVER_THREADS`) are listed in the README.
+//!   `HILOS_BLOCKING_THREADS`, `HILOS_RESOLVER_THREADS`, `HILOS_DUMP_SIGNAL`,
+//!   `HILOS_WATCHDOG_MS`) are listed in the README.
 //!
 //! Linux only; x86_64 and aarch64; Rust 1.89 or later.
 #![deny(unsafe_op_in_unsafe_fn)]

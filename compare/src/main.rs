@@ -234,6 +234,24 @@ fn run(args: &Args, selected: Vec<workloads::Workload>) -> ExitCode {
         if args.json {
             print_json(w.name, &result);
         }
+        // A few of the global runtime's counters (the spawn workload runs on it), as a user of
+        // `hilos::runtime::metrics` would see them.
+        if w.name == "spawn" {
+            let m = hilos::runtime::metrics();
+            let sum = |f: fn(&hilos::runtime::WorkerMetrics) -> u64| -> u64 {
+                m.workers.iter().map(f).sum()
+            };
+            progress(&format!(
+                "  hilos metrics: {} threads spawned, {} switches, {} steals, {} sleeps, {} \
+                 wake-ups from other threads, {} MiB of stacks mapped",
+                m.total_threads,
+                sum(|w| w.switches),
+                sum(|w| w.steals),
+                sum(|w| w.sleeps),
+                sum(|w| w.wakeups),
+                m.stacks_mapped_bytes >> 20
+            ));
+        }
         outcomes.push(Outcome {
             name: w.name,
             about: w.about,

@@ -36,6 +36,8 @@ pub(crate) struct Epoll {
     wake_fd: RawFd,
     regs: HashMap<RawFd, Reg>,
     events: Vec<libc::epoll_event>,
+    /// Readiness waits registered and fired (for metrics).
+    pub(crate) counts: super::IoCounts,
 }
 
 fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
@@ -68,6 +70,7 @@ impl Epoll {
             wake_fd,
             regs: HashMap::new(),
             events: Vec::with_capacity(MAX_EVENTS),
+            counts: super::IoCounts::default(),
         })
     }
 
@@ -98,6 +101,7 @@ impl Epoll {
     /// # Safety
     /// `w` stays valid until it fired ([`Waiter::is_ready`]) or was passed to [`Epoll::remove`].
     pub(crate) unsafe fn add(&mut self, fd: RawFd, w: *const Waiter) -> io::Result<()> {
+        self.counts.submitted += 1;
         match self.regs.get_mut(&fd) {
             Some(reg) => {
                 reg.waiters.push(w);
@@ -182,6 +186,7 @@ impl Epoll {
         }
         // SAFETY: epoll_wait initialised the first `n` entries.
         unsafe { self.events.set_len(n as usize) };
+        let mut fired = 0;
         for i in 0..n as usize {
             let ev = self.events[i];
             let (bits, key) = (ev.events, ev.u64);
@@ -205,6 +210,7 @@ impl Epoll {
                     || (readable && interest & libc::EPOLLIN as u32 != 0)
                     || (writable && interest & libc::EPOLLOUT as u32 != 0);
                 if fire {
+                    fired += 1;
                     // SAFETY: alive and registered; it leaves the list right here.
                     unsafe { Waiter::fire(w) };
                 }
@@ -212,5 +218,6 @@ impl Epoll {
             });
             self.update(fd);
         }
+        self.counts.completed += fired;
     }
 }

@@ -192,6 +192,23 @@ impl Driver {
     }
 }
 
+/// I/O operations a worker's driver submitted and completed: io_uring operations pushed and
+/// completions reaped, or with epoll, readiness waits registered and fired.
+#[derive(Clone, Copy, Default, Debug)]
+pub(crate) struct IoCounts {
+    pub(crate) submitted: u64,
+    pub(crate) completed: u64,
+}
+
+/// This worker's I/O counts (zero off a worker).
+pub(crate) fn counts() -> IoCounts {
+    with(|d| match d {
+        Driver::Uring(u) => u.counts,
+        Driver::Epoll(e) => e.counts,
+    })
+    .unwrap_or_default()
+}
+
 thread_local! {
     /// The driver of the worker running on this kernel thread.
     static OWN: RefCell<Option<Driver>> = const { RefCell::new(None) };

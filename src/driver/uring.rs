@@ -121,6 +121,8 @@ pub(crate) struct Uring {
     /// Where the armed eventfd read writes. Leaked (8 bytes per worker): the kernel cancels the
     /// read asynchronously after the ring is closed, so no lifetime we control bounds it.
     wake_buf: &'static mut u64,
+    /// Operations pushed and completions reaped (for metrics).
+    pub(crate) counts: super::IoCounts,
 }
 
 impl Uring {
@@ -129,6 +131,7 @@ impl Uring {
             ring: setup(ENTRIES)?,
             wake_fd,
             wake_buf: Box::leak(Box::new(0)),
+            counts: super::IoCounts::default(),
         };
         u.arm_wake();
         u.flush();
@@ -158,6 +161,10 @@ impl Uring {
         loop {
             // SAFETY: forwarded from the caller's contract.
             if unsafe { self.ring.submission().push(&e) }.is_ok() {
+                // Only green threads' operations: not the eventfd read or cancellations.
+                if e.get_user_data() > IGNORE_UD {
+                    self.counts.submitted += 1;
+                }
                 return;
             }
             // Full: hand what is queued to the kernel, making room.
@@ -246,6 +253,7 @@ impl Uring {
                     WAKE_UD => rearm = true,
                     IGNORE_UD => {}
                     ud => {
+                        self.counts.completed += 1;
                         // SAFETY: every other user data is a live Completion's: its thread waits
                         // for exactly this completion (module protocol).
                         unsafe { Completion::complete(ud, cqe.result()) }

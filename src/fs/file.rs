@@ -165,6 +165,7 @@ impl File {
             op::file_op(
                 fd,
                 Interest::Read,
+                crate::task::IoOp::Read,
                 || opcode::Read::new(types::Fd(fd), p, len).offset(off).build(),
                 || {
                     op::cvt(if off == CUR_POS {
@@ -184,6 +185,7 @@ impl File {
             op::file_op(
                 fd,
                 Interest::Write,
+                crate::task::IoOp::Write,
                 || {
                     opcode::Write::new(types::Fd(fd), p, len)
                         .offset(off)
@@ -257,6 +259,7 @@ impl File {
             op::file_op(
                 fd,
                 Interest::Write,
+                crate::task::IoOp::File,
                 || opcode::Fsync::new(types::Fd(fd)).flags(flags).build(),
                 || {
                     op::cvt(if data_only {

@@ -69,7 +69,16 @@ unsafe fn ring_path_op<const N: usize>(
     let ptrs: [*const c_char; N] = std::array::from_fn(|i| owned[i].as_ptr());
     // SAFETY: in Uring mode (the caller's promise); the only pointers are into `owned`, which
     // lives until the operation is done.
-    unsafe { op::ring_op(|| sqe(ptrs)) }.map(drop)
+    unsafe {
+        op::ring_op(
+            crate::task::ThreadState::Io {
+                op: crate::task::IoOp::File,
+                fd: -1,
+            },
+            || sqe(ptrs),
+        )
+    }
+    .map(drop)
 }
 
 /// A call on paths: the operation `sqe` makes on the ring where [`ring_paths`] holds, else std's

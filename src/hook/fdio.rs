@@ -9,6 +9,7 @@ use libc::{c_int, c_void, iovec, off_t, size_t, ssize_t};
 use super::sock::{attempt_loop, transfer};
 use super::{SendPtrs, caller_nonblocking, errno, green, next, ret, set_errno};
 use crate::io::op::{self, Interest, Mode};
+use crate::task::IoOp;
 
 /// The file position, for the ring's read and write at the current offset.
 const CUR: u64 = u64::MAX;
@@ -26,9 +27,10 @@ fn file_call(
         return call();
     }
     if mode == Mode::Uring {
+        let what = file_op_kind(interest);
         // SAFETY: in Uring mode; the entry's pointers are the hooked call's arguments, valid
         // until it returns, which is after the completion.
-        return ret(unsafe { op::ring_op(sqe) });
+        return ret(unsafe { op::ring_op(op::io_state(what, fd), sqe) });
     }
     // SAFETY: an all-zero `stat` is valid; fstat fills it.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
@@ -39,7 +41,8 @@ fn file_call(
             libc::S_IFIFO | libc::S_IFCHR | libc::S_IFSOCK
         );
     if pollable {
-        if let Err(e) = op::wait_ready(fd, interest, None) {
+        let what = file_op_kind(interest);
+        if let Err(e) = op::wait_ready(fd, interest, what, None) {
             return super::fail(&e);
         }
         return call();
@@ -283,3 +286,11 @@ positioned!(preadv, *const iovec, c_int, Readv, Read);
 positioned!(preadv64, *const iovec, c_int, Readv, Read);
 positioned!(pwritev, *const iovec, c_int, Writev, Write);
 positioned!(pwritev64, *const iovec, c_int, Writev, Write);
+
+/// How a wait on a non-socket descriptor is named in thread dumps.
+fn file_op_kind(interest: Interest) -> IoOp {
+    match interest {
+        Interest::Read => IoOp::Read,
+        Interest::Write => IoOp::Write,
+    }
+}

@@ -8,6 +8,7 @@ use libc::{c_int, nfds_t, pollfd, sigset_t, timespec};
 
 use super::{fail, green, next};
 use crate::io::op;
+use crate::task::IoOp;
 
 /// Waits (parking the green thread) until one of `fds` may be ready or `deadline` passes.
 fn wait_any(fds: &[pollfd], deadline: Option<Instant>) -> std::io::Result<()> {
@@ -23,7 +24,9 @@ fn wait_any(fds: &[pollfd], deadline: Option<Instant>) -> std::io::Result<()> {
             }
             Ok(())
         }
-        [p] => op::wait_events(p.fd, p.events, p.events as u16 as u32, deadline).map(drop),
+        [p] => {
+            op::wait_events(p.fd, p.events, p.events as u16 as u32, IoOp::Poll, deadline).map(drop)
+        }
         many => {
             // SAFETY: plain system call.
             let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
@@ -43,7 +46,7 @@ fn wait_any(fds: &[pollfd], deadline: Option<Instant>) -> std::io::Result<()> {
                 unsafe { libc::epoll_ctl(ep.as_raw_fd(), libc::EPOLL_CTL_ADD, p.fd, &mut ev) };
             }
             let (i, e) = (libc::POLLIN, libc::EPOLLIN as u32);
-            op::wait_events(ep.as_raw_fd(), i, e, deadline).map(drop)
+            op::wait_events(ep.as_raw_fd(), i, e, IoOp::Poll, deadline).map(drop)
         }
     }
 }

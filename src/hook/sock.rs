@@ -8,6 +8,7 @@ use libc::{c_int, c_void, msghdr, size_t, sockaddr, socklen_t, ssize_t};
 
 use super::{SendPtrs, caller_nonblocking, errno, fail, green, next, set_errno, sock_deadline};
 use crate::io::op::{self, Interest, Mode};
+use crate::task::IoOp;
 
 /// Runs the non-blocking attempt `attempt` (a socket call with `MSG_DONTWAIT`) until it does
 /// not fail with `EAGAIN`, waiting for `interest` between attempts. The caller's own
@@ -34,7 +35,11 @@ pub(super) fn attempt_loop(
                 *deadline.insert(sock_deadline(fd, opt))
             }
         };
-        match op::wait_ready(fd, interest, dl) {
+        let what = match interest {
+            Interest::Read => IoOp::Recv,
+            Interest::Write => IoOp::Send,
+        };
+        match op::wait_ready(fd, interest, what, dl) {
             Ok(true) => {}
             Ok(false) => {
                 set_errno(libc::EAGAIN);
@@ -236,10 +241,10 @@ pub unsafe extern "C" fn accept4(
         let e = opcode::Accept::new(types::Fd(fd), addr, alen)
             .flags(flags)
             .build();
-        return ring_wait(e, deadline, libc::EAGAIN);
+        return ring_wait(e, op::io_state(IoOp::Accept, fd), deadline, libc::EAGAIN);
     }
     loop {
-        match op::wait_ready(fd, Interest::Read, deadline) {
+        match op::wait_ready(fd, Interest::Read, IoOp::Accept, deadline) {
             Ok(true) => {}
             Ok(false) => {
                 set_errno(libc::EAGAIN);
@@ -257,11 +262,16 @@ pub unsafe extern "C" fn accept4(
 
 /// Submits `e` and waits for it until `deadline`, resubmitting on `EINTR`; at the deadline the
 /// call fails with `timeout_errno`. Returns the result in libc's convention.
-fn ring_wait(e: io_uring::squeue::Entry, deadline: Option<Instant>, timeout_errno: c_int) -> c_int {
+fn ring_wait(
+    e: io_uring::squeue::Entry,
+    why: crate::task::ThreadState,
+    deadline: Option<Instant>,
+    timeout_errno: c_int,
+) -> c_int {
     loop {
         // SAFETY: in Uring mode (the callers'); the entry's pointers are the hooked call's
         // arguments, valid until it returns, which is after the completion.
-        let (res, timed_out) = unsafe { op::submit_and_wait(e.clone(), deadline) };
+        let (res, timed_out) = unsafe { op::submit_and_wait(e.clone(), deadline, why) };
         if res >= 0 {
             return res;
         }
@@ -290,7 +300,12 @@ pub unsafe extern "C" fn connect(fd: c_int, addr: *const sockaddr, alen: socklen
     if mode == Mode::Uring {
         let deadline = sock_deadline(fd, libc::SO_SNDTIMEO);
         let e = opcode::Connect::new(types::Fd(fd), addr, alen).build();
-        return ring_wait(e, deadline, libc::EINPROGRESS);
+        return ring_wait(
+            e,
+            op::io_state(IoOp::Connect, fd),
+            deadline,
+            libc::EINPROGRESS,
+        );
     }
     let args = SendPtrs(addr);
     let (r, e) = crate::unblock(move || {

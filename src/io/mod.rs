@@ -37,7 +37,7 @@ pub(crate) mod op;
 mod pipe;
 mod stdio;
 mod stream_lock;
-mod unblock;
+pub(crate) mod unblock;
 
 use std::os::fd::{AsFd, AsRawFd};
 use std::time::Duration;
@@ -115,7 +115,7 @@ fn wait(
     interest: op::Interest,
     timeout: Option<Duration>,
 ) -> std::io::Result<()> {
-    if op::wait_ready(fd, interest, op::deadline(timeout))? {
+    if op::wait_ready(fd, interest, crate::task::IoOp::Poll, op::deadline(timeout))? {
         Ok(())
     } else {
         Err(op::timeout_error(std::io::ErrorKind::TimedOut))

@@ -35,7 +35,7 @@ use io_uring::{opcode, squeue, types};
 
 use crate::driver::{self, Completion, Driver, IoBackend, Waiter};
 use crate::park;
-use crate::task::{self, Which};
+use crate::task::{self, IoOp, ThreadState, Which};
 
 /// How the calling thread does I/O (see the module doc).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -95,14 +95,23 @@ pub(crate) fn timeout_error(kind: io::ErrorKind) -> io::Error {
     }
 }
 
+/// What a green thread waiting for `what` on `fd` is shown doing in dumps.
+pub(crate) fn io_state(what: IoOp, fd: RawFd) -> ThreadState {
+    ThreadState::Io { op: what, fd }
+}
+
 /// Submits `sqe` on this worker's ring and parks until its completion has been reaped; at
 /// `deadline`, cancels it and still waits. Returns the result (`-errno` on failure) and whether
-/// the deadline passed.
+/// the deadline passed. `why` is what dumps show the thread waiting on.
 ///
 /// # Safety
 /// Call in [`Mode::Uring`]. Every pointer in `sqe` must be valid until this returns (it does not
 /// return before the kernel is done with them).
-pub(crate) unsafe fn submit_and_wait(sqe: squeue::Entry, deadline: Option<Instant>) -> (i32, bool) {
+pub(crate) unsafe fn submit_and_wait(
+    sqe: squeue::Entry,
+    deadline: Option<Instant>,
+    why: ThreadState,
+) -> (i32, bool) {
     let c = Completion::new(task::current());
     let ud = c.user_data();
     let pushed = driver::with(|d| match d {
@@ -115,7 +124,7 @@ pub(crate) unsafe fn submit_and_wait(sqe: squeue::Entry, deadline: Option<Instan
     let mut timed_out = false;
     while !c.is_done() {
         let dl = if timed_out { None } else { deadline };
-        let woken = park::park(Which::Sys, dl);
+        let woken = park::park(Which::Sys, dl, why);
         if !woken && !c.is_done() && !timed_out && dl.is_some_and(|d| Instant::now() >= d) {
             timed_out = true;
             driver::with(|d| {
@@ -133,30 +142,35 @@ pub(crate) unsafe fn submit_and_wait(sqe: squeue::Entry, deadline: Option<Instan
 pub(crate) fn wait_ready(
     fd: RawFd,
     interest: Interest,
+    what: IoOp,
     deadline: Option<Instant>,
 ) -> io::Result<bool> {
     wait_events(
         fd,
         interest.poll_events(),
         interest.epoll_events(),
+        what,
         deadline,
     )
 }
 
 /// As [`wait_ready`], for any `poll(2)` event mask `poll_events` (the ring's wait and the blocking
-/// wait) and its epoll equivalent `epoll_events` (the epoll driver's wait).
+/// wait) and its epoll equivalent `epoll_events` (the epoll driver's wait); `what` names the
+/// wait in thread dumps.
 pub(crate) fn wait_events(
     fd: RawFd,
     poll_events: i16,
     epoll_events: u32,
+    what: IoOp,
     deadline: Option<Instant>,
 ) -> io::Result<bool> {
+    let why = io_state(what, fd);
     match mode() {
         Mode::Uring => {
             let e = opcode::PollAdd::new(types::Fd(fd), poll_events as u16 as u32).build();
             loop {
                 // SAFETY: in Uring mode; the entry carries no pointer.
-                let (res, timed_out) = unsafe { submit_and_wait(e.clone(), deadline) };
+                let (res, timed_out) = unsafe { submit_and_wait(e.clone(), deadline, why) };
                 if res >= 0 {
                     return Ok(true);
                 }
@@ -183,7 +197,7 @@ pub(crate) fn wait_events(
                 Err(e) => return Err(e),
             }
             while !w.is_ready() {
-                let woken = park::park(Which::Sys, deadline);
+                let woken = park::park(Which::Sys, deadline, why);
                 if !woken && !w.is_ready() && deadline.is_some_and(|d| Instant::now() >= d) {
                     driver::with(|d| {
                         if let Driver::Epoll(e) = d {
@@ -249,6 +263,7 @@ pub(crate) fn cvt(r: isize) -> io::Result<usize> {
 pub(crate) fn retry<T>(
     fd: RawFd,
     interest: Interest,
+    what: IoOp,
     deadline: Option<Instant>,
     kind: io::ErrorKind,
     mut f: impl FnMut() -> io::Result<T>,
@@ -256,7 +271,7 @@ pub(crate) fn retry<T>(
     loop {
         match f() {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                if !wait_ready(fd, interest, deadline)? {
+                if !wait_ready(fd, interest, what, deadline)? {
                     return Err(timeout_error(kind));
                 }
             }
@@ -279,6 +294,7 @@ pub(crate) fn retry<T>(
 pub(crate) unsafe fn op(
     fd: RawFd,
     interest: Interest,
+    what: IoOp,
     deadline: Option<Instant>,
     kind: io::ErrorKind,
     sqe: impl Fn() -> squeue::Entry,
@@ -295,7 +311,7 @@ pub(crate) unsafe fn op(
         }
     }
     if mode() != Mode::Uring {
-        return retry(fd, interest, deadline, kind, direct);
+        return retry(fd, interest, what, deadline, kind, direct);
     }
     if interest == Interest::Write {
         loop {
@@ -308,7 +324,7 @@ pub(crate) unsafe fn op(
     }
     loop {
         // SAFETY: in Uring mode; the caller vouches for the entry's pointers.
-        let (res, timed_out) = unsafe { submit_and_wait(sqe(), deadline) };
+        let (res, timed_out) = unsafe { submit_and_wait(sqe(), deadline, io_state(what, fd)) };
         if res >= 0 {
             return Ok(res as usize);
         }
@@ -319,7 +335,7 @@ pub(crate) unsafe fn op(
             libc::EINTR => {}
             libc::EAGAIN => {
                 // Kernels that honour O_NONBLOCK inside io_uring: wait for readiness, retry.
-                if !wait_ready(fd, interest, deadline)? {
+                if !wait_ready(fd, interest, what, deadline)? {
                     return Err(timeout_error(kind));
                 }
             }
@@ -347,6 +363,7 @@ unsafe impl<T> Send for AssertSend<T> {}
 pub(crate) unsafe fn file_op(
     fd: RawFd,
     interest: Interest,
+    what: IoOp,
     sqe: impl Fn() -> squeue::Entry,
     direct: impl FnMut() -> io::Result<usize>,
 ) -> io::Result<usize> {
@@ -372,11 +389,11 @@ pub(crate) unsafe fn file_op(
                 })
             }
             // SAFETY: in Uring mode; the caller vouches for the entry's pointers.
-            Mode::Uring => unsafe { ring_op(&sqe) },
+            Mode::Uring => unsafe { ring_op(io_state(what, fd), &sqe) },
         };
         match r {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                wait_ready(fd, interest, None)?;
+                wait_ready(fd, interest, what, None)?;
             }
             r => return r,
         }
@@ -388,10 +405,13 @@ pub(crate) unsafe fn file_op(
 /// # Safety
 /// Call in [`Mode::Uring`]. Every pointer in the entries `sqe` makes must be valid until this
 /// returns.
-pub(crate) unsafe fn ring_op(sqe: impl Fn() -> squeue::Entry) -> io::Result<usize> {
+pub(crate) unsafe fn ring_op(
+    why: ThreadState,
+    sqe: impl Fn() -> squeue::Entry,
+) -> io::Result<usize> {
     loop {
         // SAFETY: the caller's promises.
-        let (res, _) = unsafe { submit_and_wait(sqe(), None) };
+        let (res, _) = unsafe { submit_and_wait(sqe(), None, why) };
         if res >= 0 {
             return Ok(res as usize);
         }

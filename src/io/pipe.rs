@@ -95,6 +95,7 @@ pub(crate) fn read_fd(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
         op::op(
             fd,
             Interest::Read,
+            crate::task::IoOp::Read,
             None,
             io::ErrorKind::WouldBlock,
             || opcode::Read::new(types::Fd(fd), p, len as u32).build(),
@@ -112,6 +113,7 @@ pub(crate) fn write_fd(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
         op::op(
             fd,
             Interest::Write,
+            crate::task::IoOp::Write,
             None,
             io::ErrorKind::WouldBlock,
             || opcode::Write::new(types::Fd(fd), p, len as u32).build(),
@@ -129,6 +131,7 @@ pub(crate) fn read_vectored_fd(fd: RawFd, bufs: &mut [IoSliceMut<'_>]) -> io::Re
         op::op(
             fd,
             Interest::Read,
+            crate::task::IoOp::Read,
             None,
             io::ErrorKind::WouldBlock,
             || opcode::Readv::new(types::Fd(fd), p, n as u32).build(),
@@ -146,6 +149,7 @@ pub(crate) fn write_vectored_fd(fd: RawFd, bufs: &[IoSlice<'_>]) -> io::Result<u
         op::op(
             fd,
             Interest::Write,
+            crate::task::IoOp::Write,
             None,
             io::ErrorKind::WouldBlock,
             || opcode::Writev::new(types::Fd(fd), p, n as u32).build(),

@@ -131,6 +131,7 @@ fn read_std(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
         op::file_op(
             fd,
             Interest::Read,
+            crate::task::IoOp::Read,
             || {
                 opcode::Read::new(types::Fd(fd), p, len as u32)
                     .offset(u64::MAX)
@@ -153,6 +154,7 @@ fn write_std(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
         op::file_op(
             fd,
             Interest::Write,
+            crate::task::IoOp::Write,
             || {
                 opcode::Write::new(types::Fd(fd), p, len as u32)
                     .offset(u64::MAX)

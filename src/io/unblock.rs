@@ -80,14 +80,27 @@ impl Pool {
     }
 }
 
+static POOL: OnceLock<Pool> = OnceLock::new();
+static RESOLVER_POOL: OnceLock<Pool> = OnceLock::new();
+
 fn pool() -> &'static Pool {
-    static POOL: OnceLock<Pool> = OnceLock::new();
     POOL.get_or_init(|| Pool::new("HILOS_BLOCKING_THREADS", DEFAULT_MAX, "hilos-blocking"))
 }
 
+/// The blocking pools' threads running a job, and jobs waiting for a thread (for metrics; the
+/// pools that have not started count nothing).
+pub(crate) fn pool_counts() -> (usize, usize) {
+    let (mut busy, mut queued) = (0, 0);
+    for p in [POOL.get(), RESOLVER_POOL.get()].into_iter().flatten() {
+        let st = p.state.lock();
+        busy += st.threads - st.idle;
+        queued += st.queue.len();
+    }
+    (busy, queued)
+}
+
 fn resolver_pool() -> &'static Pool {
-    static POOL: OnceLock<Pool> = OnceLock::new();
-    POOL.get_or_init(|| {
+    RESOLVER_POOL.get_or_init(|| {
         Pool::new(
             "HILOS_RESOLVER_THREADS",
             DEFAULT_RESOLVER_MAX,
@@ -227,7 +240,7 @@ where
     let job: Job = unsafe { std::mem::transmute::<Box<dyn FnOnce() + Send + '_>, Job>(job) };
     pool.submit(job);
     while !slot.done.load(Ordering::Acquire) {
-        park::park(Which::Sys, None);
+        park::park(Which::Sys, None, crate::task::ThreadState::Unblock);
     }
     // SAFETY: `done` was set after the result was written (Release/Acquire).
     match unsafe { (*slot.result.get()).take() } {

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use io_uring::{opcode, types};
 
 use super::addr::RawAddr;
-use crate::io::op::{self, Interest, Mode};
+use crate::io::op::{self, Interest, Mode, io_state};
+use crate::task::IoOp;
 
 /// A socket's read and write timeouts, as std keeps them in `SO_RCVTIMEO`/`SO_SNDTIMEO`, and its
 /// non-blocking flag, as std keeps it in `O_NONBLOCK`. Here they live in the object: hilos keeps
@@ -155,6 +156,7 @@ pub(crate) fn recv(
             op::op(
                 fd,
                 Interest::Read,
+                crate::task::IoOp::Recv,
                 deadline,
                 WB,
                 || {
@@ -184,6 +186,7 @@ pub(crate) fn send(fd: RawFd, buf: &[u8], deadline: Option<Instant>) -> io::Resu
         op::op(
             fd,
             Interest::Write,
+            crate::task::IoOp::Send,
             deadline,
             WB,
             || {
@@ -224,6 +227,7 @@ pub(crate) fn recvmsg(
         op::op(
             fd,
             Interest::Read,
+            crate::task::IoOp::Recv,
             deadline,
             WB,
             || {
@@ -263,6 +267,7 @@ pub(crate) fn sendmsg(
         op::op(
             fd,
             Interest::Write,
+            crate::task::IoOp::Send,
             deadline,
             WB,
             || {
@@ -289,6 +294,7 @@ pub(crate) fn accept(
         op::op(
             fd,
             Interest::Read,
+            crate::task::IoOp::Accept,
             deadline,
             WB,
             || {
@@ -338,7 +344,8 @@ pub(crate) fn connect(
         loop {
             // SAFETY: the caller keeps `addr` valid for the call, which returns only after the
             // kernel is done with it.
-            let (res, timed_out) = unsafe { op::submit_and_wait(e.clone(), deadline) };
+            let (res, timed_out) =
+                unsafe { op::submit_and_wait(e.clone(), deadline, io_state(IoOp::Connect, fd)) };
             if res >= 0 {
                 return Ok(());
             }
@@ -364,7 +371,7 @@ pub(crate) fn connect(
             _ => return Err(e),
         }
     }
-    if !op::wait_ready(fd, Interest::Write, deadline)? {
+    if !op::wait_ready(fd, Interest::Write, IoOp::Connect, deadline)? {
         return Err(op::timeout_error(TO));
     }
     so_error(fd)

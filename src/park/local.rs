@@ -82,6 +82,12 @@ pub(crate) struct Local {
     /// Exits not yet subtracted from the runtime's live count; the scheduler flushes them before
     /// it looks for the end of the runtime or sleeps (one locked instruction per batch).
     pub(crate) exits: usize,
+    /// The started threads pinned here and not yet exited: an intrusive list through their
+    /// `reg_prev`/`reg_next`, linked at the first run and unlinked at exit, both on this worker,
+    /// and walked only by this worker's scheduler context when it answers a dump.
+    pub(crate) threads: *const Header,
+    /// The next worker in the debuggers' list (`park::debug`).
+    pub(crate) debug_next: *mut Local,
 }
 
 impl Local {
@@ -108,6 +114,8 @@ impl Local {
             tick: 0,
             stacks: Vec::with_capacity(WORKER_STACKS),
             exits: 0,
+            threads: ptr::null(),
+            debug_next: ptr::null_mut(),
         }
     }
 
@@ -156,6 +164,18 @@ impl Local {
             .green()
             .expect("hilos: a kernel thread was queued");
         g.home.set(Arc::as_ptr(&self.home));
+        // Into this worker's list of started threads (the dump's registry).
+        g.reg_next.set(self.threads);
+        if let Some(first) = NonNull::new(self.threads as *mut Header) {
+            // SAFETY: listed threads are alive (unlinked at exit, before their last reference
+            // goes) and their links are this worker's.
+            unsafe { first.as_ref() }
+                .green()
+                .expect("hilos: a kernel thread in a worker's list")
+                .reg_prev
+                .set(p.as_ptr());
+        }
+        self.threads = p.as_ptr();
         let load = &self.home.load;
         // Only this worker writes `pinned`.
         load.pinned
@@ -193,12 +213,32 @@ impl Local {
             // SAFETY: the thread has exited and switched away for good.
             unsafe { crate::tls::after_exit(g.tls_tp) };
         }
+        self.unlist(g);
         drop(t);
         self.exits += 1;
         // A thread exits on the worker it is pinned to; only this worker writes `pinned`.
         let load = &self.home.load;
         load.pinned
             .store(load.pinned.load(Ordering::Relaxed) - 1, Ordering::Relaxed);
+    }
+
+    /// Takes an exiting thread (`g`) out of this worker's list of started threads.
+    fn unlist(&mut self, g: &crate::task::Green) {
+        let (prev, next) = (g.reg_prev.get(), g.reg_next.get());
+        let green = |h: *const Header| {
+            // SAFETY: a listed thread is alive and its links are this worker's (see `pin`).
+            unsafe { &*h }
+                .green()
+                .expect("hilos: a kernel thread in a worker's list")
+        };
+        if prev.is_null() {
+            self.threads = next;
+        } else {
+            green(prev).reg_next.set(next);
+        }
+        if !next.is_null() {
+            green(next).reg_prev.set(prev);
+        }
     }
 
     /// A stack of the runtime's default size from this worker's cache, if it has one.
@@ -307,6 +347,17 @@ pub(crate) fn local_ptr() -> *mut Local {
 /// until it is removed again.
 pub(crate) unsafe fn install(l: *mut Local) {
     LOCAL.with(|c| {
+        let old = c.get();
+        // SAFETY: `old` was installed here and is still valid (its worker is stopping); `l` is
+        // valid until it is removed again, per the contract.
+        unsafe {
+            if !old.is_null() {
+                super::debug::remove(old);
+            }
+            if !l.is_null() {
+                super::debug::add(l);
+            }
+        }
         c.set(l);
         crate::tls::mirror(c.as_ptr().cast::<usize>().cast_const());
     });

@@ -32,6 +32,7 @@
 //! before it can ever park, is visible to the waker. Loom models of the token protocol are in
 //! `loom_models` (run with `RUSTFLAGS="--cfg loom"`).
 
+mod debug;
 pub(crate) mod local;
 
 #[cfg(all(test, loom))]
@@ -43,8 +44,8 @@ use std::time::{Duration, Instant};
 
 use crate::task::runq::Home;
 use crate::task::{
-    self, Header, Kind, PARKED, PARKED_OS, TaskRef, Token, WAIT_NONE, WAIT_SLEEP, WAIT_SYS,
-    WAIT_USER, Which, futex,
+    self, Green, Header, Kind, PARKED, PARKED_OS, TaskRef, ThreadState, Token, WAIT_NONE,
+    WAIT_SLEEP, WAIT_SYS, WAIT_USER, Which, futex,
 };
 use local::{Away, local_ptr, switch_away, switch_away_from};
 
@@ -151,10 +152,19 @@ pub(crate) fn wait_os(token: &Token, deadline: Option<Instant>) -> bool {
         }
     }
 }
+/// Records what the running green thread `g` waits on, and since when, just before it switches
+/// away (for dumps: `task::wait`).
+#[inline]
+fn note_wait(g: &Green, why: ThreadState) {
+    g.state.set(why);
+    g.since_ms.set(task::wait::coarse_now());
+}
+
 /// Blocks the caller on one of its tokens until woken, or until `deadline`. Works on green
 /// threads (parks only the green thread) and kernel threads (blocks them). Returns `false` if it
 /// returned because the deadline passed. May return spuriously; callers re-check their condition.
-pub(crate) fn park(which: Which, deadline: Option<Instant>) -> bool {
+/// `why` is what a green thread is shown waiting on in dumps.
+pub(crate) fn park(which: Which, deadline: Option<Instant>, why: ThreadState) -> bool {
     // One thread-local read for the test and the switch, as in `yield_now`.
     let w = local_ptr();
     // SAFETY: a non-null pointer is this kernel thread's live worker, not borrowed while user
@@ -210,10 +220,12 @@ pub(crate) fn park(which: Which, deadline: Option<Instant>) -> bool {
         wr.timers
             .push(d, wait_no, unsafe { TaskRef::clone_from_ptr(cur) });
     }
+    note_wait(g, why);
     // SAFETY: the token now holds our scheduling reference (PARKED); `w` was read on this side
     // of every switch.
     unsafe { switch_away_from(w, Away::Block) };
     g.wait_on.set(WAIT_NONE);
+    g.state.set(ThreadState::Runnable);
     // Woken by a waker (NOTIFIED) or by the timer (EMPTY); consume whatever is pending.
     let notified = token.finish_wait();
     if notified && deadline.is_some() {
@@ -227,13 +239,21 @@ pub(crate) fn park(which: Which, deadline: Option<Instant>) -> bool {
 /// Switches the running green thread away until another party makes it runnable with
 /// [`schedule`].
 ///
+/// `why` is what the thread is shown waiting on in dumps.
+///
 /// # Safety
-/// Call on a green thread that is not panicking, after handing its scheduling reference to
-/// exactly one party (by publishing it in some protocol's state word), which will schedule it
-/// exactly once. Nothing else may wake it meanwhile.
-pub(crate) unsafe fn block_current() {
+/// Call on the green thread `cur` (the caller itself), not panicking, after handing its
+/// scheduling reference to exactly one party (by publishing it in some protocol's state word),
+/// which will schedule it exactly once. Nothing else may wake it meanwhile.
+pub(crate) unsafe fn block_current(cur: NonNull<Header>, why: ThreadState) {
+    // SAFETY: per the contract `cur` is the running thread, alive while it runs.
+    let g = unsafe { cur.as_ref() }
+        .green()
+        .expect("hilos: current thread is not green");
+    note_wait(g, why);
     // SAFETY: per the contract.
     unsafe { switch_away(Away::Block) };
+    g.state.set(ThreadState::Runnable);
 }
 
 /// Puts the caller to sleep for `dur` (green: a timer on its worker; kernel: `std::thread::sleep`).
@@ -264,13 +284,16 @@ pub(crate) fn sleep(dur: Duration) {
         let wait_no = g.wait_gen.get().wrapping_add(1);
         g.wait_gen.set(wait_no);
         g.wait_on.set(WAIT_SLEEP);
+        let wp = local_ptr();
         // SAFETY: on a green thread, so the worker is live; the borrow is short.
-        let w = unsafe { &mut *local_ptr() };
+        let w = unsafe { &mut *wp };
         // SAFETY: the header is alive (we are running on it).
         w.timers
             .push(deadline, wait_no, unsafe { TaskRef::clone_from_ptr(cur) });
+        note_wait(g, ThreadState::Sleep { until: deadline });
         // SAFETY: only the timer wakes a sleeping thread; it owns our scheduling reference.
-        unsafe { switch_away(Away::Block) };
+        unsafe { switch_away_from(wp, Away::Block) };
+        g.state.set(ThreadState::Runnable);
         if Instant::now() >= deadline {
             return;
         }

@@ -20,11 +20,19 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::park;
+pub use crate::scheduler::ThreadInfo;
 use crate::scheduler::{self, Shared};
 use crate::spawner::{self, JoinHandle};
 use crate::stack;
 use crate::task::{self, Which};
+pub use crate::task::{IoOp, ThreadState};
 pub use crate::tls::TlsMode;
+pub use dump::{ThreadDump, dump};
+pub use metrics::{RuntimeMetrics, WorkerMetrics, metrics};
+
+mod dump;
+mod metrics;
+mod signal;
 
 /// How green threads get their thread-locals in this process: each its own (the default on
 /// x86_64 Linux with glibc 2.36), or shared with their worker kernel thread where that cannot be
@@ -73,6 +81,7 @@ pub struct Builder {
     stack_size: usize,
     /// `None`: from `HILOS_WATCHDOG_MS`, else 100 ms.
     watchdog: Option<Option<Duration>>,
+    dump_signal: Option<i32>,
 }
 
 impl Default for Builder {
@@ -81,6 +90,7 @@ impl Default for Builder {
             workers: None,
             stack_size: stack::DEFAULT_STACK_SIZE,
             watchdog: None,
+            dump_signal: None,
         }
     }
 }
@@ -124,6 +134,29 @@ impl Builder {
     /// ```
     pub fn watchdog(mut self, threshold: Option<Duration>) -> Builder {
         self.watchdog = Some(threshold);
+        self
+    }
+
+    /// Prints a thread dump of this runtime ([`Runtime::dump`]) and its metrics to stderr
+    /// whenever the process receives `signal` (e.g. `libc::SIGQUIT`, as Go does, or
+    /// `libc::SIGUSR1`). The environment variable `HILOS_DUMP_SIGNAL` (`QUIT`, `USR1`, `USR2`,
+    /// `HUP` or a number) does the same for every runtime built without this setting. The
+    /// signal's handler only sets a flag and wakes a kernel thread of hilos, which takes the dump;
+    /// it replaces the signal's previous disposition.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = hilos::Runtime::builder()
+    ///     .workers(1)
+    ///     .dump_on_signal(libc::SIGUSR1)
+    ///     .build()
+    ///     .unwrap();
+    /// // `kill -USR1 <pid>` now prints the dump on stderr.
+    /// # drop(rt);
+    /// ```
+    pub fn dump_on_signal(mut self, signal: i32) -> Builder {
+        self.dump_signal = Some(signal);
         self
     }
 
@@ -210,12 +243,17 @@ impl Builder {
             }
             return Err(e);
         }
-        Ok(Runtime {
+        let rt = Runtime {
             shared,
             workers,
             background: false,
             io_backend,
-        })
+        };
+        if let Some(sig) = self.dump_signal.or_else(signal::from_env) {
+            signal::register(&rt.shared, sig)
+                .map_err(|e| context(e, "cannot set up thread dumps on a signal"))?;
+        }
+        Ok(rt)
     }
 
     /// Builds the runtime and makes it the global one, used by [`crate::spawn`] and friends from
@@ -338,6 +376,7 @@ impl Runtime {
     /// the calling green thread) until it returns its value. A panic in `f` is resumed here.
     ///
     /// `f` may borrow from the caller: the call does not return before `f` has finished.
+    #[track_caller]
     pub fn block_on<F, T>(&self, f: F) -> T
     where
         F: FnOnce() -> T + Send,
@@ -357,6 +396,7 @@ impl Runtime {
     ///
     /// # Panics
     /// Panics with `failed to spawn thread` if no stack could be had.
+    #[track_caller]
     pub fn spawn<F, T>(&self, f: F) -> JoinHandle<T>
     where
         F: FnOnce() -> T + Send + 'static,
@@ -368,6 +408,7 @@ impl Runtime {
     }
 
     /// Spawns a green thread on this runtime with a [`crate::thread::Builder`]'s settings.
+    #[track_caller]
     pub fn spawn_with<F, T>(&self, builder: spawner::Builder, f: F) -> io::Result<JoinHandle<T>>
     where
         F: FnOnce() -> T + Send + 'static,
@@ -388,7 +429,9 @@ impl Runtime {
         self.shared.set_shutdown_waiter(Some(task::current()));
         self.shared.begin_shutdown();
         while self.shared.live() > 0 {
-            if !park::park(Which::Sys, Some(deadline)) && Instant::now() >= deadline {
+            if !park::park(Which::Sys, Some(deadline), task::ThreadState::Join)
+                && Instant::now() >= deadline
+            {
                 break;
             }
         }
@@ -417,6 +460,7 @@ impl Drop for Runtime {
             park::park(
                 Which::Sys,
                 Some(Instant::now() + Duration::from_millis(250)),
+                task::ThreadState::Join,
             );
             let waited = start.elapsed();
             let live = self.shared.live();

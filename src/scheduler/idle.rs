@@ -109,6 +109,7 @@ impl Worker {
                 .next_deadline()
                 .map(|d| d.saturating_duration_since(Instant::now()));
             if timeout != Some(Duration::ZERO) {
+                crate::task::stats::bump(&self.local.home.stats.sleeps, 1);
                 // Sleeps in io_uring_enter / epoll_wait: an I/O completion, the eventfd (a remote
                 // wake-up) or the next timer deadline ends it; completions are reaped after it.
                 driver::wait(timeout);

@@ -105,6 +105,7 @@
 //! worker-local context), read by `#[inline(never)]` accessors, and only through raw pointers and
 //! short borrows that never span a switch. Its `runtime` field identifies the worker's [`Shared`].
 
+mod dump;
 mod idle;
 mod monitor;
 mod placement;
@@ -122,6 +123,8 @@ use crate::park::local::local_ptr;
 use crate::task::TaskRef;
 use crate::task::runq::Home;
 
+pub use dump::ThreadInfo;
+pub(crate) use dump::{Collected, DumpRequest, PATIENCE as DUMP_PATIENCE};
 pub(crate) use monitor::start as start_monitor;
 pub(crate) use watchdog::threshold_from_env as watchdog_from_env;
 pub(crate) use worker::{
@@ -139,6 +142,8 @@ pub(crate) struct Shared {
     /// flushed (`Local::exits`): it may over-count, never under-count, so no worker can take
     /// the runtime for finished while a thread is alive.
     live: AtomicUsize,
+    /// Green threads that exited (counted in the workers' batches, as `live`).
+    exited: std::sync::atomic::AtomicU64,
     shutdown: AtomicBool,
     /// Who waits for `live` to reach zero after shutdown (see `runtime`).
     shutdown_waiter: Mutex<Option<TaskRef>>,
@@ -157,6 +162,10 @@ pub(crate) struct Shared {
 pub(crate) struct WorkerShared {
     pub(crate) home: Arc<Home>,
     stealer: Stealer<TaskRef>,
+    /// Dumps posted to this worker and not yet answered (`dump`).
+    dumps: Mutex<Vec<Arc<DumpRequest>>>,
+    /// Set when a dump is posted; the worker's loop checks it on every pass.
+    dump_posted: AtomicBool,
 }
 
 /// The local half of a worker, handed to its kernel thread.
@@ -181,6 +190,8 @@ impl Shared {
             workers.push(WorkerShared {
                 home: Arc::new(Home::new()?),
                 stealer: fresh.stealer(),
+                dumps: Mutex::new(Vec::new()),
+                dump_posted: AtomicBool::new(false),
             });
             seeds.push(WorkerSeed { index, fresh });
         }
@@ -191,6 +202,7 @@ impl Shared {
             num_idle: AtomicUsize::new(0),
             spinning: AtomicUsize::new(0),
             live: AtomicUsize::new(0),
+            exited: std::sync::atomic::AtomicU64::new(0),
             shutdown: AtomicBool::new(false),
             shutdown_waiter: Mutex::new(None),
             stack_size,
@@ -199,6 +211,11 @@ impl Shared {
             watchdog,
         });
         Ok((shared, seeds))
+    }
+
+    /// Green threads that have exited (as of the workers' last flushes).
+    pub(crate) fn exited(&self) -> u64 {
+        self.exited.load(Ordering::Relaxed)
     }
 
     /// Green threads spawned on this runtime and not yet finished.
@@ -252,6 +269,7 @@ impl Shared {
 
     /// Counts `n` exits (a worker's batch).
     fn tasks_exited(&self, n: usize) {
+        self.exited.fetch_add(n as u64, Ordering::Relaxed);
         if self.live.fetch_sub(n, Ordering::SeqCst) == n && self.shutdown.load(Ordering::SeqCst) {
             self.wake_all();
             if let Some(t) = self.shutdown_waiter.lock().take() {

@@ -18,6 +18,7 @@ use crate::driver::{self, IoBackend};
 use crate::park::local::{self, FAIRNESS_TICKS, Local, local_ptr};
 use crate::stack;
 use crate::task::TaskRef;
+use crate::task::stats;
 
 /// Every this many passes of the fairness tick, the worker takes its oldest fresh thread first
 /// (`scheduler`, "Fresh threads"): so a fresh thread waits at most about
@@ -32,6 +33,8 @@ pub(super) struct Worker {
     pub(super) shared: Arc<Shared>,
     /// State of the xorshift that orders steal victims.
     rng: u32,
+    /// `local.tick` when the switch count was last published (`publish_stats`).
+    published_tick: u32,
 }
 
 /// The runtime whose worker runs on this kernel thread, if any.
@@ -109,6 +112,7 @@ pub(crate) fn run_worker(
         local: Local::new(seed.index, runtime, home, seed.fresh, sched_tp),
         shared,
         rng: 0x9E37_79B9 ^ (seed.index as u32).wrapping_mul(0x85EB_CA6B) | 1,
+        published_tick: 0,
     };
     let wp: *mut Worker = &mut w;
     // SAFETY: `w` outlives the loop and is removed before it goes; everything reaches it through
@@ -141,6 +145,15 @@ unsafe fn worker_loop(w: *mut Worker) {
                 .load
                 .progress
                 .store(wr.local.tick, Ordering::Relaxed);
+            // The coarse clock parking threads stamp themselves with, and dumps (`dump`).
+            crate::task::wait::tick_clock();
+            wr.publish_stats();
+            if wr.shared.workers[wr.local.index]
+                .dump_posted
+                .load(Ordering::Relaxed)
+            {
+                wr.answer_dumps();
+            }
             wr.local.fire_timers();
             // Flush batched submissions and ready the threads whose I/O completed; so nothing
             // submitted waits longer than one pass through here.
@@ -166,8 +179,24 @@ unsafe fn worker_loop(w: *mut Worker) {
 }
 
 impl Worker {
+    /// Publishes the counters kept off the switch path (`task::stats`): switches since the last
+    /// pass, the local queue depth and the driver's I/O counts.
+    fn publish_stats(&mut self) {
+        let s = &self.local.home.stats;
+        let ticks = self.local.tick.wrapping_sub(self.published_tick);
+        self.published_tick = self.local.tick;
+        stats::bump(&s.switches, ticks as u64);
+        // SAFETY: we are on the worker's own kernel thread; the borrow is short.
+        let local = unsafe { self.local.home.local() }.len();
+        s.queued
+            .store((local + self.local.fresh.len()) as u64, Ordering::Relaxed);
+        let io = driver::counts();
+        s.io_submitted.store(io.submitted, Ordering::Relaxed);
+        s.io_completed.store(io.completed, Ordering::Relaxed);
+    }
+
     /// Subtracts the batched exits from the runtime's live count.
-    fn flush_exits(&mut self) {
+    pub(super) fn flush_exits(&mut self) {
         if self.local.exits > 0 {
             self.shared
                 .tasks_exited(std::mem::take(&mut self.local.exits));
@@ -239,6 +268,7 @@ impl Worker {
                 {
                     Steal::Success(t) => {
                         self.local.fresh_maybe = true;
+                        stats::bump(&self.local.home.stats.steals, 1);
                         return Some(t);
                     }
                     Steal::Empty => break,

@@ -171,6 +171,7 @@ where
 /// Allocates the cell of a new green thread and builds its stack frame.
 ///
 /// Returns two references to it: the join handle's and the scheduling reference.
+#[track_caller]
 pub(crate) fn new_task<F, T>(
     name: Option<Box<str>>,
     stack: crate::stack::Stack,
@@ -211,6 +212,7 @@ where
             sp,
             tls_tp,
             2,
+            std::panic::Location::caller(),
         );
         std::ptr::addr_of_mut!((*p).out).write(Output::new(scope));
         std::ptr::addr_of_mut!((*p).func).write(UnsafeCell::new(ManuallyDrop::new(f)));
@@ -344,7 +346,7 @@ impl<T> Output<T> {
                     if self.state.publish_waiting(st) {
                         // SAFETY: WAITING handed our scheduling reference to the finisher, which
                         // schedules us exactly once, after publishing DONE.
-                        unsafe { park::block_current() };
+                        unsafe { park::block_current(p, task::ThreadState::Join) };
                     } else {
                         // DONE arrived first: the finisher saw no WAITING; the slot is ours.
                         // SAFETY: as above.
@@ -357,7 +359,7 @@ impl<T> Output<T> {
                         .with_mut(|j| unsafe { *j = Joiner::Counted(task::current()) });
                     if self.state.publish_waiting(st) {
                         while self.state.load() & DONE == 0 {
-                            park::park(task::Which::Sys, None);
+                            park::park(task::Which::Sys, None, task::ThreadState::Join);
                         }
                     } else {
                         // SAFETY: DONE arrived first; the slot is still ours.

@@ -81,6 +81,7 @@ impl fmt::Debug for Thread {
 /// # Safety
 /// If `F` or `T` borrow anything, the caller must make sure the thread finishes (and its result is
 /// dropped or taken) before those borrows end.
+#[track_caller]
 pub(crate) unsafe fn spawn_unchecked<F, T>(
     shared: &Shared,
     name: Option<String>,
@@ -169,6 +170,7 @@ impl Builder {
         }
     }
 
+    #[track_caller]
     pub(crate) fn spawn_on<F, T>(self, shared: &Shared, f: F) -> io::Result<JoinHandle<T>>
     where
         F: FnOnce() -> T + Send + 'static,
@@ -182,6 +184,7 @@ impl Builder {
     ///
     /// # Safety
     /// As [`spawn_unchecked`]: whatever `F` and `T` borrow must outlive the thread and its result.
+    #[track_caller]
     pub(crate) unsafe fn spawn_on_unchecked<F, T>(
         self,
         shared: &Shared,

@@ -137,6 +137,7 @@ pub(super) fn map_region(len: usize) -> io::Result<usize> {
     if p == libc::MAP_FAILED {
         return Err(io::Error::last_os_error());
     }
+    MAPPED.fetch_add(len, std::sync::atomic::Ordering::Relaxed);
     if len >= HUGE_PAGE {
         // A stack touches its top page first; a transparent huge page there would cost 2 MiB of
         // RSS for a 4 KiB need. Linux 6.8+ already implies this for MAP_STACK; older kernels need
@@ -156,6 +157,15 @@ pub(super) unsafe fn unmap(addr: usize, len: usize) {
     // SAFETY: the caller guarantees no one refers to this range any more.
     let rc = unsafe { libc::munmap(addr as *mut libc::c_void, len) };
     debug_assert_eq!(rc, 0, "munmap({addr:#x}, {len}) failed");
+    MAPPED.fetch_sub(len, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Bytes mapped by [`map_region`] (stacks, signal stacks) and not unmapped (for metrics).
+static MAPPED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Bytes of stack address space currently mapped.
+pub(super) fn mapped_bytes() -> usize {
+    MAPPED.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// Makes `addr..addr + len` a guard: any access faults.

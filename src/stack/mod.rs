@@ -190,6 +190,13 @@ pub(crate) fn untouched_stacks_taken() -> u64 {
     pool::untouched_taken()
 }
 
+/// Bytes of address space mapped for green stacks (in use, pooled or cached), guards and signal
+/// stacks included.
+/// Memory is committed only where a stack was touched.
+pub(crate) fn mapped_bytes() -> usize {
+    map::mapped_bytes()
+}
+
 /// The guard mechanism of this process: `"madv_guard_install"` or `"mprotect"`.
 pub(crate) fn guard_mechanism() -> &'static str {
     map::mechanism().name()

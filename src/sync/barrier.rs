@@ -101,6 +101,7 @@ impl Barrier {
     pub fn wait(&self) -> BarrierWaitResult {
         let mut leader = false;
         let r = self.q.park(
+            crate::task::ThreadState::Barrier,
             0,
             None,
             None,

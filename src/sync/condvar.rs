@@ -108,6 +108,7 @@ impl Condvar {
     /// Returns whether it timed out.
     fn wait_raw<T: ?Sized>(&self, m: &Mutex<T>, deadline: Option<Instant>) -> bool {
         let r = self.q.park(
+            crate::task::ThreadState::Condvar,
             0,
             None,
             deadline,

@@ -170,6 +170,7 @@ impl RawMutex {
             }
             let started = *since.get_or_insert_with(Instant::now);
             let r = self.q.park(
+                crate::task::ThreadState::Mutex,
                 0,
                 Some(started),
                 None,

@@ -188,6 +188,7 @@ impl OnceCore {
     /// Parks until the state is no longer `st` (or returns at once if it is not).
     fn wait_out(&self, st: u8) {
         self.q.park(
+            crate::task::ThreadState::Once,
             0,
             None,
             None,

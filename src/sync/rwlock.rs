@@ -243,6 +243,7 @@ impl RawRwLock {
             }
             let started = *since.get_or_insert_with(Instant::now);
             let r = self.q.park(
+                crate::task::ThreadState::RwLock,
                 tag,
                 Some(started),
                 None,

@@ -214,6 +214,7 @@ impl Semaphore {
             }
             let mut took = false;
             let r = self.q.park(
+                crate::task::ThreadState::Semaphore,
                 0,
                 None,
                 deadline,

@@ -68,7 +68,7 @@ use std::time::Instant;
 
 use crate::loom::sync::{ShortGuard, ShortMutex};
 use crate::park;
-use crate::task::{self, TaskRef, Which};
+use crate::task::{self, TaskRef, ThreadState, Which};
 
 /// A waiter's `state` before a waker has chosen it.
 pub(crate) const WAITING: usize = 0;
@@ -235,9 +235,14 @@ impl<S> WaitQueue<S> {
     /// [`Park::Invalid`]; `Some(pos)` queues the caller there. `before_sleep` runs once the caller is
     /// queued and the lock released. `timed_out` runs under the lock after a timed-out caller has
     /// unlinked itself (to update state that depends on the queue being empty). `tag` and `since`
-    /// are what wakers see through [`QGuard::front`].
+    /// are what wakers see through [`QGuard::front`]. `why` is what dumps show the caller waiting on.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the parts of one wait: what for, how queued, when to give up, three hooks"
+    )]
     pub(crate) fn park(
         &self,
+        why: ThreadState,
         tag: usize,
         since: Option<Instant>,
         deadline: Option<Instant>,
@@ -276,7 +281,7 @@ impl<S> WaitQueue<S> {
                 std::mem::forget(unlink);
                 return Park::Woken(s);
             }
-            if !park::park(Which::Sys, deadline) {
+            if !park::park(Which::Sys, deadline, why) {
                 let mut g = self.lock();
                 if w.linked.get() {
                     // SAFETY: linked in this queue, and we hold its lock.
@@ -293,7 +298,7 @@ impl<S> WaitQueue<S> {
                 // the lock we just took; `wake_all` stores it just after releasing it, and then
                 // wakes us: until then our frame must stay (it reads our links and thread).
                 std::mem::forget(unlink);
-                return Park::Woken(wait_for_token(&w));
+                return Park::Woken(wait_for_token(&w, why));
             }
         }
     }
@@ -301,13 +306,13 @@ impl<S> WaitQueue<S> {
 
 /// The token of a waiter a waker has unlinked, once it is there (parking until the waker's
 /// wake-up while it is not).
-fn wait_for_token(w: &Waiter) -> usize {
+fn wait_for_token(w: &Waiter, why: ThreadState) -> usize {
     loop {
         let s = w.state.load(Ordering::Acquire);
         if s != WAITING {
             return s;
         }
-        park::park(Which::Sys, None);
+        park::park(Which::Sys, None, why);
     }
 }
 
@@ -330,7 +335,7 @@ impl<S> Drop for Unlink<'_, S> {
         } else {
             // Chosen by a waker that may not have stored the token yet (`wake_all`).
             drop(g);
-            wait_for_token(self.w);
+            wait_for_token(self.w, ThreadState::Runnable);
         }
     }
 }
@@ -551,7 +556,15 @@ mod tests {
                     for i in 0..rounds {
                         let ns = ((i + k) % 5) * 1000;
                         let d = Instant::now() + std::time::Duration::from_nanos(ns);
-                        match q.park(0, None, Some(d), |_| Some(Pos::Back), || {}, |_| {}) {
+                        match q.park(
+                            ThreadState::Park,
+                            0,
+                            None,
+                            Some(d),
+                            |_| Some(Pos::Back),
+                            || {},
+                            |_| {},
+                        ) {
                             Park::Woken(7) => woken += 1,
                             Park::TimedOut => {}
                             other => panic!("unexpected {other:?}"),
@@ -618,7 +631,7 @@ mod tests {
         drop(g);
         assert_eq!(ws[1].state.load(Ordering::Relaxed), 2);
         // The wake-ups went to this (kernel) thread's sys token: consume them.
-        while park::park(Which::Sys, Some(Instant::now())) {}
+        while park::park(Which::Sys, Some(Instant::now()), ThreadState::Park) {}
     }
 }
 

@@ -44,7 +44,15 @@ fn tags(l: &List) -> Vec<usize> {
 /// Parks the calling kernel thread in `q` at `pos`, with an optional timeout.
 fn park_in(q: &WaitQueue<()>, tag: usize, pos: Pos, timeout: Option<Duration>) -> Park {
     let deadline = timeout.map(|d| Instant::now() + d);
-    q.park(tag, None, deadline, |_| Some(pos), || {}, |_| {})
+    q.park(
+        ThreadState::Park,
+        tag,
+        None,
+        deadline,
+        |_| Some(pos),
+        || {},
+        |_| {},
+    )
 }
 
 /// Waits (yielding) until `q` holds `n` waiters.
@@ -128,6 +136,7 @@ fn wake_all_wakes_every_kernel_thread_once() {
             let q = q.clone();
             thread::spawn(move || {
                 q.park(
+                    ThreadState::Park,
                     tag,
                     None,
                     None,
@@ -150,7 +159,15 @@ fn wake_all_wakes_every_kernel_thread_once() {
     for h in hs {
         assert_eq!(h.join().unwrap(), Park::Woken(5));
     }
-    let declined = q.park(9, None, None, |_| None, || unreachable!(), |_| {});
+    let declined = q.park(
+        ThreadState::Park,
+        9,
+        None,
+        None,
+        |_| None,
+        || unreachable!(),
+        |_| {},
+    );
     assert_eq!(declined, Park::Invalid);
     assert!(q.lock().is_empty());
 }
@@ -166,6 +183,7 @@ fn a_timed_out_waiter_leaves_the_middle_while_a_waker_pops() {
         thread::spawn(move || {
             let deadline = timeout.map(|d| Instant::now() + d);
             q.park(
+                ThreadState::Park,
                 tag,
                 None,
                 deadline,

@@ -38,6 +38,8 @@ pub(crate) mod fork;
 pub(crate) mod futex;
 pub(crate) mod runq;
 pub(crate) mod small;
+pub(crate) mod stats;
+pub(crate) mod wait;
 pub(crate) mod wakefd;
 pub(crate) mod watch;
 
@@ -51,6 +53,7 @@ use crate::loom::sync::atomic::{AtomicPtr, AtomicU32};
 
 use crate::stack::Stack;
 use runq::Home;
+pub use wait::{IoOp, ThreadState};
 
 /// A unique identifier for a running thread of hilos, green or kernel.
 ///
@@ -256,6 +259,16 @@ pub(crate) struct Green {
     /// (`scheduler`, "Placement"). Written by the placer before the inbox push, read by the
     /// worker that pins it after draining the inbox.
     pub(crate) placed: Cell<bool>,
+    /// What the thread waits on while parked, `Runnable` otherwise (`wait`; for dumps).
+    pub(crate) state: Cell<ThreadState>,
+    /// When it parked, on the coarse clock (`wait::coarse_now`).
+    pub(crate) since_ms: Cell<u32>,
+    /// Where it was spawned (the `#[track_caller]` location of the spawning call).
+    pub(crate) spawned_at: &'static std::panic::Location<'static>,
+    /// Links of its home worker's list of started threads (`park::local`, the dump's registry).
+    /// Touched only by that worker's kernel thread.
+    pub(crate) reg_prev: Cell<*const Header>,
+    pub(crate) reg_next: Cell<*const Header>,
 }
 
 pub(crate) const WAIT_NONE: u8 = 0;
@@ -311,6 +324,7 @@ impl Header {
         sp: *mut u8,
         tls_tp: usize,
         refs: usize,
+        spawned_at: &'static std::panic::Location<'static>,
     ) {
         let g = stack.guard();
         // SAFETY: per the contract, every field pointer is valid for writes.
@@ -334,6 +348,11 @@ impl Header {
                 spawned: Cell::new(0),
                 spawn_tick: Cell::new(0),
                 placed: Cell::new(false),
+                state: Cell::new(ThreadState::Runnable),
+                since_ms: Cell::new(0),
+                spawned_at,
+                reg_prev: Cell::new(ptr::null()),
+                reg_next: Cell::new(ptr::null()),
             }));
         }
     }

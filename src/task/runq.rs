@@ -53,6 +53,10 @@ impl RunQueue {
         self.len == 0
     }
 
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
     #[inline]
     pub(crate) fn push_back(&mut self, t: TaskRef) {
         if self.len == self.buf.len() {
@@ -117,6 +121,8 @@ pub(crate) struct Home {
     pub(crate) load: Load,
     /// What the watchdog reads: the running thread, spawns, the kernel thread id (`watch`).
     pub(crate) watch: super::watch::Watch,
+    /// The worker's counters for metrics (`stats`).
+    pub(crate) stats: super::stats::WorkerStats,
 }
 
 /// How many green threads a worker holds, read by spawners for placement (`scheduler`,
@@ -163,6 +169,7 @@ impl Home {
                 progress: AtomicU32::new(0),
             },
             watch: super::watch::Watch::new(),
+            stats: super::stats::WorkerStats::default(),
         })
     }
 
@@ -274,6 +281,7 @@ impl Home {
             }
         }
         let n = batch.len();
+        super::stats::bump(&self.stats.wakeups, n as u64);
         // SAFETY: owner-only, per the caller's contract.
         let local = unsafe { self.local() };
         local.extend(batch.into_iter().rev());

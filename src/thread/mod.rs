@@ -10,6 +10,9 @@
 //!   [`crate::runtime::tls_mode`]; on platforms without that, green threads share their worker's).
 //!   `std::thread::current().name()` is `None` on a green thread: use [`current`] for hilos's
 //!   name and id. Green threads do not migrate between workers once started.
+//! - A green thread's panic message names it as std's does a std thread's
+//!   (`thread 'conn-42' (hilos 17) panicked at ...`), unless the program installed a panic hook
+//!   of its own, which stays in charge.
 //! - Blocking std calls (`std::sync::Mutex`, `std::thread::sleep`, std's I/O) block the whole
 //!   worker, not just the green thread; use hilos's own types.
 //! - There is no preemption: a green thread that computes without blocking or yielding keeps its
@@ -21,6 +24,7 @@
 //! used on one. A green thread's `gettid()` is its worker's. Unstable std items (`sleep_until`,
 //! spawn hooks, `Builder::no_hooks`) are not mirrored.
 
+mod panic;
 mod scoped;
 
 use std::io;
@@ -76,7 +80,7 @@ pub fn current() -> Thread {
 /// h.join().unwrap();
 /// ```
 pub fn park() {
-    crate::park::park(Which::User, None);
+    crate::park::park(Which::User, None, task::ThreadState::Park);
 }
 
 /// As [`park`], returning at the latest after `dur`.
@@ -95,7 +99,7 @@ pub fn park() {
 /// ```
 pub fn park_timeout(dur: Duration) {
     let deadline = Instant::now().checked_add(dur);
-    crate::park::park(Which::User, deadline);
+    crate::park::park(Which::User, deadline, task::ThreadState::Park);
 }
 
 /// Puts the calling thread to sleep for at least `dur`. On a green thread only the green thread
@@ -160,6 +164,7 @@ pub fn yield_now() {
 /// let sum: u64 = handles.into_iter().map(|h| h.join().unwrap()).sum();
 /// assert_eq!(sum, 999 * 1000);
 /// ```
+#[track_caller]
 pub fn spawn<F, T>(f: F) -> JoinHandle<T>
 where
     F: FnOnce() -> T + Send + 'static,
@@ -175,6 +180,7 @@ pub(crate) fn spawn_target() -> Arc<Shared> {
 
 impl Builder {
     /// Spawns a green thread, returning an error that says why if no stack could be had.
+    #[track_caller]
     pub fn spawn<F, T>(self, f: F) -> io::Result<JoinHandle<T>>
     where
         F: FnOnce() -> T + Send + 'static,
@@ -203,6 +209,7 @@ impl Builder {
     /// .unwrap();
     /// assert_eq!(h.join().unwrap(), "cheap threads");
     /// ```
+    #[track_caller]
     pub unsafe fn spawn_unchecked<F, T>(self, f: F) -> io::Result<JoinHandle<T>>
     where
         F: FnOnce() -> T + Send,
@@ -219,6 +226,7 @@ impl Builder {
     }
 
     /// Spawns a scoped green thread, as [`std::thread::Builder::spawn_scoped`].
+    #[track_caller]
     pub fn spawn_scoped<'scope, 'env, F, T>(
         self,
         scope: &'scope Scope<'scope, 'env>,

@@ -91,7 +91,7 @@ where
     };
     let result = catch_unwind(AssertUnwindSafe(|| f(&scope)));
     while scope.data.running.load(Ordering::Acquire) != 0 {
-        park::park(Which::Sys, None);
+        park::park(Which::Sys, None, crate::task::ThreadState::Join);
     }
     match result {
         Err(e) => resume_unwind(e),
@@ -107,6 +107,7 @@ impl<'scope, 'env> Scope<'scope, 'env> {
     ///
     /// # Panics
     /// Panics with `failed to spawn thread` if no stack could be had.
+    #[track_caller]
     pub fn spawn<F, T>(&'scope self, f: F) -> ScopedJoinHandle<'scope, T>
     where
         F: FnOnce() -> T + Send + 'scope,
@@ -116,6 +117,7 @@ impl<'scope, 'env> Scope<'scope, 'env> {
             .expect("failed to spawn thread")
     }
 
+    #[track_caller]
     pub(crate) fn spawn_with<F, T>(
         &'scope self,
         name: Option<String>,

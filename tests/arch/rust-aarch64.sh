@@ -11,7 +11,8 @@
 #   (unavailable_io_uring_falls_back_to_epoll, a_guard_advice_that_succeeds_without_effect_...).
 # - MADV_GUARD_INSTALL: qemu ignores it (hilos detects that and uses mprotect guards), so the
 #   tests that need more stacks than the mapping limit allows with mprotect are skipped
-#   (hundred_thousand_threads_alive_at_once, a_million_spawn_join_in_total), as is the one that
+#   (hundred_thousand_threads_alive_at_once, a_million_spawn_join_in_total,
+#   dump_of_100_000_parked_threads_lists_them_all_quickly), as is the one that
 #   counts mappings up to the limit (qemu maps on its own).
 # - An address-space limit (`ulimit -v`) applies to the emulator itself, so the test that spawns
 #   until the limit (a_spawn_that_fails_for_address_space_leaves_the_process_able_to_run) is left
@@ -48,6 +49,7 @@ cargo test --target "$target" -- \
     --skip a_guard_advice_that_succeeds_without_effect_is_not_trusted \
     --skip hundred_thousand_threads_alive_at_once \
     --skip a_million_spawn_join_in_total \
+    --skip dump_of_100_000_parked_threads_lists_them_all_quickly \
     --skip mprotect_fallback_explains_the_mapping_limit \
     --skip a_million_green_threads_that_malloc_leave_rss_flat \
     --skip a_spawn_that_fails_for_address_space_leaves_the_process_able_to_run \

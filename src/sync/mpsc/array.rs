@@ -148,6 +148,7 @@ impl<T> Chan<T> {
                 continue;
             }
             self.send_q.park(
+                crate::task::ThreadState::ChannelSend,
                 0,
                 None,
                 None,

@@ -286,7 +286,7 @@ impl<T> Chan<T> {
                 continue;
             }
             loop {
-                let woken = park::park(Which::Sys, deadline);
+                let woken = park::park(Which::Sys, deadline, crate::task::ThreadState::ChannelRecv);
                 if self.tail.load(Ordering::Acquire).addr() & PARKED == 0 {
                     // Claimed by a sender (its message is next) or by the last sender leaving.
                     break;

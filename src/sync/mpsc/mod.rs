@@ -227,7 +227,7 @@ unsafe fn recv_q<T>(q: &array::Chan<T>, deadline: Option<Instant>) -> Result<T, 
             q.rx.clear();
             continue;
         }
-        let woken = park::park(Which::Sys, deadline);
+        let woken = park::park(Which::Sys, deadline, crate::task::ThreadState::ChannelRecv);
         q.rx.clear();
         if !woken {
             // SAFETY: per the contract.

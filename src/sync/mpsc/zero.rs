@@ -122,6 +122,7 @@ impl<T> Chan<T> {
         let slot = Slot(UnsafeCell::new(Some(v)));
         let tag = &slot as *const Slot<T> as usize;
         let r = self.q.park(
+            crate::task::ThreadState::ChannelSend,
             tag,
             None,
             None,
@@ -163,6 +164,7 @@ impl<T> Chan<T> {
         let slot: Slot<T> = Slot(UnsafeCell::new(None));
         let tag = &slot as *const Slot<T> as usize | RECV;
         let r = self.q.park(
+            crate::task::ThreadState::ChannelRecv,
             tag,
             None,
             deadline,
