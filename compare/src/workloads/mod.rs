@@ -622,11 +622,7 @@ fn net_run(ctx: &Ctx, imp: net::Imp, proto: net::Proto, conns: usize) -> net::Lo
         std::thread::sleep(Duration::from_millis(200));
         r
     } else {
-        let addr = match imp {
-            net::Imp::Std => net::std_server(proto),
-            net::Imp::HilosPerCore => net::hilos_per_core_server(proto),
-            net::Imp::Hilos => net::hilos_server(proto),
-        };
+        let addr = net::server(imp, proto);
         net::load(addr, proto, conns, 2, warmup, measure, &net::Cpu::default)
     }
 }
@@ -659,7 +655,15 @@ fn net_rows(
         row.x = Some(conns as f64);
         let (mut notes, mut details) = (Vec::new(), Vec::new());
         let mut hilos_load = None;
-        for imp in [net::Imp::Hilos, net::Imp::Std] {
+        // With hilos's `hook` feature (`cargo run --release -p compare --features hook`), the
+        // std server's code on green threads too, reported in the note beside hilos::net's.
+        let imps: &[net::Imp] = if cfg!(feature = "hook") {
+            &[net::Imp::Hilos, net::Imp::Std, net::Imp::StdOnGreen]
+        } else {
+            &[net::Imp::Hilos, net::Imp::Std]
+        };
+        let mut on_green = None;
+        for &imp in imps {
             let name = imp.name();
             ctx.say(format!("{workload}: {name} {cc} connections"));
             let value = match guarded(|| net_run(ctx, imp, proto, conns)) {
@@ -702,6 +706,7 @@ fn net_rows(
             ));
             match imp {
                 net::Imp::Std => row.std = value,
+                net::Imp::StdOnGreen => on_green = Some(value),
                 _ => row.hilos = value,
             }
         }
@@ -721,6 +726,13 @@ fn net_rows(
                     bound / std_rate
                 ));
             }
+        }
+        if let Some(v) = on_green {
+            let vs = match (v.get(), row.hilos.get()) {
+                (Some(g), Some(h)) => format!("{}, {:.2}× hilos::net's", format_rate(g), g / h),
+                _ => v.display(row.metric),
+            };
+            notes.push(format!("std types on green threads (hook): {vs}"));
         }
         if !ctx.net_in_child {
             notes.push("servers in this process".into());

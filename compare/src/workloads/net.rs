@@ -40,6 +40,11 @@ pub enum Imp {
     HilosPerCore,
     /// Kernel thread per connection, std's blocking sockets.
     Std,
+    /// std's blocking sockets (`std::net`) on a green thread per connection, one accept loop on
+    /// the global runtime: the same server as `Std` with `hilos::spawn` for `std::thread::spawn`.
+    /// Built with hilos's `hook` feature its calls park only their green thread; without it they
+    /// block whole workers (the harness runs it only with the feature).
+    StdOnGreen,
 }
 
 impl Imp {
@@ -48,6 +53,7 @@ impl Imp {
             Imp::Hilos => "hilos",
             Imp::HilosPerCore => "hilos_per_core",
             Imp::Std => "std",
+            Imp::StdOnGreen => "std_on_green",
         }
     }
 }
@@ -77,13 +83,11 @@ pub fn maybe_serve() {
         "hilos_per_core-http" => (Imp::HilosPerCore, Proto::Http),
         "std-echo" => (Imp::Std, Proto::Echo),
         "std-http" => (Imp::Std, Proto::Http),
+        "std_on_green-echo" => (Imp::StdOnGreen, Proto::Echo),
+        "std_on_green-http" => (Imp::StdOnGreen, Proto::Http),
         _ => panic!("unknown server kind {kind}"),
     };
-    let addr = match imp {
-        Imp::Hilos => hilos_server(proto),
-        Imp::HilosPerCore => hilos_per_core_server(proto),
-        Imp::Std => std_server(proto),
-    };
+    let addr = server(imp, proto);
     println!("{addr}");
     std::io::stdout().flush().unwrap();
     // Serve until the parent closes our stdin (or dies).
@@ -316,12 +320,45 @@ pub fn hilos_per_core_server(proto: Proto) -> SocketAddr {
     addr
 }
 
-/// The std server: kernel thread per connection. Returns its address.
-pub fn std_server(proto: Proto) -> SocketAddr {
+/// Starts `imp`'s `proto` server in this process; returns its address.
+pub fn server(imp: Imp, proto: Proto) -> SocketAddr {
+    match imp {
+        Imp::Hilos => hilos_server(proto),
+        Imp::HilosPerCore => hilos_per_core_server(proto),
+        Imp::Std => std_server(proto),
+        Imp::StdOnGreen => std_on_green_server(proto),
+    }
+}
+
+/// A std listener on loopback with as large a backlog as hilos's (std asks for 128).
+fn std_listener() -> std::net::TcpListener {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    // As large a backlog as hilos's (std asks for 128).
     // SAFETY: listen(2) on a listening socket we own only changes its backlog.
     unsafe { libc::listen(l.as_raw_fd(), 65535) };
+    l
+}
+
+/// The std server's code on green threads: `std::net` sockets, a green thread per connection.
+pub fn std_on_green_server(proto: Proto) -> SocketAddr {
+    let l = std_listener();
+    let addr = l.local_addr().unwrap();
+    hilos::spawn(move || {
+        for s in l.incoming() {
+            match s {
+                Ok(s) => {
+                    let _ = s.set_nodelay(true);
+                    hilos::spawn(move || serve_conn(s, proto));
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(1)),
+            }
+        }
+    });
+    addr
+}
+
+/// The std server: kernel thread per connection. Returns its address.
+pub fn std_server(proto: Proto) -> SocketAddr {
+    let l = std_listener();
     let addr = l.local_addr().unwrap();
     std::thread::spawn(move || {
         for s in l.incoming() {
