@@ -1,5 +1,5 @@
-//! The runtime's monitor thread (see `src/scheduler/monitor.rs`) parks once every worker sleeps,
-//! so an idle runtime costs no timer wake-ups. Alone in its binary: it finds the monitor by its
+//! The runtime's monitor thread (see `src/scheduler/monitor.rs`; it also runs the watchdog's
+//! looks) parks once every worker sleeps, so an idle runtime costs no timer wake-ups. Alone in its binary: it finds the monitor by its
 //! thread name among this process's threads.
 
 mod common;
@@ -45,14 +45,32 @@ fn an_idle_runtime_parks_its_monitor() {
             "the monitor of an idle runtime woke {} times in 500 ms",
             after - before
         );
-        // And a one-worker runtime has no monitor at all.
         drop(rt);
-        let _one = hilos::Runtime::builder().workers(1).build().unwrap();
+        // A one-worker runtime has a monitor only for its watchdog (nothing to balance), and it
+        // parks too once the worker sleeps.
+        let one = hilos::Runtime::builder().workers(1).build().unwrap();
+        one.block_on(|| hilos::spawn(|| 1).join().unwrap());
+        std::thread::sleep(Duration::from_millis(300));
+        let before = monitor_switches().expect("the watchdog's monitor thread is missing");
+        std::thread::sleep(Duration::from_millis(500));
+        let after = monitor_switches().expect("the monitor thread went away");
+        assert!(
+            after - before <= 5,
+            "the monitor of an idle one-worker runtime woke {} times in 500 ms",
+            after - before
+        );
+        drop(one);
+        // Without the watchdog, a one-worker runtime has no monitor at all.
+        let _one = hilos::Runtime::builder()
+            .workers(1)
+            .watchdog(None)
+            .build()
+            .unwrap();
         std::thread::sleep(Duration::from_millis(50));
         assert_eq!(
             monitor_switches(),
             None,
-            "a one-worker runtime started a monitor"
+            "a one-worker runtime without the watchdog started a monitor"
         );
     });
 }
