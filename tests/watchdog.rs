@@ -44,7 +44,12 @@ fn a_green_thread_blocking_its_worker_is_named_once() {
     assert_eq!(found.len(), 1, "expected one line: {found:#?}");
     let l = &found[0];
     assert!(l.contains("'sleeper'"), "{l}");
-    assert!(l.contains("nanosleep"), "the system call is named: {l}");
+    assert!(l.contains("blocked in system call"), "{l}");
+    // Under CI's aarch64 emulator, /proc shows the host's system call number (x86_64's), which
+    // the aarch64 table does not name; natively the name is there.
+    if std::env::var_os("HILOS_TEST_RUNNER").is_none() {
+        assert!(l.contains("nanosleep"), "the system call is named: {l}");
+    }
     assert!(l.contains("has held worker 0 for"), "{l}");
     assert!(l.contains("hilos::unblock"), "with a hint: {l}");
 }
@@ -75,21 +80,23 @@ fn the_environment_sets_the_threshold() {
     assert_eq!(lines(test, &[("HILOS_WATCHDOG_MS", "50")]).len(), 1);
 }
 
-/// Spawn/join loops, ping-pong and a spawn burst keep switching: no line.
+/// Spawn/join loops, ping-pong and a spawn burst keep switching: no line. (Sizes that keep
+/// each runtime busy across many of the watchdog's 10 ms looks, and stay bearable under CI's
+/// aarch64 emulator.)
 fn busy_runtimes() {
     for workers in [1, 2] {
         let rt = hilos::Runtime::builder().workers(workers).build().unwrap();
         rt.block_on(|| {
-            for i in 0..200_000u64 {
+            for i in 0..20_000u64 {
                 assert_eq!(hilos::spawn(move || i).join().unwrap(), i);
             }
-            let hs: Vec<_> = (0..100_000u64).map(|i| hilos::spawn(move || i)).collect();
+            let hs: Vec<_> = (0..10_000u64).map(|i| hilos::spawn(move || i)).collect();
             let sum: u64 = hs.into_iter().map(|h| h.join().unwrap()).sum();
-            assert_eq!(sum, 100_000 * 99_999 / 2);
+            assert_eq!(sum, 10_000 * 9_999 / 2);
             let (tx, rx) = hilos::sync::mpsc::channel::<u32>();
             let (back_tx, back_rx) = hilos::sync::mpsc::channel::<u32>();
             let echo = hilos::spawn(move || rx.iter().for_each(|v| back_tx.send(v).unwrap()));
-            for i in 0..200_000 {
+            for i in 0..20_000 {
                 tx.send(i).unwrap();
                 assert_eq!(back_rx.recv().unwrap(), i);
             }
