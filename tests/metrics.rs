@@ -45,12 +45,18 @@ fn threads_switches_sleeps_and_wakeups_are_counted() {
     // A thread parked on the worker, woken from this kernel thread: one remote wake-up.
     let go = Arc::new(AtomicBool::new(false));
     let g = go.clone();
+    let sleeps = rt.metrics().workers[0].sleeps;
     let h = rt.spawn(move || {
         while !g.load(Ordering::Acquire) {
             hilos::park();
         }
     });
-    let m = metrics_until(&rt, |m| m.workers[0].pinned == 1);
+    // Once the worker has slept again with the thread pinned, the thread is parked (a worker
+    // sleeps only with nothing to run), so the unpark below is a remote wake-up (under CI's
+    // emulator the unpark could otherwise come before the park, and take the token instead).
+    let m = metrics_until(&rt, |m| {
+        m.workers[0].pinned == 1 && m.workers[0].sleeps > sleeps
+    });
     let wakeups = m.workers[0].wakeups;
     go.store(true, Ordering::Release);
     h.thread().unpark();
