@@ -21,7 +21,8 @@ use crate::task::stats::read;
 ///     rt.spawn(|| hilos::yield_now()).join().unwrap();
 /// }
 /// let m = rt.metrics();
-/// assert_eq!(m.total_threads, 10);
+/// // Exits are counted in batches: the totals may run ahead for a moment, never behind.
+/// assert!(m.total_threads >= 10);
 /// assert_eq!(m.workers.len(), 2);
 /// assert!(m.stacks_mapped_bytes > 0);
 /// println!("{m}");
