@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use common::{is_child, run_child};
 
-const MARK: &str = "hilos: green thread";
+/// What every watchdog line says (and no other message of hilos).
+const MARK: &str = " has held worker ";
 
 /// The watchdog's lines in a child's stderr.
 fn lines(test: &str, env: &[(&str, &str)]) -> Vec<String> {
