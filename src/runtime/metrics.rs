@@ -21,8 +21,7 @@ use crate::task::stats::read;
 ///     rt.spawn(|| hilos::yield_now()).join().unwrap();
 /// }
 /// let m = rt.metrics();
-/// // Exits are counted in batches: the totals may run ahead for a moment, never behind.
-/// assert!(m.total_threads >= 10);
+/// assert_eq!(m.total_threads, 10);
 /// assert_eq!(m.workers.len(), 2);
 /// assert!(m.stacks_mapped_bytes > 0);
 /// println!("{m}");
@@ -120,7 +119,7 @@ impl RuntimeMetrics {
         let (blocking_busy, blocking_queued) = crate::io::unblock::pool_counts();
         RuntimeMetrics {
             live_threads: live,
-            total_threads: shared.exited() + live as u64,
+            total_threads: shared.spawned(),
             workers,
             stacks_mapped_bytes: crate::stack::mapped_bytes(),
             blocking_busy,

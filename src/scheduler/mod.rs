@@ -142,8 +142,8 @@ pub(crate) struct Shared {
     /// flushed (`Local::exits`): it may over-count, never under-count, so no worker can take
     /// the runtime for finished while a thread is alive.
     live: AtomicUsize,
-    /// Green threads that exited (counted in the workers' batches, as `live`).
-    exited: std::sync::atomic::AtomicU64,
+    /// Green threads ever spawned (exact: counted before `spawn` returns).
+    spawned: std::sync::atomic::AtomicU64,
     shutdown: AtomicBool,
     /// Who waits for `live` to reach zero after shutdown (see `runtime`).
     shutdown_waiter: Mutex<Option<TaskRef>>,
@@ -202,7 +202,7 @@ impl Shared {
             num_idle: AtomicUsize::new(0),
             spinning: AtomicUsize::new(0),
             live: AtomicUsize::new(0),
-            exited: std::sync::atomic::AtomicU64::new(0),
+            spawned: std::sync::atomic::AtomicU64::new(0),
             shutdown: AtomicBool::new(false),
             shutdown_waiter: Mutex::new(None),
             stack_size,
@@ -213,9 +213,9 @@ impl Shared {
         Ok((shared, seeds))
     }
 
-    /// Green threads that have exited (as of the workers' last flushes).
-    pub(crate) fn exited(&self) -> u64 {
-        self.exited.load(Ordering::Relaxed)
+    /// Green threads ever spawned on this runtime.
+    pub(crate) fn spawned(&self) -> u64 {
+        self.spawned.load(Ordering::Relaxed)
     }
 
     /// Green threads spawned on this runtime and not yet finished.
@@ -226,6 +226,7 @@ impl Shared {
     /// Queues a fresh green thread (`t` is its scheduling reference).
     pub(crate) fn spawn(&self, t: TaskRef) {
         self.live.fetch_add(1, Ordering::Relaxed);
+        self.spawned.fetch_add(1, Ordering::Relaxed);
         let w = local_ptr();
         // SAFETY: a non-null context pointer is the live worker of this kernel thread; the borrow
         // ends before any switch.
@@ -269,7 +270,6 @@ impl Shared {
 
     /// Counts `n` exits (a worker's batch).
     fn tasks_exited(&self, n: usize) {
-        self.exited.fetch_add(n as u64, Ordering::Relaxed);
         if self.live.fetch_sub(n, Ordering::SeqCst) == n && self.shutdown.load(Ordering::SeqCst) {
             self.wake_all();
             if let Some(t) = self.shutdown_waiter.lock().take() {
