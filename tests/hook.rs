@@ -126,8 +126,15 @@ fn sample_worker(stop: &AtomicBool, tid: &AtomicI32, sampling: &AtomicBool) -> V
 /// the ticker and stops after it). A blocked worker sleeps in the kernel for the whole blocking
 /// call; a busy or CPU-starved one does not.
 fn asleep_across(samples: &[Sample], from: Instant, to: Instant) -> Duration {
-    let a = samples.iter().rev().find(|s| s.0 <= from).expect("a sample before the gap");
-    let b = samples.iter().find(|s| s.0 >= to).expect("a sample after the gap");
+    let a = samples
+        .iter()
+        .rev()
+        .find(|s| s.0 <= from)
+        .expect("a sample before the gap");
+    let b = samples
+        .iter()
+        .find(|s| s.0 >= to)
+        .expect("a sample after the gap");
     (b.0 - a.0).saturating_sub(Duration::from_nanos(b.1 - a.1))
 }
 
