@@ -169,6 +169,33 @@ fn libc_sleep_family_parks() {
                 };
                 libc::clock_nanosleep(libc::CLOCK_MONOTONIC, 0, &ts, std::ptr::null_mut())
             }),
+            // An absolute deadline on the realtime clock, 600 ms away (more than one of the
+            // hook's 250 ms steps).
+            hilos::spawn(|| unsafe {
+                let mut ts = libc::timespec {
+                    tv_sec: 0,
+                    tv_nsec: 0,
+                };
+                libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts);
+                ts.tv_nsec += 600_000_000;
+                if ts.tv_nsec >= 1_000_000_000 {
+                    ts.tv_sec += 1;
+                    ts.tv_nsec -= 1_000_000_000;
+                }
+                let r = libc::clock_nanosleep(
+                    libc::CLOCK_REALTIME,
+                    libc::TIMER_ABSTIME,
+                    &ts,
+                    std::ptr::null_mut(),
+                );
+                let mut now = libc::timespec {
+                    tv_sec: 0,
+                    tv_nsec: 0,
+                };
+                libc::clock_gettime(libc::CLOCK_REALTIME, &mut now);
+                assert!((now.tv_sec, now.tv_nsec) >= (ts.tv_sec, ts.tv_nsec));
+                r
+            }),
         ];
         for h in hs {
             assert_eq!(h.join().unwrap(), 0);
@@ -254,6 +281,95 @@ fn std_read_timeout_is_honoured() {
         // Margin above: 1 s.
         assert!(took >= Duration::from_millis(200), "{took:?}");
         assert!(took < Duration::from_millis(1200), "{took:?}");
+    });
+}
+
+/// A socket timeout set where the hook cannot see it (a raw system call) before the first
+/// waiting call is still honoured: the hook looks at the descriptors the process holds the first
+/// time it needs to know whether any socket may have a timeout. Runs in a child process, whose
+/// first waiting call is this one.
+#[test]
+fn timeout_set_behind_the_hooks_back_is_found() {
+    if !common::is_child() {
+        let out = common::run_child("timeout_set_behind_the_hooks_back_is_found", &[]);
+        assert!(
+            out.status.success(),
+            "child failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return;
+    }
+    use std::os::fd::AsRawFd;
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    let _peer = l.accept().unwrap();
+    let tv = libc::timeval {
+        tv_sec: 0,
+        tv_usec: 200_000,
+    };
+    // SAFETY: a live timeval of the size given; the raw call bypasses the interposed setsockopt.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_setsockopt,
+            c.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            &tv as *const libc::timeval,
+            size_of::<libc::timeval>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(r, 0);
+    let took = with_ticker(move || {
+        let start = Instant::now();
+        let e = c.read(&mut [0u8; 8]).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::WouldBlock, "{e:?}");
+        start.elapsed()
+    });
+    assert!(took >= Duration::from_millis(200), "{took:?}");
+    assert!(took < Duration::from_millis(1200), "{took:?}");
+}
+
+/// A blocking stream socket's `writev` and `sendmsg` send the whole vector, as libc's do: the
+/// hook goes on after a partial send (12 MiB is far more than a socket's buffer holds).
+#[test]
+fn vectored_sends_are_whole() {
+    with_ticker(|| {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (mut peer, _) = l.accept().unwrap();
+        const PART: usize = 4 << 20;
+        let reader = hilos::spawn(move || {
+            let mut buf = vec![0u8; 64 << 10];
+            let (mut total, mut sum) = (0usize, 0u64);
+            loop {
+                let n = peer.read(&mut buf).unwrap();
+                if n == 0 {
+                    return (total, sum);
+                }
+                total += n;
+                sum += buf[..n].iter().map(|&b| b as u64).sum::<u64>();
+                hilos::sleep(Duration::from_micros(200));
+            }
+        });
+        let parts: Vec<Vec<u8>> = (1..=3u8).map(|k| vec![k; PART]).collect();
+        let slices: Vec<std::io::IoSlice<'_>> =
+            parts.iter().map(|p| std::io::IoSlice::new(p)).collect();
+        // std's write_vectored is writev.
+        assert_eq!(c.write_vectored(&slices).unwrap(), 3 * PART);
+        // sendmsg itself.
+        use std::os::fd::AsRawFd;
+        // SAFETY: an all-zero msghdr is valid; the vector points at live buffers.
+        let sent = unsafe {
+            let mut m: libc::msghdr = std::mem::zeroed();
+            m.msg_iov = slices.as_ptr() as *mut libc::iovec;
+            m.msg_iovlen = slices.len() as _;
+            libc::sendmsg(c.as_raw_fd(), &m, 0)
+        };
+        assert_eq!(sent, (3 * PART) as isize);
+        drop(c);
+        let (total, sum) = reader.join().unwrap();
+        assert_eq!(total, 6 * PART);
+        assert_eq!(sum, 2 * (1 + 2 + 3) * PART as u64);
     });
 }
 

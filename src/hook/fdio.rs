@@ -6,7 +6,7 @@
 use io_uring::{opcode, squeue, types};
 use libc::{c_int, c_void, iovec, off_t, size_t, ssize_t};
 
-use super::sock::{attempt_loop, transfer};
+use super::sock::{CallDeadline, attempt_loop, ring_len, ring_receive, send_rest, transfer};
 use super::{SendPtrs, caller_nonblocking, errno, green, next, ret, set_errno};
 use crate::io::op::{self, Interest, Mode};
 use crate::task::IoOp;
@@ -74,7 +74,7 @@ fn socket_or_file(
     };
     match errno() {
         libc::ENOTSOCK => file_call(fd, mode, interest, sqe, call),
-        libc::EAGAIN => attempt_loop(fd, interest, opt, attempt),
+        libc::EAGAIN => attempt_loop(fd, interest, opt, &mut CallDeadline::default(), attempt),
         _ => r,
     }
 }
@@ -100,17 +100,25 @@ pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, n: size_t) -> ssize_t
         // SAFETY: as libc's.
         return unsafe { next::read(fd, buf, n) };
     };
+    let sqe = || {
+        opcode::Read::new(types::Fd(fd), buf.cast(), ring_len(n))
+            .offset(CUR)
+            .build()
+    };
+    if mode == Mode::Uring {
+        let passthrough = || {
+            // SAFETY: the caller's buffer, as libc's.
+            unsafe { next::read(fd, buf, n) }
+        };
+        return ring_receive(fd, IoOp::Read, sqe(), passthrough);
+    }
     socket_or_file(
         fd,
         mode,
         Interest::Read,
         // SAFETY: the caller's buffer.
         || unsafe { next::recv(fd, buf, n, libc::MSG_DONTWAIT) },
-        || {
-            opcode::Read::new(types::Fd(fd), buf.cast(), n as u32)
-                .offset(CUR)
-                .build()
-        },
+        sqe,
         // SAFETY: the caller's buffer.
         sendable(|| unsafe { next::read(fd, buf, n) }),
     )
@@ -160,7 +168,7 @@ pub unsafe extern "C" fn write(fd: c_int, buf: *const c_void, n: size_t) -> ssiz
             mode,
             Interest::Write,
             || {
-                opcode::Write::new(types::Fd(fd), buf.cast(), n as u32)
+                opcode::Write::new(types::Fd(fd), buf.cast(), ring_len(n))
                     .offset(CUR)
                     .build()
             },
@@ -201,6 +209,18 @@ pub unsafe extern "C" fn readv(fd: c_int, iov: *const iovec, n: c_int) -> ssize_
         // SAFETY: as libc's.
         return unsafe { next::readv(fd, iov, n) };
     };
+    let sqe = || {
+        opcode::Readv::new(types::Fd(fd), iov, n as u32)
+            .offset(CUR)
+            .build()
+    };
+    if mode == Mode::Uring {
+        let passthrough = || {
+            // SAFETY: the caller's vector, as libc's.
+            unsafe { next::readv(fd, iov, n) }
+        };
+        return ring_receive(fd, IoOp::Read, sqe(), passthrough);
+    }
     let mut m = vec_msg(iov, n);
     socket_or_file(
         fd,
@@ -208,11 +228,7 @@ pub unsafe extern "C" fn readv(fd: c_int, iov: *const iovec, n: c_int) -> ssize_
         Interest::Read,
         // SAFETY: the caller's vector.
         || unsafe { next::recvmsg(fd, &mut m, libc::MSG_DONTWAIT) },
-        || {
-            opcode::Readv::new(types::Fd(fd), iov, n as u32)
-                .offset(CUR)
-                .build()
-        },
+        sqe,
         // SAFETY: the caller's vector.
         sendable(|| unsafe { next::readv(fd, iov, n) }),
     )
@@ -231,20 +247,26 @@ pub unsafe extern "C" fn writev(fd: c_int, iov: *const iovec, n: c_int) -> ssize
         _ => return unsafe { next::writev(fd, iov, n) },
     };
     let m = vec_msg(iov, n);
-    socket_or_file(
-        fd,
-        mode,
-        Interest::Write,
-        // SAFETY: the caller's vector.
-        || unsafe { next::sendmsg(fd, &m, libc::MSG_DONTWAIT) },
-        || {
-            opcode::Writev::new(types::Fd(fd), iov, n as u32)
-                .offset(CUR)
-                .build()
-        },
-        // SAFETY: the caller's vector.
-        sendable(|| unsafe { next::writev(fd, iov, n) }),
-    )
+    // No MSG_NOSIGNAL: writev raises SIGPIPE on a closed connection, and so does this.
+    let fl = libc::MSG_DONTWAIT;
+    // SAFETY: the caller's vector.
+    let first = unsafe { next::sendmsg(fd, &m, fl) };
+    if first < 0 && errno() == libc::ENOTSOCK {
+        return file_call(
+            fd,
+            mode,
+            Interest::Write,
+            || {
+                opcode::Writev::new(types::Fd(fd), iov, n as u32)
+                    .offset(CUR)
+                    .build()
+            },
+            // SAFETY: the caller's vector.
+            sendable(|| unsafe { next::writev(fd, iov, n) }),
+        );
+    }
+    // SAFETY: `m` holds the caller's vector, readable as writev requires.
+    unsafe { send_rest(fd, &m, fl, first) }
 }
 
 /// Defines a positioned call (`pread`, `pwritev`...): it applies to seekable files only, so no
@@ -267,7 +289,8 @@ macro_rules! positioned {
                 mode,
                 Interest::$interest,
                 || {
-                    opcode::$op::new(types::Fd(fd), buf.cast(), n as u32)
+                    // A negative vector count becomes a huge one: the kernel's EINVAL, as libc's.
+                    opcode::$op::new(types::Fd(fd), buf.cast(), ring_len(n as usize))
                         .offset(off as u64)
                         .build()
                 },

@@ -82,6 +82,7 @@ next! {
     sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) -> ssize_t;
     accept4(fd: c_int, a: *mut sockaddr, l: *mut socklen_t, flags: c_int) -> c_int;
     connect(fd: c_int, a: *const sockaddr, l: socklen_t) -> c_int;
+    setsockopt(fd: c_int, level: c_int, name: c_int, v: *const c_void, l: socklen_t) -> c_int;
     poll(fds: *mut pollfd, n: nfds_t, ms: c_int) -> c_int;
     ppoll(fds: *mut pollfd, n: nfds_t, ts: *const timespec, mask: *const sigset_t) -> c_int;
     nanosleep(req: *const timespec, rem: *mut timespec) -> c_int;

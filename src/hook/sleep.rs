@@ -33,9 +33,14 @@ pub unsafe extern "C" fn nanosleep(req: *const timespec, rem: *mut timespec) -> 
     unsafe { next::nanosleep(req, rem) }
 }
 
+/// How long an absolute sleep parks at a time before it reads its clock again.
+const ABSOLUTE_RECHECK: Duration = Duration::from_millis(250);
+
 /// `clock_nanosleep(2)` for `CLOCK_MONOTONIC`, `CLOCK_REALTIME` and `CLOCK_BOOTTIME`, relative
-/// or `TIMER_ABSTIME` (an absolute deadline is turned into an interval once: a later change of
-/// the realtime clock is not followed). Other clocks pass through.
+/// or `TIMER_ABSTIME`. An absolute deadline is slept towards in steps of at most 250 ms, reading
+/// the clock after each: a change of the realtime clock (or a suspend, for `CLOCK_BOOTTIME`) is
+/// followed within that step, where the kernel would follow it at once. Other clocks pass
+/// through.
 ///
 /// # Safety
 /// As libc's.
@@ -53,19 +58,23 @@ pub unsafe extern "C" fn clock_nanosleep(
     if known && green().is_some() && !req.is_null() {
         // SAFETY: the caller passes a readable timespec.
         if let Some(d) = duration(unsafe { &*req }) {
-            let d = if flags & libc::TIMER_ABSTIME != 0 {
+            if flags & libc::TIMER_ABSTIME == 0 {
+                crate::park::sleep(d);
+                return 0;
+            }
+            loop {
                 let mut now = timespec {
                     tv_sec: 0,
                     tv_nsec: 0,
                 };
                 // SAFETY: `now` is live.
                 unsafe { libc::clock_gettime(clock, &mut now) };
-                duration(&now).map_or(d, |n| d.saturating_sub(n))
-            } else {
-                d
-            };
-            crate::park::sleep(d);
-            return 0;
+                let left = duration(&now).map_or(Duration::ZERO, |n| d.saturating_sub(n));
+                if left.is_zero() {
+                    return 0;
+                }
+                crate::park::sleep(left.min(ABSOLUTE_RECHECK));
+            }
         }
     }
     // SAFETY: the caller's arguments, as libc's.
