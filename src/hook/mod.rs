@@ -84,7 +84,7 @@ mod sock;
 mod timeo;
 
 use std::io;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use libc::{c_int, ssize_t};
 
@@ -149,19 +149,7 @@ fn sock_deadline(fd: c_int, opt: c_int) -> Option<Instant> {
     if !timeo::maybe() {
         return None;
     }
-    let mut tv = libc::timeval {
-        tv_sec: 0,
-        tv_usec: 0,
-    };
-    let mut len = size_of::<libc::timeval>() as libc::socklen_t;
-    // SAFETY: `tv` and `len` are live and of the sizes given.
-    let r = unsafe { libc::getsockopt(fd, libc::SOL_SOCKET, opt, (&raw mut tv).cast(), &mut len) };
-    if r != 0 || (tv.tv_sec == 0 && tv.tv_usec == 0) {
-        return None;
-    }
-    op::deadline(Some(
-        Duration::from_secs(tv.tv_sec as u64) + Duration::from_micros(tv.tv_usec as u64),
-    ))
+    op::deadline(timeo::timeout(fd, opt))
 }
 
 /// Asserts that raw pointers may travel to a pool thread: the green thread that owns what they

@@ -27,6 +27,7 @@
 
 use std::sync::Once;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use libc::c_int;
 
@@ -74,15 +75,15 @@ fn scan() {
         else {
             continue;
         };
-        if has_timeout(fd, libc::SO_RCVTIMEO) || has_timeout(fd, libc::SO_SNDTIMEO) {
+        if timeout(fd, libc::SO_RCVTIMEO).is_some() || timeout(fd, libc::SO_SNDTIMEO).is_some() {
             note();
             return;
         }
     }
 }
 
-/// Whether `fd` is a socket whose timeout `opt` is set.
-fn has_timeout(fd: c_int, opt: c_int) -> bool {
+/// The timeout `opt` of `fd`: `None` if it is not a socket or the timeout is not set.
+pub(super) fn timeout(fd: c_int, opt: c_int) -> Option<Duration> {
     let mut tv = libc::timeval {
         tv_sec: 0,
         tv_usec: 0,
@@ -90,5 +91,8 @@ fn has_timeout(fd: c_int, opt: c_int) -> bool {
     let mut len = size_of::<libc::timeval>() as libc::socklen_t;
     // SAFETY: `tv` and `len` are live and of the sizes given.
     let r = unsafe { libc::getsockopt(fd, libc::SOL_SOCKET, opt, (&raw mut tv).cast(), &mut len) };
-    r == 0 && (tv.tv_sec != 0 || tv.tv_usec != 0)
+    if r != 0 || (tv.tv_sec == 0 && tv.tv_usec == 0) {
+        return None;
+    }
+    Some(Duration::from_secs(tv.tv_sec as u64) + Duration::from_micros(tv.tv_usec as u64))
 }
