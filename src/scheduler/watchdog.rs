@@ -22,6 +22,13 @@
 //! call its worker's kernel thread is in (`/proc/self/task/TID/syscall`), with a hint. Then
 //! nothing more until that worker makes progress again (one line per episode).
 //!
+//! A worker kernel thread the machine does not run (an overloaded machine, a stopped process)
+//! makes no progress either, through no fault of its green thread. So once an episode has
+//! lasted half the threshold, the watchdog notes how long the worker's kernel thread has waited
+//! for a CPU so far (`/proc/self/task/TID/schedstat`), and when the threshold is reached it
+//! reports only if the thread waited for a CPU less than half of the time since; otherwise it
+//! starts that half-window again.
+//!
 //! "Other green threads are runnable" is approximated by "other green threads are on the
 //! worker": a thread parked with no deadline counts too. A worker's run queue and timers are its
 //! own, and reading them from here would cost the hot paths; the approximation errs towards
@@ -67,6 +74,8 @@ struct Seen {
     since: Instant,
     /// This episode was reported.
     reported: bool,
+    /// When the worker's wait for a CPU was last read in this episode, and its value (ns).
+    probe: Option<(Instant, u64)>,
 }
 
 /// The watchdog's state, kept by the monitor thread.
@@ -88,6 +97,7 @@ impl Watchdog {
             running: 0,
             since: now,
             reported: false,
+            probe: None,
         };
         Watchdog {
             threshold,
@@ -119,19 +129,35 @@ impl Watchdog {
                     running,
                     since: now,
                     reported: false,
+                    probe: None,
                 };
                 continue;
             }
             let held = now.duration_since(seen.since);
             let others = w.home.load.get() > 1 || !w.stealer.is_empty();
-            if seen.reported || !others || held < self.threshold {
+            if seen.reported || !others || held < self.threshold / 2 {
                 continue;
+            }
+            let tid = w.home.watch.tid.load(Ordering::Relaxed);
+            let Some((at, waited)) = seen.probe else {
+                seen.probe = cpu_wait_ns(tid).map(|ns| (now, ns));
+                continue;
+            };
+            if held < self.threshold {
+                continue;
+            }
+            if let Some(ns) = cpu_wait_ns(tid) {
+                let window = now.duration_since(at);
+                if Duration::from_nanos(ns.saturating_sub(waited)) > window / 2 {
+                    // Starved of CPU, not held by its thread: look again over a new window.
+                    seen.probe = Some((now, ns));
+                    continue;
+                }
             }
             seen.reported = true;
             let Some(running) = w.home.watch.read_running() else {
                 continue;
             };
-            let tid = w.home.watch.tid.load(Ordering::Relaxed);
             let mut line = format!("hilos: green thread {}", running.id.as_u64());
             if let Some(name) = &running.name {
                 let _ = write!(line, " '{name}'");
@@ -154,6 +180,16 @@ impl Watchdog {
             eprintln!("{line}");
         }
     }
+}
+
+/// How long the kernel thread `tid` of this process has waited for a CPU in all (ns), from
+/// `/proc/self/task/TID/schedstat`; `None` where Linux does not tell.
+fn cpu_wait_ns(tid: i32) -> Option<u64> {
+    if tid == 0 {
+        return None;
+    }
+    let text = std::fs::read_to_string(format!("/proc/self/task/{tid}/schedstat")).ok()?;
+    text.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// The system call the kernel thread `tid` of this process is in, from
