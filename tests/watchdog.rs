@@ -115,3 +115,60 @@ fn busy_runtimes_that_keep_switching_produce_no_line() {
     let found = lines("busy_runtimes_that_keep_switching_produce_no_line", &[]);
     assert!(found.is_empty(), "{found:#?}");
 }
+
+/// On a 1-worker runtime, a green thread named `computer` runs `work` while a sibling waits.
+fn hold_the_worker_with(work: fn()) {
+    let rt = hilos::Runtime::builder().workers(1).build().unwrap();
+    rt.block_on(move || {
+        let sibling = hilos::spawn(|| hilos::sleep(Duration::from_millis(1)));
+        let computer = hilos::thread::Builder::new()
+            .name("computer".into())
+            .spawn(work)
+            .unwrap();
+        computer.join().unwrap();
+        sibling.join().unwrap();
+    });
+}
+
+/// A long computation in user space holds the worker too: named, as running in user space.
+#[test]
+fn a_long_computation_is_named() {
+    if is_child() {
+        return hold_the_worker_with(|| {
+            let start = std::time::Instant::now();
+            let mut x = 1u64;
+            while start.elapsed() < Duration::from_millis(400) {
+                x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+            }
+        });
+    }
+    let found = lines("a_long_computation_is_named", &[]);
+    assert_eq!(found.len(), 1, "expected one line: {found:#?}");
+    assert!(found[0].contains("'computer'"), "{}", found[0]);
+    assert!(found[0].contains("running in user space"), "{}", found[0]);
+}
+
+/// A system call that keeps the CPU busy in the kernel without blocking is not blamed on its
+/// green thread (module doc of the watchdog: such are hilos's own non-blocking sends under
+/// heavy loopback traffic). Here: reads of 256 MiB from /dev/zero, the kernel clearing memory,
+/// for 400 ms, at a 50 ms threshold.
+#[test]
+fn a_system_call_busy_in_the_kernel_is_not_blamed() {
+    if is_child() {
+        return hold_the_worker_with(|| {
+            use std::io::Read;
+            // Zeroed: mapped by the kernel, not filled in user space.
+            let mut buf = vec![0u8; 256 << 20];
+            let mut zero = std::fs::File::open("/dev/zero").unwrap();
+            let start = std::time::Instant::now();
+            while start.elapsed() < Duration::from_millis(400) {
+                zero.read_exact(&mut buf).unwrap();
+            }
+        });
+    }
+    let found = lines(
+        "a_system_call_busy_in_the_kernel_is_not_blamed",
+        &[("HILOS_WATCHDOG_MS", "50")],
+    );
+    assert!(found.is_empty(), "{found:#?}");
+}
