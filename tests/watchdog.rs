@@ -25,13 +25,20 @@ fn lines(test: &str, env: &[(&str, &str)]) -> Vec<String> {
 /// On a 1-worker runtime, `sleeper` blocks its worker in std's sleep for 500 ms while a sibling
 /// waits to run.
 fn block_the_worker(rt: hilos::Runtime) {
-    rt.block_on(|| {
+    hold_the_worker(rt, "sleeper", || {
+        std::thread::sleep(Duration::from_millis(500))
+    });
+}
+
+/// On `rt`, a green thread named `name` runs `work` while a sibling waits to run.
+fn hold_the_worker(rt: hilos::Runtime, name: &str, work: fn()) {
+    rt.block_on(move || {
         let sibling = hilos::spawn(|| hilos::sleep(Duration::from_millis(1)));
-        let sleeper = hilos::thread::Builder::new()
-            .name("sleeper".into())
-            .spawn(|| std::thread::sleep(Duration::from_millis(500)))
+        let holder = hilos::thread::Builder::new()
+            .name(name.into())
+            .spawn(work)
             .unwrap();
-        sleeper.join().unwrap();
+        holder.join().unwrap();
         sibling.join().unwrap();
     });
 }
@@ -119,15 +126,7 @@ fn busy_runtimes_that_keep_switching_produce_no_line() {
 /// On a 1-worker runtime, a green thread named `computer` runs `work` while a sibling waits.
 fn hold_the_worker_with(work: fn()) {
     let rt = hilos::Runtime::builder().workers(1).build().unwrap();
-    rt.block_on(move || {
-        let sibling = hilos::spawn(|| hilos::sleep(Duration::from_millis(1)));
-        let computer = hilos::thread::Builder::new()
-            .name("computer".into())
-            .spawn(work)
-            .unwrap();
-        computer.join().unwrap();
-        sibling.join().unwrap();
-    });
+    hold_the_worker(rt, "computer", work);
 }
 
 /// A long computation in user space holds the worker too: named, as running in user space.
