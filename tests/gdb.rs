@@ -33,7 +33,10 @@ fn gdb_lists_green_threads_and_backtraces_a_parked_one() {
                 gdb_target_thread_body,
             )
             .unwrap();
-        while !rt.dump().iter().any(|t| t.name() == Some("gdb-target")) {
+        // Listed and parked (a thread not started is listed too).
+        while !rt.dump().iter().any(|t| {
+            t.name() == Some("gdb-target") && t.state() == hilos::runtime::ThreadState::Park
+        }) {
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
         println!("READY {}", std::process::id());
