@@ -48,7 +48,9 @@
 //!   pops every entry (newest to oldest), records it, and pushes them back oldest first, so its
 //!   own scheduling order is unchanged; then, as a spawn does, it wakes an idle worker if none
 //!   is spinning (a thief that found the deque empty meanwhile may have gone to sleep). Cost:
-//!   a pop and a push per entry (tens of nanoseconds each: the LIFO pop has a fence).
+//!   a pop and a push per entry (tens of nanoseconds each: the LIFO pop has a fence); a
+//!   one-worker runtime's only thread dumping 100,000 threads not started took 30-60 ms
+//!   (release build, 2-core VM), about what 100,000 parked threads take.
 //! - *The injector*: the dumper takes every entry (oldest first, from any kernel thread: the
 //!   injector is a multi-consumer queue), records it and pushes them back in the same order,
 //!   then wakes an idle worker, as a spawn from outside does. Threads spawned from outside
