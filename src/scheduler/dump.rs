@@ -25,16 +25,18 @@
 //! request. The last worker to answer wakes the dumper. (A worker about to sleep checks the flag
 //! once more after its fence (`idle`): the eventfd write that came with a dump may have been
 //! reaped by the pass's `driver::poll` after the pass checked the flag, and then would not end
-//! the sleep; a dump then waited its full patience for a worker that was merely idle.) No thread can exit during the walk (its
-//! exit would run on this very worker), and the fields read are written only by the thread
-//! itself, on this worker, while it runs: no race, and nothing stops the world; each worker
-//! pauses its own threads for the length of its walk (under a microsecond per thread: 100,000
-//! parked threads on 2 workers dump in about 60 ms, release build, 2-core VM).
+//! the sleep; a dump then waited its full patience for a worker that was merely idle.) No thread
+//! can exit during the walk (its exit would run on this very worker), and the fields read are
+//! written only by the thread itself, on this worker, while it runs: no race, and nothing stops
+//! the world; each worker pauses its own threads for the length of its walk (under a
+//! microsecond per thread: 100,000 parked threads on 2 workers dump in 50-60 ms, release build,
+//! 2-core VM).
 //!
-//! When the dumper is itself a green thread of the runtime, its own worker's part is taken
-//! right there, before it posts the others: while it runs, none of its worker's other threads
+//! When the dumper is itself a green thread of the runtime, it takes its own worker's part
+//! itself, right after posting the others: while it runs, none of its worker's other threads
 //! does, which is all the walk needs (and a dump taken by the only thread of a one-worker
-//! runtime then neither waits nor switches).
+//! runtime then neither waits nor switches, so it lists that worker's threads exactly as they
+//! were when it was called).
 //!
 //! # Threads not started
 //! A fresh thread sits in a queue until its first run: its worker's deque (crossbeam, LIFO for
@@ -42,8 +44,8 @@
 //! when a spawner placed it on another worker (`placement`), that worker's inbox and local
 //! queue. Its id, name and spawn location are written before the queue push that publishes it
 //! and never change; the thread cannot be freed while it is queued (the queue holds its
-//! scheduling reference), nor does it own a stack yet (it may bind one at its first run): the
-//! dump reads only the header. Each is listed as `runnable (not started)`:
+//! scheduling reference), and the dump reads nothing else of it (not its stack, which a thread
+//! not started need not have). Each is listed as `runnable (not started)`:
 //! - *A worker's deque*: nobody may walk it, but its owner may pop it. The answering worker
 //!   pops every entry (newest to oldest), records it, and pushes them back oldest first, so its
 //!   own scheduling order is unchanged; then, as a spawn does, it wakes an idle worker if none
