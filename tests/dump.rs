@@ -340,3 +340,104 @@ fn dump_of_100_000_parked_threads_lists_them_all_quickly() {
         h.join().unwrap();
     }
 }
+
+/// On a one-worker runtime, its only green thread spawns `N` named children and, if `dump`,
+/// takes a dump before it yields; then joins them. Returns the children's run order and the
+/// dump.
+fn children_run_order(dump: bool) -> (Vec<usize>, Option<hilos::runtime::ThreadDump>) {
+    const N: usize = 40;
+    let rt = hilos::Runtime::builder().workers(1).build().unwrap();
+    let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let d = rt.block_on(|| {
+        let handles: Vec<_> = (0..N)
+            .map(|i| {
+                let o = order.clone();
+                let b = hilos::Builder::new().name(format!("child-{i}"));
+                rt.spawn_with(b, move || o.lock().unwrap().push(i)).unwrap()
+            })
+            .collect();
+        let d = dump.then(|| rt.dump());
+        for h in handles {
+            h.join().unwrap();
+        }
+        d
+    });
+    let order = order.lock().unwrap().clone();
+    assert_eq!(order.len(), N);
+    (order, d)
+}
+
+#[test]
+fn threads_not_started_are_listed_and_then_run_in_their_order() {
+    let (plain, _) = children_run_order(false);
+    let (order, d) = children_run_order(true);
+    let d = d.unwrap();
+    let text = d.to_string();
+    for i in 0..plain.len() {
+        let name = format!("child-{i}");
+        let t = d
+            .iter()
+            .find(|t| t.name() == Some(name.as_str()))
+            .unwrap_or_else(|| panic!("{name} missing:\n{text}"));
+        assert!(!t.started(), "{t}");
+        assert_eq!(t.state(), ThreadState::Runnable);
+        assert_eq!(t.worker(), Some(0));
+        let line = t.to_string();
+        assert!(
+            line.contains(&format!(
+                "'{name}' [runnable (not started)] worker 0, spawned at tests/dump.rs:"
+            )),
+            "{line}"
+        );
+    }
+    assert_eq!(d.unstarted(), plain.len(), "{text}");
+    assert_eq!(d.len(), plain.len() + 1, "{text}");
+    assert_eq!(d.unlisted(), 0, "{text}");
+    // The dump took them out of the worker's deque and put them back: same order as without.
+    assert_eq!(order, plain);
+}
+
+#[test]
+fn threads_spawned_from_outside_are_listed_in_the_injector_and_still_run() {
+    let rt = hilos::Runtime::builder().workers(1).build().unwrap();
+    let spawned = Arc::new(AtomicBool::new(false));
+    let holding = Arc::new(AtomicBool::new(false));
+    let (s, h) = (spawned.clone(), holding.clone());
+    let rt2: &hilos::Runtime = &rt;
+    std::thread::scope(|scope| {
+        // The only worker is held by this thread (no switch) while the main thread spawns.
+        let dumper = scope.spawn(move || {
+            rt2.block_on(|| {
+                h.store(true, Ordering::Release);
+                while !s.load(Ordering::Acquire) {
+                    std::hint::spin_loop();
+                }
+                rt2.dump()
+            })
+        });
+        while !holding.load(Ordering::Acquire) {
+            std::thread::yield_now();
+        }
+        let ran = Arc::new(AtomicUsize::new(0));
+        let handles: Vec<_> = (0..5)
+            .map(|i| {
+                let r = ran.clone();
+                let b = hilos::Builder::new().name(format!("outside-{i}"));
+                rt.spawn_with(b, move || r.fetch_add(1, Ordering::Relaxed))
+                    .unwrap()
+            })
+            .collect();
+        spawned.store(true, Ordering::Release);
+        let d = dumper.join().unwrap();
+        let text = d.to_string();
+        for i in 0..5 {
+            let name = format!("'outside-{i}' [runnable (not started)] injector, spawned at");
+            assert!(text.contains(&name), "{name}:\n{text}");
+        }
+        assert_eq!(d.unstarted(), 5, "{text}");
+        for h in handles {
+            h.join().unwrap();
+        }
+        assert_eq!(ran.load(Ordering::Relaxed), 5);
+    });
+}

@@ -13,7 +13,12 @@ fn child(builder: hilos::runtime::Builder) {
             hilos::park()
         })
         .unwrap();
-    while !rt.dump().iter().any(|t| t.name() == Some("sig-parked")) {
+    // Listed and parked (a thread not started is listed too).
+    while !rt
+        .dump()
+        .iter()
+        .any(|t| t.name() == Some("sig-parked") && t.state() == hilos::runtime::ThreadState::Park)
+    {
         std::thread::sleep(Duration::from_millis(1));
     }
     // SAFETY: sends a signal to this process, which has a handler for it.

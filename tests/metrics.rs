@@ -114,3 +114,57 @@ fn global_runtime_metrics_are_reachable() {
     assert!(m.total_threads >= 1);
     assert!(!m.workers.is_empty());
 }
+
+#[test]
+fn stack_memory_touched_by_parked_threads_is_counted_as_committed() {
+    const N: usize = 100;
+    const TOUCH: usize = 64 * 1024;
+    let rt = hilos::Runtime::builder()
+        .workers(2)
+        .stack_size(256 * 1024)
+        .build()
+        .unwrap();
+    let before = rt.metrics().stacks_committed_bytes;
+    let stop = Arc::new(AtomicBool::new(false));
+    let parked = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let handles: Vec<_> = (0..N)
+        .map(|_| {
+            let (s, p) = (stop.clone(), parked.clone());
+            rt.spawn(move || {
+                // Writes every byte of 64 KiB of this thread's stack.
+                let mut buf = [0u8; TOUCH];
+                std::hint::black_box(&mut buf);
+                p.fetch_add(1, Ordering::Release);
+                while !s.load(Ordering::Acquire) {
+                    hilos::park();
+                }
+                std::hint::black_box(&buf);
+            })
+        })
+        .collect();
+    while parked.load(Ordering::Acquire) < N {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let m = rt.metrics();
+    assert!(
+        m.stacks_committed_bytes >= before + N * TOUCH,
+        "before {before}, now {}:\n{m}",
+        m.stacks_committed_bytes
+    );
+    assert!(m.stacks_committed_bytes <= m.stacks_mapped_bytes, "{m}");
+    assert!(m.to_string().contains(" MiB committed"), "{m}");
+    stop.store(true, Ordering::Release);
+    for h in &handles {
+        h.thread().unpark();
+    }
+    for h in handles {
+        h.join().unwrap();
+    }
+    // The exited threads' stacks stay warm (cached by the workers or pooled: the pool releases
+    // the memory of a class's stacks only beyond 64 MiB of them), so still committed.
+    let after = rt.metrics().stacks_committed_bytes;
+    assert!(
+        after >= before + N * TOUCH,
+        "before {before}, after {after}"
+    );
+}

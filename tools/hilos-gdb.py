@@ -1,4 +1,5 @@
-# gdb support for hilos's green threads (x86_64 Linux), in the spirit of Go's runtime-gdb.py.
+# gdb support for hilos's green threads (x86_64 and aarch64 Linux), in the spirit of Go's
+# runtime-gdb.py.
 #
 #   gdb -p PID -x tools/hilos-gdb.py          (or `source tools/hilos-gdb.py` in a session)
 #   (gdb) hilos threads                       one line per started green thread
@@ -8,11 +9,15 @@
 # each one runs; a parked green thread is on no kernel thread, so gdb cannot see it. This script
 # finds the green threads through hilos's debugger list (`HILOS_DEBUG_WORKERS`, src/park/debug.rs:
 # every worker's context, and each worker's list of started green threads), and prints a parked
-# thread's backtrace from the registers its switch saved on its stack (src/arch/x86_64.s: the
-# switch frame). To do that it points the selected kernel thread's stack pointer and program
-# counter into that frame for the length of one `bt`, then puts them back, as Go's
-# `goroutine N bt` does: do not interrupt it. Threads spawned and not yet started have no
-# frames and are not listed. Needs the program's debug info.
+# thread's backtrace from the registers its switch saved on its stack (the switch frame of
+# src/arch/x86_64.s or src/arch/aarch64.s). To do that it points the selected kernel thread's
+# stack pointer and program counter into that frame for the length of one `bt`, then puts them
+# back, as Go's `goroutine N bt` does: do not interrupt it. The program counter chosen is the
+# switch routine's first instruction on the resumed stack, where the routine's CFI describes the
+# saved frame (the callee-saved registers at their slots, the return address above them), so
+# gdb's own unwinder restores them. Threads spawned and not yet started have no frames and are
+# not listed (a thread dump lists them). Needs the program's debug info. Under qemu-user's gdb
+# stub (`qemu-aarch64 -g PORT` and `gdb-multiarch`, as tests/gdb.rs does) it works the same.
 
 import re
 
@@ -121,17 +126,44 @@ class HilosThreads(gdb.Command):
         print("%d started green threads" % n)
 
 
-def _resume_pc():
+def _arch():
+    """"x86_64" or "aarch64", from the selected frame's architecture."""
+    name = gdb.selected_frame().architecture().name()
+    if "x86-64" in name or "x86_64" in name:
+        return "x86_64"
+    if "aarch64" in name:
+        return "aarch64"
+    raise gdb.GdbError("hilos: no switch frame layout known for architecture %s" % name)
+
+
+# Per architecture: the stack pointer's register, and the instruction of the switch routine that
+# loads the resumed context's stack pointer (the resume point is the instruction after it).
+_SP_LOADS = {
+    "x86_64": ("$rsp", re.compile(r"^mov\S*\s+(?:%rsi,\s*%rsp|rsp,\s*rsi)$")),
+    "aarch64": ("$sp", re.compile(r"^mov\s+sp,\s*x1$")),
+}
+
+_INSN = re.compile(r"^\s*(?:=>\s*)?(0x[0-9a-fA-F]+)(?:\s+<[^>]*>)?:\s*(.*?)\s*$")
+
+
+def _resume_pc(arch):
     """The address in the switch routine where the saved frame is described by its CFI: right
-    after the stack pointer was loaded (CFA = rsp + 64, callee-saved registers at their slots)."""
+    after the stack pointer was loaded (x86_64: CFA = rsp + 64; aarch64: CFA = sp + 176; the
+    callee-saved registers at their slots)."""
     gdb.execute("set language c", to_string=True)
     try:
         text = gdb.execute("disassemble hilos_v0_switch_ret", to_string=True)
     finally:
         gdb.execute("set language rust", to_string=True)
+    load = _SP_LOADS[arch][1]
+    after = False
     for line in text.splitlines():
-        if "ldmxcsr" in line:
-            return int(line.split()[0], 16)
+        m = _INSN.match(line)
+        if not m:
+            continue
+        if after:
+            return int(m.group(1), 16)
+        after = bool(load.match(m.group(2).replace("\t", " ").strip()))
     raise gdb.GdbError("hilos: cannot find the switch routine's resume point")
 
 
@@ -155,16 +187,18 @@ class HilosBt(gdb.Command):
         if running:
             print("(running on its worker: see that kernel thread's own backtrace)")
             return
+        arch = _arch()
+        sp_reg = _SP_LOADS[arch][0]
         sp = int(g["sp"]["value"])
-        pc = _resume_pc()
-        old_sp = int(gdb.parse_and_eval("$rsp"))
+        pc = _resume_pc(arch)
+        old_sp = int(gdb.parse_and_eval(sp_reg))
         old_pc = int(gdb.parse_and_eval("$pc"))
         try:
-            gdb.execute("set $rsp = %d" % sp)
+            gdb.execute("set %s = %d" % (sp_reg, sp))
             gdb.execute("set $pc = %d" % pc)
             gdb.execute("bt %s" % rest)
         finally:
-            gdb.execute("set $rsp = %d" % old_sp)
+            gdb.execute("set %s = %d" % (sp_reg, old_sp))
             gdb.execute("set $pc = %d" % old_pc)
 
 

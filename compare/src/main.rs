@@ -243,13 +243,14 @@ fn run(args: &Args, selected: Vec<workloads::Workload>) -> ExitCode {
             };
             progress(&format!(
                 "  hilos metrics: {} threads spawned, {} switches, {} steals, {} sleeps, {} \
-                 wake-ups from other threads, {} MiB of stacks mapped",
+                 wake-ups from other threads, {} MiB of stacks mapped ({:.1} MiB committed)",
                 m.total_threads,
                 sum(|w| w.switches),
                 sum(|w| w.steals),
                 sum(|w| w.sleeps),
                 sum(|w| w.wakeups),
-                m.stacks_mapped_bytes >> 20
+                m.stacks_mapped_bytes >> 20,
+                m.stacks_committed_bytes as f64 / (1 << 20) as f64
             ));
         }
         outcomes.push(Outcome {

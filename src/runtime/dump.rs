@@ -6,19 +6,24 @@ use std::fmt;
 use super::Runtime;
 use crate::scheduler::{Collected, Shared, ThreadInfo};
 
-/// A snapshot of a runtime's green threads: one [`ThreadInfo`] per live started thread, sorted
-/// by id, plus the number of threads spawned and not yet started.
+/// A snapshot of a runtime's green threads: one [`ThreadInfo`] per live thread, sorted by id,
+/// the threads not yet started included.
 ///
 /// Its [`Display`](fmt::Display) prints a heading, then one line per thread:
 ///
 /// ```text
 /// thread 17 'conn-42' [read fd 9, 2.301s] worker 1, spawned at src/main.rs:10:5
+/// thread 18 'conn-43' [runnable (not started)] worker 0, spawned at src/main.rs:10:5
+/// thread 19 '<unnamed>' [runnable (not started)] injector, spawned at src/main.rs:22:9
 /// ```
 ///
-/// The state words are [`ThreadState`](crate::runtime::ThreadState)'s. Times are approximate
-/// (each worker's coarse clock, read on every pass through its scheduler loop). A worker busy in
-/// one green thread for more than a second does not answer: the dump says which, and lacks its
-/// threads.
+/// The state words are [`ThreadState`](crate::runtime::ThreadState)'s. A thread not started
+/// is `runnable (not started)`, followed by the worker whose queue holds it, or `injector` for
+/// a thread spawned from outside the runtime and not yet taken by a worker. Times are
+/// approximate (each worker's coarse clock, read on every pass through its scheduler loop). A
+/// worker busy in one green thread for more than a second does not answer: the dump says
+/// which, and lacks its threads. A thread moving between two queues while the dump is taken
+/// (stolen by an idle worker) may be missing: the dump gives how many it did not list.
 ///
 /// # Examples
 ///
@@ -46,27 +51,26 @@ use crate::scheduler::{Collected, Shared, ThreadInfo};
 pub struct ThreadDump {
     threads: Vec<ThreadInfo>,
     silent: Vec<usize>,
-    unstarted: usize,
+    unlisted: usize,
     workers: usize,
 }
 
 impl ThreadDump {
     pub(super) fn new(shared: &Shared) -> ThreadDump {
         let Collected {
-            mut threads,
+            threads,
             silent,
-            unstarted,
+            unlisted,
         } = shared.collect_dump();
-        threads.sort_unstable_by_key(|t| t.id());
         ThreadDump {
             threads,
             silent,
-            unstarted,
+            unlisted,
             workers: shared.workers.len(),
         }
     }
 
-    /// The started threads listed, sorted by id.
+    /// The threads listed, sorted by id.
     pub fn iter(&self) -> std::slice::Iter<'_, ThreadInfo> {
         self.threads.iter()
     }
@@ -81,10 +85,17 @@ impl ThreadDump {
         self.threads.is_empty()
     }
 
-    /// Threads spawned and not yet started (approximate: threads that start or exit while the
-    /// dump is taken make it off by as many).
+    /// How many of the threads listed had not started ([`ThreadInfo::started`]).
     pub fn unstarted(&self) -> usize {
-        self.unstarted
+        self.threads.iter().filter(|t| !t.started()).count()
+    }
+
+    /// Live threads the dump did not list (approximate: the runtime's live count less the
+    /// threads listed): those of [silent workers](ThreadDump::silent_workers), and threads
+    /// moving between two queues while the dump was taken; threads that start or exit while
+    /// the dump is taken make it off by as many.
+    pub fn unlisted(&self) -> usize {
+        self.unlisted
     }
 
     /// Workers that did not answer in time (busy running one green thread): their threads are
@@ -111,12 +122,17 @@ impl fmt::Display for ThreadInfo {
             self.name().unwrap_or("<unnamed>"),
             self.state()
         )?;
+        if !self.started() {
+            f.write_str(" (not started)")?;
+        }
         if let Some(d) = self.waiting_for() {
             write!(f, ", {:.3}s", d.as_secs_f64())?;
         }
         f.write_str("]")?;
-        if let Some(w) = self.worker() {
-            write!(f, " worker {w},")?;
+        match self.worker() {
+            Some(w) => write!(f, " worker {w},")?,
+            None if !self.started() => f.write_str(" injector,")?,
+            None => {}
         }
         write!(f, " spawned at {}", self.spawned_at())
     }
@@ -126,18 +142,19 @@ impl fmt::Display for ThreadDump {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "hilos thread dump: {} started green threads on {} workers",
+            "hilos thread dump: {} green threads ({} not started) on {} workers",
             self.threads.len(),
+            self.unstarted(),
             self.workers
         )?;
         for t in &self.threads {
             writeln!(f, "{t}")?;
         }
-        if self.unstarted > 0 {
+        if self.unlisted > 0 {
             writeln!(
                 f,
-                "(and about {} threads spawned, not yet started: runnable)",
-                self.unstarted
+                "(and about {} threads not listed: on silent workers, or moving between queues)",
+                self.unlisted
             )?;
         }
         for w in &self.silent {
@@ -154,8 +171,9 @@ impl fmt::Display for ThreadDump {
 
 impl Runtime {
     /// A snapshot of this runtime's green threads (see [`ThreadDump`]). Each worker lists its
-    /// own threads when it next passes through its scheduler loop; none is stopped for longer
-    /// than that. Waits at most a second for a worker busy in one green thread.
+    /// own threads when it next passes through its scheduler loop (the caller's own worker
+    /// right away, when the caller is one of the runtime's green threads); none is stopped for
+    /// longer than that. Waits at most a second for a worker busy in one green thread.
     ///
     /// # Examples
     ///

@@ -4,6 +4,10 @@
 //! the switch count and queue depth are published on each pass of the worker through its
 //! scheduler loop rather than counted on the switch path (see `task::stats`). A snapshot is
 //! therefore a little behind a busy worker, never torn within one counter.
+//!
+//! The stacks' committed memory is not a counter: nothing on the spawn or exit path keeps it.
+//! The snapshot measures it, with `mincore(2)` over the stack pool's chunks, whose address
+//! ranges it copies under each size class's lock (`stack::pool`).
 
 use std::fmt;
 
@@ -24,6 +28,9 @@ use crate::task::stats::read;
 /// assert_eq!(m.total_threads, 10);
 /// assert_eq!(m.workers.len(), 2);
 /// assert!(m.stacks_mapped_bytes > 0);
+/// // The threads ran on stacks that stay warm in the pool.
+/// assert!(m.stacks_committed_bytes > 0);
+/// assert!(m.stacks_committed_bytes <= m.stacks_mapped_bytes);
 /// println!("{m}");
 /// ```
 #[derive(Clone, Debug)]
@@ -38,8 +45,17 @@ pub struct RuntimeMetrics {
     pub workers: Vec<WorkerMetrics>,
     /// Address space mapped for green stacks in this process (all runtimes; in use, pooled or
     /// cached; guard pages and the workers' signal stacks included). Memory is committed only
-    /// where a stack was touched; how much is committed is not measured.
+    /// where a stack was touched: see `stacks_committed_bytes`.
     pub stacks_mapped_bytes: usize,
+    /// Memory of the green stacks resident now, in this process (all runtimes): the pages of
+    /// the stack pool's mappings that are in memory, by `mincore(2)` when the snapshot is
+    /// taken. Counts stacks in use, and those pooled or cached warm for the next spawns (the
+    /// pool releases the memory of stacks beyond a bound); each stack's thread-local area at
+    /// its top included; guard pages never (they are never resident); the workers' signal
+    /// stacks not. Pages swapped out are not counted; an untouched page a thread only read
+    /// may be (the kernel's shared zero page). Costs a system call per 64 MiB of stack address
+    /// space.
+    pub stacks_committed_bytes: usize,
     /// Threads of the blocking pools ([`crate::unblock`], name resolution) running a job, in
     /// this process.
     pub blocking_busy: usize,
@@ -122,6 +138,7 @@ impl RuntimeMetrics {
             total_threads: shared.spawned(),
             workers,
             stacks_mapped_bytes: crate::stack::mapped_bytes(),
+            stacks_committed_bytes: crate::stack::committed_bytes(),
             blocking_busy,
             blocking_queued,
         }
@@ -132,10 +149,12 @@ impl fmt::Display for RuntimeMetrics {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "threads: {} live, {} spawned; stacks: {} MiB mapped; blocking pool: {} busy, {} queued",
+            "threads: {} live, {} spawned; stacks: {} MiB mapped, {:.1} MiB committed; \
+             blocking pool: {} busy, {} queued",
             self.live_threads,
             self.total_threads,
             self.stacks_mapped_bytes >> 20,
+            self.stacks_committed_bytes as f64 / (1 << 20) as f64,
             self.blocking_busy,
             self.blocking_queued
         )?;

@@ -100,7 +100,15 @@ impl Worker {
                 idle.push(self.local.index);
                 self.shared.num_idle.fetch_add(1, Ordering::Relaxed);
             },
-            || self.shared.has_other_work() || self.shared.is_done(),
+            // A dump posted since this pass's check: the eventfd write that came with it may
+            // have been reaped by this pass's `driver::poll`, and would not end the sleep.
+            || {
+                self.shared.has_other_work()
+                    || self.shared.is_done()
+                    || self.shared.workers[self.local.index]
+                        .dump_posted
+                        .load(Ordering::Acquire)
+            },
         );
         if may_sleep {
             let timeout = self

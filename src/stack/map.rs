@@ -168,6 +168,41 @@ pub(super) fn mapped_bytes() -> usize {
     MAPPED.load(std::sync::atomic::Ordering::Relaxed)
 }
 
+/// Bytes of `addr..addr + len` (page aligned) resident in memory, by `mincore(2)`: pages the
+/// process touched and the kernel has not swapped out or reclaimed. Guard pages never are.
+/// `buf` is scratch space, reused between calls. Fails if a part of the range is not (or no
+/// longer) mapped, or, under qemu-user, holds a `PROT_NONE` page (the emulator refuses those;
+/// the kernel does not).
+pub(super) fn resident_bytes(addr: usize, len: usize, buf: &mut Vec<u8>) -> io::Result<usize> {
+    /// Pages asked about per call: bounds `buf` to 16 KiB.
+    const STEP: usize = 16 * 1024;
+    let page = page_size();
+    let mut resident = 0;
+    let mut at = addr;
+    let end = addr + len;
+    while at < end {
+        let pages = ((end - at) / page).clamp(1, STEP);
+        buf.clear();
+        buf.resize(pages, 0);
+        // SAFETY: mincore reads the page tables of `at..at + pages * page`, never the memory
+        // itself, and writes one byte per page into `buf`, which holds `pages` bytes; an
+        // unmapped range fails with ENOMEM.
+        let rc = unsafe {
+            libc::mincore(
+                at as *mut libc::c_void,
+                pages * page,
+                buf.as_mut_ptr().cast::<libc::c_uchar>(),
+            )
+        };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        resident += buf.iter().filter(|&&b| b & 1 != 0).count() * page;
+        at += pages * page;
+    }
+    Ok(resident)
+}
+
 /// Makes `addr..addr + len` a guard: any access faults.
 ///
 /// # Safety

@@ -235,6 +235,45 @@ pub(super) fn untouched_taken() -> u64 {
 static POOLS: [Mutex<ClassPool>; NUM_CLASSES] =
     [const { Mutex::new(ClassPool::new()) }; NUM_CLASSES];
 
+/// Bytes of the green stacks' memory resident now, process-wide: `mincore(2)` over every
+/// chunk the pools have mapped (stacks in use, cached or pooled; guard pages are never
+/// resident). The chunks' ranges are copied under each class's lock and measured after it: a
+/// chunk unmapped in between counts as whatever is mapped there then (approximate, as any
+/// snapshot of memory others use).
+pub(super) fn resident_bytes() -> usize {
+    let page = map::page_size();
+    let mut buf = Vec::new();
+    let mut ranges = Vec::new();
+    let mut total = 0;
+    for (class, pool) in POOLS.iter().enumerate() {
+        let slot_len = page + class_size(class);
+        ranges.clear();
+        {
+            let p = pool.lock();
+            if p.chunks.is_empty() {
+                continue;
+            }
+            ranges.extend(p.chunks.iter().map(|(&base, c)| (base, c.slots * slot_len)));
+        }
+        for &(base, len) in &ranges {
+            total += map::resident_bytes(base, len, &mut buf)
+                .or_else(|_| {
+                    // qemu-user refuses a range with a `PROT_NONE` guard page in it (the
+                    // mprotect mechanism): each slot's usable part alone, then. A chunk
+                    // unmapped meanwhile counts as nothing.
+                    (0..len / slot_len)
+                        .map(|i| {
+                            let usable = base + i * slot_len + page;
+                            map::resident_bytes(usable, slot_len - page, &mut buf)
+                        })
+                        .sum::<io::Result<usize>>()
+                })
+                .unwrap_or(0);
+        }
+    }
+    total
+}
+
 /// Moves up to `n` pooled stacks of `class` into `out` (warm ones first, newest first).
 fn take_batch(class: usize, out: &mut Vec<RawStack>, n: usize) {
     let mut p = POOLS[class].lock();

@@ -57,6 +57,12 @@ impl RunQueue {
         self.len
     }
 
+    /// The queued threads, oldest first, without taking them out (for dumps).
+    pub(crate) fn iter(&self) -> impl Iterator<Item = *const Header> + '_ {
+        let mask = self.buf.len() - 1;
+        (0..self.len).map(move |i| self.buf[(self.head + i) & mask])
+    }
+
     #[inline]
     pub(crate) fn push_back(&mut self, t: TaskRef) {
         if self.len == self.buf.len() {

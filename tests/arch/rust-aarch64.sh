@@ -22,6 +22,8 @@
 #   is left to the native run, as are the two that check RSS after millions of early-ended timed
 #   waits (tests/timers.rs: early_ended_timed_waits_leave_rss_flat,
 #   joined_threads_woken_early_do_not_stay_allocated), which also take minutes emulated.
+# What runs differently: tests/gdb.rs cannot attach gdb to an emulated process, so it runs its
+# child under qemu-aarch64's gdb stub and drives it with gdb-multiarch (skipped if missing).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
