@@ -558,11 +558,15 @@ fn a_fan_out_tree_is_walked_depth_first() {
     });
 }
 
-/// A warmed-up worker spawns on stacks its exited threads left hot: after one round of a
-/// spawn-and-join loop, a spawn burst (spawn 200, then join each) and a fan-out tree (skynet,
-/// 1,000 leaves), further rounds take no stack whose memory is untouched (no freshly carved slot,
-/// no cold pooled stack), so they touch no new stack pages. Counted by the stack pool, in a
-/// child process so that no other test's threads take stacks meanwhile.
+/// A warmed-up worker runs its threads on stacks its exited threads left hot: after one round of
+/// a spawn-and-join loop, a spawn burst (spawn 200 that all meet at a barrier, so that all 200
+/// run at once, then join each) and a fan-out tree (skynet, 1,000 leaves), further rounds take no
+/// stack whose memory is untouched (no freshly carved slot, no cold pooled stack), so they touch
+/// no new stack pages. (A thread takes its stack at its first run, so the barrier is what makes
+/// the burst hold 200 stacks at once, every round: threads that return at once run one after
+/// another on one stack, and threads that yield once overlap by a number that varies with the
+/// worker's fairness ticks from round to round.) Counted by the stack pool, in a child process
+/// so that no other test's threads take stacks meanwhile.
 #[test]
 fn spawning_on_a_warmed_up_worker_touches_no_new_stack_pages() {
     const NAME: &str = "spawning_on_a_warmed_up_worker_touches_no_new_stack_pages";
@@ -586,7 +590,17 @@ fn spawning_on_a_warmed_up_worker_touches_no_new_stack_pages() {
         for i in 0..1000u64 {
             assert_eq!(hilos::spawn(move || i).join().unwrap(), i);
         }
-        let hs: Vec<_> = (0..200u64).map(|i| hilos::spawn(move || i)).collect();
+        let all = Arc::new(hilos::sync::Barrier::new(201));
+        let hs: Vec<_> = (0..200u64)
+            .map(|i| {
+                let all = all.clone();
+                hilos::spawn(move || {
+                    all.wait();
+                    i
+                })
+            })
+            .collect();
+        all.wait();
         assert_eq!(
             hs.into_iter().map(|h| h.join().unwrap()).sum::<u64>(),
             19_900

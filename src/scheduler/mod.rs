@@ -127,9 +127,7 @@ pub use dump::ThreadInfo;
 pub(crate) use dump::{Collected, DumpRequest, PATIENCE as DUMP_PATIENCE};
 pub(crate) use monitor::start as start_monitor;
 pub(crate) use watchdog::threshold_from_env as watchdog_from_env;
-pub(crate) use worker::{
-    current_shared, current_shared_ptr, on_runtime, run_worker, take_default_stack,
-};
+pub(crate) use worker::{current_shared, current_shared_ptr, on_runtime, run_worker};
 
 /// The scheduling state of one runtime, shared by its workers and every spawner.
 pub(crate) struct Shared {
@@ -147,8 +145,10 @@ pub(crate) struct Shared {
     shutdown: AtomicBool,
     /// Who waits for `live` to reach zero after shutdown (see `runtime`).
     shutdown_waiter: Mutex<Option<TaskRef>>,
-    /// Default usable stack size for threads of this runtime.
-    pub(crate) stack_size: usize,
+    /// The stack class of a default-size thread (the runtime's default usable size and the TLS
+    /// area), which spawn
+    /// reserves and the first run takes (see "Spawn bursts").
+    pub(crate) stack_class: crate::stack::Class,
     /// The I/O backend chosen for this runtime's workers (a worker may still fall back to epoll
     /// if its own ring cannot be had; see `run_worker`).
     pub(crate) backend: IoBackend,
@@ -205,7 +205,9 @@ impl Shared {
             spawned: std::sync::atomic::AtomicU64::new(0),
             shutdown: AtomicBool::new(false),
             shutdown_waiter: Mutex::new(None),
-            stack_size,
+            stack_class: crate::stack::class_of(
+                stack_size.saturating_add(crate::tls::area_size()),
+            )?,
             backend,
             monitor: monitor::Monitor::new(),
             watchdog,

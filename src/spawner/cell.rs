@@ -168,38 +168,27 @@ where
     };
 }
 
-/// Allocates the cell of a new green thread and builds its stack frame.
+/// Allocates the cell of a new green thread, whose stack is `stack` if it has one already, else
+/// promised by `reservation`. Its TLS area and first frame are built at its first run
+/// (`park::local`), so nothing here touches stack memory.
 ///
 /// Returns two references to it: the join handle's and the scheduling reference.
 #[track_caller]
 pub(crate) fn new_task<F, T>(
     name: Option<Box<str>>,
-    stack: crate::stack::Stack,
-    default_stack: bool,
+    stack: Option<crate::stack::Stack>,
+    reservation: Option<crate::stack::Reservation>,
     scope: Option<Arc<ScopeData>>,
     f: F,
 ) -> (TaskRef, TaskRef)
 where
     F: FnOnce() -> T,
 {
-    // With per-green-thread TLS, the thread's TLS area takes the top of its stack mapping, and
-    // its stack starts below it.
-    let area = crate::tls::area_size();
-    let tls_tp = if area == 0 {
-        0
-    } else {
-        let top = stack.top() as usize;
-        let lo = stack.limit() as usize;
-        // SAFETY: the area is the top `area` bytes of a stack we own that nothing runs on.
-        unsafe { crate::tls::prepare(top, (lo, top - area - lo)) }
-    };
-    let top = stack.top().wrapping_sub(area);
+    debug_assert!(stack.is_some() != reservation.is_some());
+    let default_stack = reservation.is_some();
     // Built in place: spawn is hot, and a by-value `Box::new(Cell { .. })` copied the whole cell.
     let p = crate::task::small::alloc(Layout::new::<Cell<F, T>>()).cast::<Cell<F, T>>();
     let h = p.cast::<Header>();
-    // SAFETY: `top` is the top of the stack this cell will own; nothing runs on it yet. The entry
-    // receives the header, which lives as long as the scheduling reference.
-    let sp = unsafe { crate::arch::init_stack(top, park::green_entry, h as *mut u8) };
     // SAFETY: `p` is a fresh, properly aligned allocation for a Cell<F, T>; each field is written
     // exactly once before the cell is shared. Two references: the handle's and the scheduler's.
     unsafe {
@@ -208,9 +197,8 @@ where
             &Cell::<F, T>::VTABLE,
             name,
             stack,
+            reservation,
             default_stack,
-            sp,
-            tls_tp,
             2,
             std::panic::Location::caller(),
         );
@@ -238,7 +226,10 @@ where
     };
     let result = panic::catch_unwind(AssertUnwindSafe(f));
     // SAFETY: the header is alive while its thread runs.
-    if unsafe { h.as_ref() }.green().is_some_and(|g| g.tls_tp != 0) {
+    if unsafe { h.as_ref() }
+        .green()
+        .is_some_and(|g| g.tls_tp.get() != 0)
+    {
         // The thread's own thread-locals are destroyed now, before `join` can see it finished,
         // as std's are before its native join returns. A destructor that panics aborts, as std.
         // SAFETY: the thread runs on its own TLS area, and its closure has returned.
