@@ -36,8 +36,9 @@ pub struct RuntimeMetrics {
     pub total_threads: u64,
     /// One entry per worker.
     pub workers: Vec<WorkerMetrics>,
-    /// Address space mapped for green stacks in this process (all runtimes; in use, pooled or
-    /// cached; guard pages and the workers' signal stacks included). Memory is committed only
+    /// Address space mapped for green stacks in this process (all runtimes; in use, pooled,
+    /// cached, or mapped ahead for threads spawned and not yet run; guard pages and the workers'
+    /// signal stacks included). Memory is committed only
     /// where a stack was touched; how much is committed is not measured.
     pub stacks_mapped_bytes: usize,
     /// Threads of the blocking pools ([`crate::unblock`], name resolution) running a job, in

@@ -241,8 +241,8 @@ pub(crate) fn untouched_stacks_taken() -> u64 {
     pool::untouched_taken()
 }
 
-/// Bytes of address space mapped for green stacks (in use, pooled or cached), guards and signal
-/// stacks included.
+/// Bytes of address space mapped for green stacks (in use, pooled, cached or mapped ahead for
+/// reservations), guards and signal stacks included.
 /// Memory is committed only where a stack was touched.
 pub(crate) fn mapped_bytes() -> usize {
     map::mapped_bytes()
