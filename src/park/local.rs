@@ -234,8 +234,6 @@ impl Local {
             g.tls_tp
                 .set(unsafe { crate::tls::prepare(top, (lo, top - area - lo)) });
         }
-        let guard = stack.guard();
-        g.guard.set((guard.start, guard.end));
         // SAFETY: `top - area` is the top of the thread's own stack; nothing runs on it yet. The
         // entry receives the header, which lives as long as the scheduling reference; the saved
         // stack pointer is ours to write (contract).

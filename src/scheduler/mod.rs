@@ -130,9 +130,15 @@
 //! joined; Go 142-163 MB, tokio 318 MB), 4.35 GB -> 350 MB on one worker; skynet 24-25 MB -> 8-9
 //! MB (Go 190-229 MB, tokio 148-151 MB). Untouched stacks per burst: 187-1,000,001 -> 4. `perf
 //! stat` of a 2-worker burst: page faults 1,375,737 -> 84,205, `madvise` 633,710 -> 110, `mmap`
-//! 45 -> 140 (chunks mapped ahead; `munmap` 27 -> 122, trimmed again). What is left is the cells:
-//! 89% of the remaining page faults are malloc's `sysmalloc` growing its arena for them (and
-//! 82,000 `mprotect`s, glibc growing a non-main arena a page at a time, the first time only).
+//! 45 -> 140 (chunks mapped ahead; `munmap` 27 -> 122, trimmed again). What was left was the
+//! cells: 89% of the remaining page faults were malloc's `sysmalloc` growing its arena for them
+//! (with 82,000 `mprotect`s: glibc grows a worker's arena a page at a time, the first time). So
+//! the cell of a small closure was brought from 280 bytes (the 320-byte class of `task::small`)
+//! to 256: the header no longer keeps a copy of the guard range (the overflow handler reads the
+//! bound stack) and the cell no longer a `started` flag (a thread that has run is pinned). Burst,
+//! 2 workers, interleaved (load 18): 666-954 ms against 944-2,721 with 280-byte cells, peak RSS
+//! 276-278 MB against 339-341, page faults 68,579 against 84,138, `mprotect`s 66,242 against
+//! 81,833.
 //! `benches/peers/run.sh 3 2` after (load 2-3): skynet 1M hilos 232-463 ms and 8-9 MB, Go
 //! 1,195-1,939 ms and 190-213 MB, tokio 1,436-1,682 ms (hilos/Go 0.19-0.26); burst 1M hilos
 //! 623-733 ms, Go 1,143-1,783, tokio 1,037-1,298.

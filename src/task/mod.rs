@@ -246,9 +246,6 @@ pub(crate) struct Green {
     pub(crate) wait_gen: Cell<u64>,
     /// What the current wait is on: `WAIT_*`.
     pub(crate) wait_on: Cell<u8>,
-    /// Guard range of the stack, copied for the async-signal-safe overflow check. Set when the
-    /// stack is bound, before the thread first runs; fixed from then on.
-    pub(crate) guard: Cell<(usize, usize)>,
     /// The thread pointer of the thread's own TLS area (`tls`), or 0 when thread-locals are
     /// shared with the worker. Set before the thread first runs (0 until then), fixed from then
     /// on.
@@ -350,7 +347,6 @@ impl Header {
                 default_stack,
                 wait_gen: Cell::new(0),
                 wait_on: Cell::new(WAIT_NONE),
-                guard: Cell::new((0, 0)),
                 tls_tp: Cell::new(0),
                 spawned: Cell::new(0),
                 spawn_tick: Cell::new(0),
@@ -585,8 +581,10 @@ pub(crate) fn overflow_lookup(addr: usize, buf: &mut [u8]) -> Option<usize> {
     let g = h.green()?;
     // Only the guard itself: Rust probes large frames page by page, so an overflow faults there
     // first; memory below it belongs to the neighbouring stack of the chunk.
-    let (lo, hi) = g.guard.get();
-    if !(lo..hi).contains(&addr) {
+    // SAFETY: a running thread's stack is bound (before its first switch in) and stays until it
+    // has switched away for good; a plain read of it on the thread's own kernel thread.
+    let stack = unsafe { (*g.stack.get()).as_ref() }?;
+    if !stack.guard().contains(&addr) {
         return None;
     }
     let name = h.name().unwrap_or("<unnamed>").as_bytes();
