@@ -116,8 +116,9 @@
 //! there. *A lazy first-run error* (spawn never fails, the thread panics at its first run when no
 //! stack can be had) breaks std's contract that `Builder::spawn` reports the failure.
 //!
-//! Measured after (2-core VM shared with other builds; before/after binaries, Go 1.19 with
-//! GOMAXPROCS=W and tokio 1.54 with W workers interleaved in the same run; load 2-3 unless said):
+//! Measured with late binding (and the 280-byte cells of then, below; 2-core VM shared with other
+//! builds; before/after binaries, Go 1.19 with GOMAXPROCS=W and tokio 1.54 with W workers
+//! interleaved in the same run; load from /proc/loadavg):
 //!
 //! | 1,000,000 threads, workers | load   | before ms     | after ms    | Go ms       | tokio ms    |
 //! |----------------------------|--------|--------------:|------------:|------------:|------------:|
@@ -139,9 +140,13 @@
 //! 2 workers, interleaved (load 18): 666-954 ms against 944-2,721 with 280-byte cells, peak RSS
 //! 276-278 MB against 339-341, page faults 68,579 against 84,138, `mprotect`s 66,242 against
 //! 81,833.
-//! `benches/peers/run.sh 3 2` after (load 2-3): skynet 1M hilos 232-463 ms and 8-9 MB, Go
-//! 1,195-1,939 ms and 190-213 MB, tokio 1,436-1,682 ms (hilos/Go 0.19-0.26); burst 1M hilos
-//! 623-733 ms, Go 1,143-1,783, tokio 1,037-1,298.
+//! `benches/peers/run.sh 3 2` with all of this (22:38 UTC, load 10-11): skynet 1M hilos 310-359
+//! ms and 8 MB, Go 1,179-2,514 ms and 202-223 MB, tokio 1,062-1,664 ms and 148-151 MB (hilos/Go
+//! 0.13-0.29); burst 1M hilos 596-649 ms and 276 MB, Go 884-1,658 ms and 164-174 MB, tokio
+//! 914-1,178 ms and 318 MB. One burst in about 40 on 2 workers at load 6-12 took 2.7 s where Go's
+//! took 1.8 s in the same round; its CPU time was 0.7 s, as in the others, and it took no
+//! untouched stack: the process waited. A `sched_switch` trace of the process showed no long
+//! sleep of a worker (it does not show time spent waiting for a CPU); not explained further.
 //!
 //! # I/O
 //! Each worker creates its I/O driver on its own kernel thread when it starts and reports the
