@@ -145,8 +145,9 @@
 //! 0.13-0.29); burst 1M hilos 596-649 ms and 276 MB, Go 884-1,658 ms and 164-174 MB, tokio
 //! 914-1,178 ms and 318 MB. One burst in about 40 on 2 workers at load 6-12 took 2.7 s where Go's
 //! took 1.8 s in the same round; its CPU time was 0.7 s, as in the others, and it took no
-//! untouched stack: the process waited. A `sched_switch` trace of the process showed no long
-//! sleep of a worker (it does not show time spent waiting for a CPU); not explained further.
+//! untouched stack. Caught again with each worker's `/proc/.../schedstat` (a 3,174 ms burst): its
+//! workers ran 383 and 259 ms and waited 2,794 and 2,702 ms on the kernel's run queue, runnable
+//! but without a CPU: the other builds on the machine, not a wait in hilos.
 //!
 //! # I/O
 //! Each worker creates its I/O driver on its own kernel thread when it starts and reports the
