@@ -148,9 +148,10 @@ pub(crate) struct Output<T> {
 struct Cell<F, T> {
     header: Header,
     out: Output<T>,
-    /// Taken by the thread's first run; until then, a thread that has run has its home set, so
-    /// `dealloc` tells from `Green::home` whether the closure is still here (a flag here made the
-    /// cell of a small closure one allocation class larger).
+    /// Taken by the thread when it first runs. A thread that has run is pinned (`Green::home` is
+    /// set just before its first switch in), so `dealloc` tells from `home` whether the closure
+    /// is still here (a flag for it made the cell of a small closure one allocation class
+    /// larger).
     func: UnsafeCell<ManuallyDrop<F>>,
 }
 
@@ -472,6 +473,7 @@ impl<T> Drop for JoinInner<T> {
         unsafe { self.out().handle_dropped() };
     }
 }
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,4 +1,4 @@
-//! The spawn engine: a green thread's allocation, stack and first frame, and the join protocol.
+//! The spawn engine: a green thread's allocation and stack reservation, and the join protocol.
 //!
 //! [`spawn_unchecked`] reserves a stack in the pool (or, for a stack size of the thread's own,
 //! takes one), allocates the thread's one cell (`cell`: control block, join state, result slot,
