@@ -625,3 +625,36 @@ fn spawning_on_a_warmed_up_worker_touches_no_new_stack_pages() {
     });
     println!("no new stack pages");
 }
+
+/// A thread takes its stack at its first run, not at spawn (`scheduler`, "Spawn bursts"): a
+/// burst of 5,000 threads spawned on one worker before any of them runs, of the default size and
+/// of a size of their own, runs on the few stacks its exits leave hot. Before, each unstarted
+/// thread held a stack, and the pool handed out 5,000 untouched ones. Counted by the stack pool,
+/// in a child process so that no other test's threads take stacks meanwhile.
+#[test]
+fn a_spawn_burst_runs_on_a_few_hot_stacks() {
+    const NAME: &str = "a_spawn_burst_runs_on_a_few_hot_stacks";
+    if in_parent_ran_child(NAME, "a few hot stacks") {
+        return;
+    }
+    let rt = hilos::Runtime::builder().workers(1).build().unwrap();
+    rt.block_on(|| {
+        for custom in [None, Some(96 * 1024)] {
+            let before = hilos::__private::untouched_stacks_taken();
+            let hs: Vec<_> = (0..5000u64)
+                .map(|i| {
+                    let mut b = hilos::thread::Builder::new();
+                    if let Some(size) = custom {
+                        b = b.stack_size(size);
+                    }
+                    b.spawn(move || i).unwrap()
+                })
+                .collect();
+            let sum: u64 = hs.into_iter().map(|h| h.join().unwrap()).sum();
+            assert_eq!(sum, 12_497_500);
+            let taken = hilos::__private::untouched_stacks_taken() - before;
+            assert!(taken <= 8, "{taken} untouched stacks for {custom:?}");
+        }
+    });
+    println!("a few hot stacks");
+}

@@ -198,11 +198,10 @@ impl Local {
         }
     }
 
-    /// Gives a thread that has not run its stack, TLS area and first frame. A default-size thread
-    /// takes the stack its spawn reserved now (`scheduler`, "Spawn bursts"): the newest of this
-    /// worker's own cache, which the last exit here left hot, else the kernel thread's cache or
-    /// the pool, which kept one for the reservation; a thread with a stack size of its own got
-    /// its stack at spawn.
+    /// Gives a thread that has not run its stack, TLS area and first frame. It takes the stack its
+    /// spawn reserved now (`scheduler`, "Spawn bursts"): for the runtime's default size the
+    /// newest of this worker's own cache, which the last exit here left hot; else the kernel
+    /// thread's cache or the pool, which kept one for the reservation.
     ///
     /// # Safety
     /// `p` (whose green part is `g`) is a live green thread that has not run, whose scheduling
@@ -210,20 +209,23 @@ impl Local {
     unsafe fn bind_stack(&mut self, p: NonNull<Header>, g: &crate::task::Green) {
         // SAFETY: per the contract, the stack fields are ours.
         let (slot, reserved) = unsafe { (&mut *g.stack.get(), &mut *g.reservation.get()) };
-        if let Some(r) = reserved.take() {
-            debug_assert!(slot.is_none());
-            *slot = Some(match self.stacks.pop() {
-                Some(s) => {
-                    // The cache's stacks are of the runtime's default class, the reservation's.
-                    drop(r);
-                    s
-                }
-                None => r.take(),
-            });
-        }
-        let stack = slot
-            .as_ref()
-            .expect("hilos: a thread with neither stack nor reservation");
+        let r = reserved
+            .take()
+            .expect("hilos: a thread's first run without a stack reservation");
+        debug_assert!(slot.is_none());
+        let hot = if g.default_stack {
+            self.stacks.pop()
+        } else {
+            None
+        };
+        let stack = slot.insert(match hot {
+            Some(s) => {
+                // The cache's stacks are of the runtime's default class, the reservation's.
+                drop(r);
+                s
+            }
+            None => r.take(),
+        });
         // With per-green-thread TLS, the thread's TLS area takes the top of its stack mapping,
         // and its stack starts below it.
         let area = crate::tls::area_size();

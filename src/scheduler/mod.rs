@@ -86,8 +86,8 @@
 //! slots, releases beyond the warm bound); on one worker all 1,000,000 stacks untouched, 13-20 s
 //! and 4.3 GB peak RSS.
 //!
-//! **The design: a default-size thread takes its stack at its first run.** A fresh thread is its
-//! cell only (`spawner`); its first run, on the worker that runs it after any steal
+//! **The design: a thread takes its stack at its first run.** A fresh thread is its cell only
+//! (`spawner`); its first run, on the worker that runs it after any steal
 //! (`park::local::Local::bind_stack`), takes the newest stack of that worker's own cache (the one
 //! its last exit left hot), else the kernel thread's cache, else the pool, and builds the TLS area
 //! and the first frame there before switching in. A burst then runs on a handful of hot stacks
@@ -103,10 +103,9 @@
 //! failing to allocate a page-table page for a fresh slot's guard marker: it aborts, as a failed
 //! allocation does (classes with one mapping per slot, the `mprotect` fallback and stacks over
 //! 8 MiB, install the guard when the reservation maps the slot, so their first run cannot fail).
-//! A thread with a stack size of its own (`Builder::stack_size`) still takes its stack at spawn,
-//! for simplicity (its TLS area and first frame are built at its first run too, so spawn writes
-//! nothing there): a burst of such threads still holds a stack each until they run (not
-//! measured; the reservation scheme would serve them as well, with their class in the cell).
+//! A thread with a stack size of its own (`Builder::stack_size`) binds late the same way, with a
+//! reservation of its own class; only the worker's hot cache is for the runtime's default size
+//! (a custom-size first run takes from the kernel thread's cache or the pool).
 //!
 //! Alternatives: *reserving slots* (carving the slot at spawn and touching it only at the first
 //! run) keeps a guard marker, and so page-table pages, per unstarted thread, and hands the burst
@@ -120,12 +119,12 @@
 //! builds; before/after binaries, Go 1.19 with GOMAXPROCS=W and tokio 1.54 with W workers
 //! interleaved in the same run; load from /proc/loadavg):
 //!
-//! | 1,000,000 threads, workers | load   | before ms     | after ms    | Go ms       | tokio ms    |
-//! |----------------------------|--------|--------------:|------------:|------------:|------------:|
-//! | burst, 2                   | 2-3    |   886-6,156   |    650-964  | 1,100-1,612 |   988-1,280 |
-//! | burst, 2, two CPU hogs     | 3-29   | 7,067-15,591  | 1,289-3,518 | 2,445-3,974 | 1,204-1,825 |
-//! | burst, 1                   | 17-27  | 10,986-14,211 |    607-701  | 2,028-2,221 |   787-1,069 |
-//! | skynet, 2                  | 15-17  |    365-535    |    323-576  | 1,243-1,745 | 1,122-1,295 |
+//! | 1,000,000 threads, workers | load  | before ms     | after ms    | Go ms       | tokio ms    |
+//! |----------------------------|-------|--------------:|------------:|------------:|------------:|
+//! | burst, 2                   | 2-3   | 886-6,156     | 650-964     | 1,100-1,612 | 988-1,280   |
+//! | burst, 2, two CPU hogs     | 3-29  | 7,067-15,591  | 1,289-3,518 | 2,445-3,974 | 1,204-1,825 |
+//! | burst, 1                   | 17-27 | 10,986-14,211 | 607-701     | 2,028-2,221 | 787-1,069   |
+//! | skynet, 2                  | 15-17 | 365-535       | 323-576     | 1,243-1,745 | 1,122-1,295 |
 //!
 //! Peak RSS: burst 340 MB before and after on 2 workers (the 1,000,000 cells, which live until
 //! joined; Go 142-163 MB, tokio 318 MB), 4.35 GB -> 350 MB on one worker; skynet 24-25 MB -> 8-9

@@ -171,24 +171,22 @@ where
     };
 }
 
-/// Allocates the cell of a new green thread, whose stack is `stack` if it has one already, else
-/// promised by `reservation`. Its TLS area and first frame are built at its first run
-/// (`park::local`), so nothing here touches stack memory.
+/// Allocates the cell of a new green thread, whose stack `reservation` promises (of the runtime's
+/// default class if `default_stack`). Its stack is taken, and its TLS area and first frame built,
+/// at its first run (`park::local`), so nothing here touches stack memory.
 ///
 /// Returns two references to it: the join handle's and the scheduling reference.
 #[track_caller]
 pub(crate) fn new_task<F, T>(
     name: Option<Box<str>>,
-    stack: Option<crate::stack::Stack>,
-    reservation: Option<crate::stack::Reservation>,
+    reservation: crate::stack::Reservation,
+    default_stack: bool,
     scope: Option<Arc<ScopeData>>,
     f: F,
 ) -> (TaskRef, TaskRef)
 where
     F: FnOnce() -> T,
 {
-    debug_assert!(stack.is_some() != reservation.is_some());
-    let default_stack = reservation.is_some();
     // Built in place: spawn is hot, and a by-value `Box::new(Cell { .. })` copied the whole cell.
     let p = crate::task::small::alloc(Layout::new::<Cell<F, T>>()).cast::<Cell<F, T>>();
     let h = p.cast::<Header>();
@@ -199,7 +197,6 @@ where
             std::ptr::addr_of_mut!((*p).header),
             &Cell::<F, T>::VTABLE,
             name,
-            stack,
             reservation,
             default_stack,
             2,

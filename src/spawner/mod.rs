@@ -1,10 +1,11 @@
 //! The spawn engine: a green thread's allocation and stack reservation, and the join protocol.
 //!
-//! [`spawn_unchecked`] reserves a stack in the pool (or, for a stack size of the thread's own,
-//! takes one), allocates the thread's one cell (`cell`: control block, join state, result slot,
-//! closure), and queues the thread on a runtime's scheduler. Its stack is bound, and its TLS area
-//! and the first frame that enters `park::green_entry` built, at its first run (`park::local`). The std-shaped handles ([`Thread`], [`JoinHandle`], [`Builder`]) are defined here,
-//! below `runtime`, whose `Runtime::spawn` returns them; `thread` re-exports them and adds what
+//! [`spawn_unchecked`] reserves a stack in the pool, allocates the thread's one cell (`cell`:
+//! control block, join state, result slot, closure), and queues the thread on a runtime's
+//! scheduler. Its stack is bound, and its TLS area and the first frame that enters
+//! `park::green_entry` built, at its first run (`park::local`). The std-shaped handles
+//! ([`Thread`], [`JoinHandle`], [`Builder`]) are defined here, below `runtime`, whose
+//! `Runtime::spawn` returns them; `thread` re-exports them and adds what
 //! needs the global runtime (`Builder::spawn`, `spawn`, `scope`).
 
 pub(crate) mod cell;
@@ -96,24 +97,21 @@ where
     if crate::task::fork::forked() {
         return Err(crate::task::fork::error());
     }
-    // A thread of the default size takes its stack at its first run, usually the one its
-    // worker's last exit left hot; here it only reserves one, so that a stack that cannot be had
-    // is still this call's error (`scheduler`, "Spawn bursts"). A size of its own is allocated
-    // now (rare, and then at least the error is the allocation's own).
-    let (stack, reservation) = match stack_size {
-        None => (None, Some(crate::stack::reserve(shared.stack_class)?)),
-        Some(size) => (
-            Some(crate::stack::alloc(size.saturating_add(tls::area_size()))?),
-            None,
-        ),
+    // A thread takes its stack at its first run (for the runtime's default size, usually the one
+    // its worker's last exit left hot); here it only reserves one, so that a stack that cannot
+    // be had is still this call's error (`scheduler`, "Spawn bursts").
+    let class = match stack_size {
+        None => shared.stack_class,
+        Some(size) => crate::stack::class_of(size.saturating_add(tls::area_size()))?,
     };
+    let reservation = crate::stack::reserve(class)?;
     if let Some(s) = &scope {
         s.running.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
     let (handle, sched) = cell::new_task::<F, T>(
         name.map(String::into_boxed_str),
-        stack,
         reservation,
+        class == shared.stack_class,
         scope,
         f,
     );

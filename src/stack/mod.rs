@@ -63,9 +63,9 @@
 //!   with a batch from the pool (warm first, then cold from the lowest chunk, so the higher ones
 //!   drain), else carves a fresh slot. A thread's cache goes back to the pool when the thread
 //!   exits.
-//! - **Reservations.** A thread of the runtime's default size takes its stack at its first run,
-//!   not at spawn (`scheduler`, "Spawn bursts"); its spawn [`reserve`]s one, so that spawn still
-//!   fails when none could be had. The pool counts, per class, the stacks it can hand out without
+//! - **Reservations.** A green thread takes its stack at its first run, not at spawn
+//!   (`scheduler`, "Spawn bursts"); its spawn [`reserve`]s one, so that spawn still fails when
+//!   none could be had. The pool counts, per class, the stacks it can hand out without
 //!   mapping against those promised, and maps address space ahead (untouched: no memory, no page
 //!   tables) when a reservation finds too few; every other taker leaves the promised ones alone,
 //!   so the first run's take cannot fail for want of a stack (`pool::reserve`).

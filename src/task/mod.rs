@@ -230,11 +230,10 @@ pub(crate) struct Green {
     /// Saved stack pointer while the thread is not running (null before its first run, which
     /// builds its first frame: `park::local`).
     pub(crate) sp: UnsafeCell<*mut u8>,
-    /// The thread's stack: bound at its first run for a default-size thread (at spawn for one
-    /// with a stack size of its own); `None` before that and once it has exited and the stack
-    /// went back to the pool (`scheduler`, "Spawn bursts").
+    /// The thread's stack: bound at its first run (`scheduler`, "Spawn bursts"); `None` before
+    /// that and once it has exited and the stack went back to the pool.
     pub(crate) stack: UnsafeCell<Option<Stack>>,
-    /// The stack promised at spawn to a thread whose stack is bound at its first run, until then.
+    /// The stack promised at spawn, until the first run takes it.
     pub(crate) reservation: UnsafeCell<Option<crate::stack::Reservation>>,
     /// The worker the thread is pinned to; set at its first run, never changed afterwards. Not
     /// counted: a worker's `Home` lives as long as its runtime's workers, which do not exit while
@@ -309,23 +308,18 @@ unsafe impl Send for Header {}
 
 impl Header {
     /// Writes, in place, a new header with `refs` references for a green thread that has not
-    /// run: its stack is `stack` if it has one already, else `reservation` promises it one for
-    /// its first run. (In place: spawn is hot, and building the header on the stack and copying
-    /// it into the allocation showed up in profiles.)
+    /// run, whose stack `reservation` promises for its first run (of the runtime's default class
+    /// if `default_stack`). (In place: spawn is hot, and building the header on the stack and
+    /// copying it into the allocation showed up in profiles.)
     ///
     /// # Safety
     /// `dst` is valid for writes of a `Header` and properly aligned.
     #[inline]
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "the fields of a header written in place on the spawn path"
-    )]
     pub(crate) unsafe fn write_green(
         dst: *mut Header,
         vtable: &'static Vtable,
         name: Option<Box<str>>,
-        stack: Option<Stack>,
-        reservation: Option<crate::stack::Reservation>,
+        reservation: crate::stack::Reservation,
         default_stack: bool,
         refs: usize,
         spawned_at: &'static std::panic::Location<'static>,
@@ -341,8 +335,8 @@ impl Header {
             ptr::addr_of_mut!((*dst).link).write(AtomicPtr::new(ptr::null_mut()));
             ptr::addr_of_mut!((*dst).kind).write(Kind::Green(Green {
                 sp: UnsafeCell::new(ptr::null_mut()),
-                stack: UnsafeCell::new(stack),
-                reservation: UnsafeCell::new(reservation),
+                stack: UnsafeCell::new(None),
+                reservation: UnsafeCell::new(Some(reservation)),
                 home: Cell::new(ptr::null()),
                 default_stack,
                 wait_gen: Cell::new(0),
