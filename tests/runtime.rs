@@ -558,11 +558,15 @@ fn a_fan_out_tree_is_walked_depth_first() {
     });
 }
 
-/// A warmed-up worker spawns on stacks its exited threads left hot: after one round of a
-/// spawn-and-join loop, a spawn burst (spawn 200, then join each) and a fan-out tree (skynet,
-/// 1,000 leaves), further rounds take no stack whose memory is untouched (no freshly carved slot,
-/// no cold pooled stack), so they touch no new stack pages. Counted by the stack pool, in a
-/// child process so that no other test's threads take stacks meanwhile.
+/// A warmed-up worker runs its threads on stacks its exited threads left hot: after one round of
+/// a spawn-and-join loop, a spawn burst (spawn 200 that all meet at a barrier, so that all 200
+/// run at once, then join each) and a fan-out tree (skynet, 1,000 leaves), further rounds take no
+/// stack whose memory is untouched (no freshly carved slot, no cold pooled stack), so they touch
+/// no new stack pages. (A thread takes its stack at its first run, so the barrier is what makes
+/// the burst hold 200 stacks at once, every round: threads that return at once run one after
+/// another on one stack, and threads that yield once overlap by a number that varies with the
+/// worker's fairness ticks from round to round.) Counted by the stack pool, in a child process
+/// so that no other test's threads take stacks meanwhile.
 #[test]
 fn spawning_on_a_warmed_up_worker_touches_no_new_stack_pages() {
     const NAME: &str = "spawning_on_a_warmed_up_worker_touches_no_new_stack_pages";
@@ -586,7 +590,17 @@ fn spawning_on_a_warmed_up_worker_touches_no_new_stack_pages() {
         for i in 0..1000u64 {
             assert_eq!(hilos::spawn(move || i).join().unwrap(), i);
         }
-        let hs: Vec<_> = (0..200u64).map(|i| hilos::spawn(move || i)).collect();
+        let all = Arc::new(hilos::sync::Barrier::new(201));
+        let hs: Vec<_> = (0..200u64)
+            .map(|i| {
+                let all = all.clone();
+                hilos::spawn(move || {
+                    all.wait();
+                    i
+                })
+            })
+            .collect();
+        all.wait();
         assert_eq!(
             hs.into_iter().map(|h| h.join().unwrap()).sum::<u64>(),
             19_900
@@ -610,4 +624,37 @@ fn spawning_on_a_warmed_up_worker_touches_no_new_stack_pages() {
         assert_eq!(after, warm, "untouched stacks taken after the warm-up");
     });
     println!("no new stack pages");
+}
+
+/// A thread takes its stack at its first run, not at spawn (`scheduler`, "Spawn bursts"): a
+/// burst of 5,000 threads spawned on one worker before any of them runs, of the default size and
+/// of a size of their own, runs on the few stacks its exits leave hot. Before, each unstarted
+/// thread held a stack, and the pool handed out 5,000 untouched ones. Counted by the stack pool,
+/// in a child process so that no other test's threads take stacks meanwhile.
+#[test]
+fn a_spawn_burst_runs_on_a_few_hot_stacks() {
+    const NAME: &str = "a_spawn_burst_runs_on_a_few_hot_stacks";
+    if in_parent_ran_child(NAME, "a few hot stacks") {
+        return;
+    }
+    let rt = hilos::Runtime::builder().workers(1).build().unwrap();
+    rt.block_on(|| {
+        for custom in [None, Some(96 * 1024)] {
+            let before = hilos::__private::untouched_stacks_taken();
+            let hs: Vec<_> = (0..5000u64)
+                .map(|i| {
+                    let mut b = hilos::thread::Builder::new();
+                    if let Some(size) = custom {
+                        b = b.stack_size(size);
+                    }
+                    b.spawn(move || i).unwrap()
+                })
+                .collect();
+            let sum: u64 = hs.into_iter().map(|h| h.join().unwrap()).sum();
+            assert_eq!(sum, 12_497_500);
+            let taken = hilos::__private::untouched_stacks_taken() - before;
+            assert!(taken <= 8, "{taken} untouched stacks for {custom:?}");
+        }
+    });
+    println!("a few hot stacks");
 }

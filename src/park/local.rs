@@ -76,8 +76,9 @@ pub(crate) struct Local {
     pub(crate) timers: Timers,
     /// Switches made on this worker (wrapping).
     pub(crate) tick: u32,
-    /// Stacks of the runtime's default size, kept by the worker for its next spawns (in front of
-    /// the stack pool, whose thread cache costs a class lookup and a `RefCell` per call).
+    /// Stacks of the runtime's default size, kept by the worker for the first runs of its next
+    /// default-size threads (in front of the stack pool, whose thread cache costs a class lookup
+    /// and a `RefCell` per call). LIFO: the newest is the hottest.
     stacks: Vec<stack::Stack>,
     /// Exits not yet subtracted from the runtime's live count; the scheduler flushes them before
     /// it looks for the end of the runtime or sleeps (one locked instruction per batch).
@@ -144,16 +145,17 @@ impl Local {
         };
         self.current = p.as_ptr();
         self.home.watch.switch_in(p.as_ptr());
-        if g.tls_tp == 0 {
+        let tp = g.tls_tp.get();
+        if tp == 0 {
             crate::task::set_current_green(p.as_ptr());
         }
         // SAFETY: as above: the saved stack pointer is ours to read while the thread is not running.
-        (unsafe { *g.sp.get() }, how, g.tls_tp)
+        (unsafe { *g.sp.get() }, how, tp)
     }
 
-    /// A thread's first run: pins it to this worker and, with per-green-thread TLS, makes its
-    /// area this worker's. Out of line, so that the switch path that inlines `prepare_run` stays
-    /// small.
+    /// A thread's first run: binds its stack (`bind_stack`), pins it to this worker and, with
+    /// per-green-thread TLS, makes its area this worker's. Out of line, so that the switch path
+    /// that inlines `prepare_run` stays small.
     ///
     /// # Safety
     /// `p` is a live green thread that has not run, whose scheduling reference we hold.
@@ -163,6 +165,8 @@ impl Local {
         let g = unsafe { p.as_ref() }
             .green()
             .expect("hilos: a kernel thread was queued");
+        // SAFETY: per the contract.
+        unsafe { self.bind_stack(p, g) };
         g.home.set(Arc::as_ptr(&self.home));
         // Into this worker's list of started threads (the dump's registry).
         g.reg_next.set(self.threads);
@@ -183,23 +187,72 @@ impl Local {
         if g.placed.get() {
             load.placed.fetch_sub(1, Ordering::Relaxed);
         }
-        if g.tls_tp != 0 {
-            // SAFETY: the thread's area was prepared at spawn and it has not run; we are the
-            // worker that runs it from now on; its `CURRENT_GREEN` is itself for good.
+        let tp = g.tls_tp.get();
+        if tp != 0 {
+            // SAFETY: the thread's area was prepared by `bind_stack` and it has not run; we are
+            // the worker that runs it from now on; its `CURRENT_GREEN` is itself for good.
             unsafe {
-                crate::tls::first_run(g.tls_tp, self.sched_tp);
-                crate::tls::write_as(
-                    g.tls_tp,
-                    crate::task::current_green_slot(),
-                    p.as_ptr() as usize,
-                );
+                crate::tls::first_run(tp, self.sched_tp);
+                crate::tls::write_as(tp, crate::task::current_green_slot(), p.as_ptr() as usize);
             }
+        }
+    }
+
+    /// Gives a thread that has not run its stack, TLS area and first frame. It takes the stack its
+    /// spawn reserved now (`scheduler`, "Spawn bursts"): for the runtime's default size the
+    /// newest of this worker's own cache, which the last exit here left hot; else the kernel
+    /// thread's cache or the pool, which kept one for the reservation.
+    ///
+    /// # Safety
+    /// `p` (whose green part is `g`) is a live green thread that has not run, whose scheduling
+    /// reference we hold: nobody else touches its stack fields.
+    unsafe fn bind_stack(&mut self, p: NonNull<Header>, g: &crate::task::Green) {
+        // SAFETY: per the contract, the stack fields are ours.
+        let (slot, reserved) = unsafe { (&mut *g.stack.get(), &mut *g.reservation.get()) };
+        let r = reserved
+            .take()
+            .expect("hilos: a thread's first run without a stack reservation");
+        debug_assert!(slot.is_none());
+        let hot = if g.default_stack {
+            self.stacks.pop()
+        } else {
+            None
+        };
+        let stack = slot.insert(match hot {
+            Some(s) => {
+                // The cache's stacks are of the runtime's default class, the reservation's.
+                drop(r);
+                s
+            }
+            None => r.take(),
+        });
+        // With per-green-thread TLS, the thread's TLS area takes the top of its stack mapping,
+        // and its stack starts below it.
+        let area = crate::tls::area_size();
+        let (lo, top) = (stack.limit() as usize, stack.top() as usize);
+        if area != 0 {
+            // SAFETY: the area is the top `area` bytes of the stack this thread owns, which
+            // nothing runs on yet.
+            g.tls_tp
+                .set(unsafe { crate::tls::prepare(top, (lo, top - area - lo)) });
+        }
+        // SAFETY: `top - area` is the top of the thread's own stack; nothing runs on it yet. The
+        // entry receives the header, which lives as long as the scheduling reference; the saved
+        // stack pointer is ours to write (contract).
+        unsafe {
+            *g.sp.get() = arch::init_stack((top - area) as *mut u8, green_entry, p.as_ptr().cast());
         }
     }
 
     /// Returns an exited thread's stack to the pool and drops its scheduling reference.
     fn finish_exit(&mut self, t: TaskRef) {
         let g = t.green().expect("hilos: a kernel thread exited");
+        // The TLS area lies in the stack's memory: cleaned up while the stack is still the
+        // thread's (once in the pool, the stack may be released, unmapped or taken by anyone).
+        if g.tls_tp.get() != 0 {
+            // SAFETY: the thread has exited and switched away for good.
+            unsafe { crate::tls::after_exit(g.tls_tp.get()) };
+        }
         // SAFETY: the thread has exited and switched away for good; nothing else touches its
         // context or stack any more.
         if let Some(s) = unsafe { (*g.stack.get()).take() } {
@@ -208,10 +261,6 @@ impl Local {
             } else {
                 stack::free(s);
             }
-        }
-        if g.tls_tp != 0 {
-            // SAFETY: the thread has exited and switched away for good.
-            unsafe { crate::tls::after_exit(g.tls_tp) };
         }
         self.unlist(g);
         drop(t);
@@ -239,11 +288,6 @@ impl Local {
         if !next.is_null() {
             green(next).reg_prev.set(prev);
         }
-    }
-
-    /// A stack of the runtime's default size from this worker's cache, if it has one.
-    pub(crate) fn take_stack(&mut self) -> Option<stack::Stack> {
-        self.stacks.pop()
     }
 
     /// Gives the cached stacks back to the pool (the worker is stopping).
@@ -447,7 +491,7 @@ pub(crate) unsafe fn switch_away_from(w: *mut Local, why: Away) {
             }
             None => {
                 wr.current = ptr::null();
-                if g.tls_tp == 0 {
+                if g.tls_tp.get() == 0 {
                     crate::task::set_current_green(ptr::null());
                 }
                 (g.sp.get(), wr.sched_sp, arch::Resume::Jump, wr.sched_tp)

@@ -49,8 +49,6 @@ use crate::task::{
 };
 use local::{Away, local_ptr, switch_away, switch_away_from};
 
-pub(crate) use local::green_entry;
-
 impl TaskRef {
     /// Wakes the thread through its `sys` token (hilos's own blocking code uses this).
     #[inline]

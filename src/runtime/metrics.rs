@@ -43,9 +43,10 @@ pub struct RuntimeMetrics {
     pub total_threads: u64,
     /// One entry per worker.
     pub workers: Vec<WorkerMetrics>,
-    /// Address space mapped for green stacks in this process (all runtimes; in use, pooled or
-    /// cached; guard pages and the workers' signal stacks included). Memory is committed only
-    /// where a stack was touched: see `stacks_committed_bytes`.
+    /// Address space mapped for green stacks in this process (all runtimes; in use, pooled,
+    /// cached, or mapped ahead for threads spawned and not yet run; guard pages and the workers'
+    /// signal stacks included). Memory is committed only where a stack was touched: see
+    /// `stacks_committed_bytes`.
     pub stacks_mapped_bytes: usize,
     /// Memory of the green stacks resident now, in this process (all runtimes): the pages of
     /// the stack pool's mappings that are in memory, by `mincore(2)` when the snapshot is

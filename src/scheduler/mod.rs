@@ -27,8 +27,9 @@
 //! A worker runs its own fresh threads newest first (its deque is LIFO for it; thieves take the
 //! oldest), so a fan-out tree is walked depth-first: a node that spawns its children and blocks
 //! for their results is followed by its newest child, which does the same, down to a leaf, whose
-//! exit frees a stack that the next spawn on that worker takes back at once, hot (the worker's
-//! own stack cache is LIFO too). Threads alive at once then stay near depth x fan-out instead of
+//! exit frees a stack that the next first run on that worker takes back at once, hot (the
+//! worker's own stack cache is LIFO too; a thread takes its stack at its first run: "Spawn
+//! bursts"). Threads alive at once then stay near depth x fan-out instead of
 //! the whole tree. Three guarantees are kept:
 //! - **No fresh thread starves.** Every `worker::OLDEST_EVERY`th pass of the fairness tick
 //!   (every 61 switches the worker's scheduler loop runs) takes the worker's *oldest* fresh
@@ -72,25 +73,80 @@
 //! subtrees it opens cost memory and time for no guarantee a program can observe. Never taking
 //! the oldest (last row): starves a continuous spawner's first child.
 //!
-//! # Spawn bursts (not solved yet)
-//! Spawning N threads and then joining each is slower than Go when the spawner outruns the
-//! threads' runs (a loaded machine, or one worker): every fresh thread takes its stack at spawn
-//! and writes its first frame and TLS area there, so all the threads spawned and not yet run hold
-//! a stack page each, and the pool hands out untouched stacks (freshly carved slots, or stacks
-//! whose memory it released beyond its warm bound) for them. Measured (`examples/skynet.rs
-//! 1000000 W burst`, which prints the pool's count of untouched stacks handed out): on 2 workers
-//! 3,953-9,182 ms against Go's 1,708-2,462 and tokio's 1,406-1,751 in the same run, with 450,000
-//! to 534,000 of the 1,000,000 stacks untouched; 613,000 page faults (in `tls::prepare` and its
-//! `memset` of the TLS area 56%, in malloc's `sysmalloc` for the threads' cells 35%), 142,000
-//! `madvise` calls (guard installs of new slots, releases of stacks beyond the warm bound) and
-//! 67,000 `mprotect`s (malloc growing its arena for the cells); system time was 1.4-3.7 s of
-//! 2.7-6.3 s. On one worker all 1,000,000 stacks are untouched: 13-20 s and 4.3 GB peak RSS.
-//! What was before this change (children of a spawner were placed on the lighter worker from the
-//! 5th on) was no better: 1,084-3,225 ms against 1,822-4,981 now, interleaved, same binary
-//! otherwise, both dominated by the same faults. The fix is to bind a stack at a thread's first
-//! run instead of at spawn (a fresh thread is then its cell only, and its first run takes the
-//! stack the worker's last exit left hot), keeping spawn's `OutOfMemory` by reserving address
-//! space (not slots) in the pool at spawn; not done here.
+//! # Spawn bursts
+//! Spawning N threads and then joining each used to be slower than Go whenever the spawner
+//! outran the threads' runs (a loaded machine, or one worker), because every fresh thread took
+//! its stack at spawn and wrote its first frame and TLS area there: all the threads spawned and
+//! not yet run held a stack page each, and the pool handed out untouched stacks (freshly carved
+//! slots, or stacks whose memory it had released beyond its warm bound) for them. Measured then
+//! (`examples/skynet.rs 1000000 W burst`, which prints the pool's count of untouched stacks):
+//! on 2 workers 3,953-9,182 ms against Go's 1,708-2,462, with 450,000 to 534,000 of the
+//! 1,000,000 stacks untouched; 613,000 page faults (`tls::prepare`'s `memset` of the TLS area
+//! 56%, malloc's `sysmalloc` for the cells 35%), 142,000 `madvise` calls (guard installs of new
+//! slots, releases beyond the warm bound); on one worker all 1,000,000 stacks untouched, 13-20 s
+//! and 4.3 GB peak RSS.
+//!
+//! **The design: a thread takes its stack at its first run.** A fresh thread is its cell only
+//! (`spawner`); its first run, on the worker that runs it after any steal
+//! (`park::local::Local::bind_stack`), takes the newest stack of that worker's own cache (the one
+//! its last exit left hot), else the kernel thread's cache, else the pool, and builds the TLS area
+//! and the first frame there before switching in. A burst then runs on a handful of hot stacks
+//! whatever the spawner's lead. Spawn keeps its synchronous `OutOfMemory`: it *reserves* a stack
+//! (`stack::reserve`): the pool counts, per class, the stacks it could hand out without mapping
+//! (pooled, and never-carved slots of mapped chunks) against those promised, maps address space
+//! ahead when a reservation finds too few (a `MAP_NORESERVE` chunk, untouched: no memory, no
+//! page tables, no guard markers until a slot is carved; this mapping is where spawn fails), and
+//! every other taker leaves the promised ones alone, so the first run's take cannot fail for want
+//! of a stack. Thread caches keep a batch of reservation credits, so neither spawn nor first run
+//! touches the shared count most of the time; spare chunks a burst mapped ahead and never carved
+//! are unmapped once the units pile up again. The one failure left at a first run is the kernel
+//! failing to allocate a page-table page for a fresh slot's guard marker: it aborts, as a failed
+//! allocation does (classes with one mapping per slot, the `mprotect` fallback and stacks over
+//! 8 MiB, install the guard when the reservation maps the slot, so their first run cannot fail).
+//! A thread with a stack size of its own (`Builder::stack_size`) binds late the same way, with a
+//! reservation of its own class; only the worker's hot cache is for the runtime's default size
+//! (a custom-size first run takes from the kernel thread's cache or the pool).
+//!
+//! Alternatives: *reserving slots* (carving the slot at spawn and touching it only at the first
+//! run) keeps a guard marker, and so page-table pages, per unstarted thread, and hands the burst
+//! a million different stacks again instead of the hot one. *Counting reserved bytes against a
+//! limit* without mapping: the limits that matter (`ulimit -v`, strict overcommit,
+//! `vm.max_map_count`) move under the process, so only a mapping proves the address space is
+//! there. *A lazy first-run error* (spawn never fails, the thread panics at its first run when no
+//! stack can be had) breaks std's contract that `Builder::spawn` reports the failure.
+//!
+//! Measured with late binding (and the 280-byte cells of then, below; 2-core VM shared with other
+//! builds; before/after binaries, Go 1.19 with GOMAXPROCS=W and tokio 1.54 with W workers
+//! interleaved in the same run; load from /proc/loadavg):
+//!
+//! | 1,000,000 threads, workers | load  | before ms     | after ms    | Go ms       | tokio ms    |
+//! |----------------------------|-------|--------------:|------------:|------------:|------------:|
+//! | burst, 2                   | 2-3   | 886-6,156     | 650-964     | 1,100-1,612 | 988-1,280   |
+//! | burst, 2, two CPU hogs     | 3-29  | 7,067-15,591  | 1,289-3,518 | 2,445-3,974 | 1,204-1,825 |
+//! | burst, 1                   | 17-27 | 10,986-14,211 | 607-701     | 2,028-2,221 | 787-1,069   |
+//! | skynet, 2                  | 15-17 | 365-535       | 323-576     | 1,243-1,745 | 1,122-1,295 |
+//!
+//! Peak RSS: burst 340 MB before and after on 2 workers (the 1,000,000 cells, which live until
+//! joined; Go 142-163 MB, tokio 318 MB), 4.35 GB -> 350 MB on one worker; skynet 24-25 MB -> 8-9
+//! MB (Go 190-229 MB, tokio 148-151 MB). Untouched stacks per burst: 187-1,000,001 -> 4. `perf
+//! stat` of a 2-worker burst: page faults 1,375,737 -> 84,205, `madvise` 633,710 -> 110, `mmap`
+//! 45 -> 140 (chunks mapped ahead; `munmap` 27 -> 122, trimmed again). What was left was the
+//! cells: 89% of the remaining page faults were malloc's `sysmalloc` growing its arena for them
+//! (with 82,000 `mprotect`s: glibc grows a worker's arena a page at a time, the first time). So
+//! the cell of a small closure was brought from 280 bytes (the 320-byte class of `task::small`)
+//! to 256: the header no longer keeps a copy of the guard range (the overflow handler reads the
+//! bound stack) and the cell no longer a `started` flag (a thread that has run is pinned). Burst,
+//! 2 workers, interleaved (load 18): 666-954 ms against 944-2,721 with 280-byte cells, peak RSS
+//! 276-278 MB against 339-341, page faults 68,579 against 84,138, `mprotect`s 66,242 against
+//! 81,833.
+//! `benches/peers/run.sh 3 2` with all of this (22:38 UTC, load 10-11): skynet 1M hilos 310-359
+//! ms and 8 MB, Go 1,179-2,514 ms and 202-223 MB, tokio 1,062-1,664 ms and 148-151 MB (hilos/Go
+//! 0.13-0.29); burst 1M hilos 596-649 ms and 276 MB, Go 884-1,658 ms and 164-174 MB, tokio
+//! 914-1,178 ms and 318 MB. One burst in about 40 on 2 workers at load 6-12 took 2.7 s where Go's
+//! took 1.8 s in the same round; its CPU time was 0.7 s, as in the others, and it took no
+//! untouched stack. Caught again with each worker's `/proc/.../schedstat` (a 3,174 ms burst): its
+//! workers ran 383 and 259 ms and waited 2,794 and 2,702 ms on the kernel's run queue, runnable
+//! but without a CPU: the other builds on the machine, not a wait in hilos.
 //!
 //! # I/O
 //! Each worker creates its I/O driver on its own kernel thread when it starts and reports the
@@ -127,9 +183,7 @@ pub use dump::ThreadInfo;
 pub(crate) use dump::{Collected, DumpRequest, PATIENCE as DUMP_PATIENCE};
 pub(crate) use monitor::start as start_monitor;
 pub(crate) use watchdog::threshold_from_env as watchdog_from_env;
-pub(crate) use worker::{
-    current_shared, current_shared_ptr, on_runtime, run_worker, take_default_stack,
-};
+pub(crate) use worker::{current_shared, current_shared_ptr, on_runtime, run_worker};
 
 /// The scheduling state of one runtime, shared by its workers and every spawner.
 pub(crate) struct Shared {
@@ -147,8 +201,10 @@ pub(crate) struct Shared {
     shutdown: AtomicBool,
     /// Who waits for `live` to reach zero after shutdown (see `runtime`).
     shutdown_waiter: Mutex<Option<TaskRef>>,
-    /// Default usable stack size for threads of this runtime.
-    pub(crate) stack_size: usize,
+    /// The stack class of a default-size thread (the runtime's default usable size and the TLS
+    /// area), which spawn
+    /// reserves and the first run takes (see "Spawn bursts").
+    pub(crate) stack_class: crate::stack::Class,
     /// The I/O backend chosen for this runtime's workers (a worker may still fall back to epoll
     /// if its own ring cannot be had; see `run_worker`).
     pub(crate) backend: IoBackend,
@@ -205,7 +261,9 @@ impl Shared {
             spawned: std::sync::atomic::AtomicU64::new(0),
             shutdown: AtomicBool::new(false),
             shutdown_waiter: Mutex::new(None),
-            stack_size,
+            stack_class: crate::stack::class_of(
+                stack_size.saturating_add(crate::tls::area_size()),
+            )?,
             backend,
             monitor: monitor::Monitor::new(),
             watchdog,

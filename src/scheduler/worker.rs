@@ -64,18 +64,6 @@ pub(crate) fn on_runtime(shared: &Shared) -> bool {
     crate::task::current_green().is_some() && std::ptr::eq(current_shared_ptr(), shared)
 }
 
-/// A stack of `shared`'s default size from this worker's own cache, if the caller runs on one of
-/// `shared`'s workers and the cache has one.
-#[inline]
-pub(crate) fn take_default_stack(shared: &Shared) -> Option<stack::Stack> {
-    // SAFETY: a non-null pointer is this kernel thread's live worker context; the borrow is short.
-    let w = unsafe { local_ptr().as_mut() }?;
-    if !std::ptr::eq(w.runtime, (shared as *const Shared).cast()) {
-        return None;
-    }
-    w.take_stack()
-}
-
 /// Runs a worker on the calling kernel thread until its runtime shuts down and drains.
 ///
 /// First creates the worker's I/O driver on this kernel thread (io_uring's `SINGLE_ISSUER` ring

@@ -148,8 +148,11 @@ pub(crate) struct Output<T> {
 struct Cell<F, T> {
     header: Header,
     out: Output<T>,
+    /// Taken by the thread when it first runs. A thread that has run is pinned (`Green::home` is
+    /// set just before its first switch in), so `dealloc` tells from `home` whether the closure
+    /// is still here (a flag for it made the cell of a small closure one allocation class
+    /// larger).
     func: UnsafeCell<ManuallyDrop<F>>,
-    started: UnsafeCell<bool>,
 }
 
 #[repr(C)]
@@ -168,13 +171,15 @@ where
     };
 }
 
-/// Allocates the cell of a new green thread and builds its stack frame.
+/// Allocates the cell of a new green thread, whose stack `reservation` promises (of the runtime's
+/// default class if `default_stack`). Its stack is taken, and its TLS area and first frame built,
+/// at its first run (`park::local`), so nothing here touches stack memory.
 ///
 /// Returns two references to it: the join handle's and the scheduling reference.
 #[track_caller]
 pub(crate) fn new_task<F, T>(
     name: Option<Box<str>>,
-    stack: crate::stack::Stack,
+    reservation: crate::stack::Reservation,
     default_stack: bool,
     scope: Option<Arc<ScopeData>>,
     f: F,
@@ -182,24 +187,9 @@ pub(crate) fn new_task<F, T>(
 where
     F: FnOnce() -> T,
 {
-    // With per-green-thread TLS, the thread's TLS area takes the top of its stack mapping, and
-    // its stack starts below it.
-    let area = crate::tls::area_size();
-    let tls_tp = if area == 0 {
-        0
-    } else {
-        let top = stack.top() as usize;
-        let lo = stack.limit() as usize;
-        // SAFETY: the area is the top `area` bytes of a stack we own that nothing runs on.
-        unsafe { crate::tls::prepare(top, (lo, top - area - lo)) }
-    };
-    let top = stack.top().wrapping_sub(area);
     // Built in place: spawn is hot, and a by-value `Box::new(Cell { .. })` copied the whole cell.
     let p = crate::task::small::alloc(Layout::new::<Cell<F, T>>()).cast::<Cell<F, T>>();
     let h = p.cast::<Header>();
-    // SAFETY: `top` is the top of the stack this cell will own; nothing runs on it yet. The entry
-    // receives the header, which lives as long as the scheduling reference.
-    let sp = unsafe { crate::arch::init_stack(top, park::green_entry, h as *mut u8) };
     // SAFETY: `p` is a fresh, properly aligned allocation for a Cell<F, T>; each field is written
     // exactly once before the cell is shared. Two references: the handle's and the scheduler's.
     unsafe {
@@ -207,16 +197,13 @@ where
             std::ptr::addr_of_mut!((*p).header),
             &Cell::<F, T>::VTABLE,
             name,
-            stack,
+            reservation,
             default_stack,
-            sp,
-            tls_tp,
             2,
             std::panic::Location::caller(),
         );
         std::ptr::addr_of_mut!((*p).out).write(Output::new(scope));
         std::ptr::addr_of_mut!((*p).func).write(UnsafeCell::new(ManuallyDrop::new(f)));
-        std::ptr::addr_of_mut!((*p).started).write(UnsafeCell::new(false));
         let h = NonNull::new_unchecked(h);
         (TaskRef::from_raw(h), TaskRef::from_raw(h))
     }
@@ -231,14 +218,15 @@ where
     F: FnOnce() -> T,
 {
     let cell = h.cast::<Cell<F, T>>().as_ptr();
-    // SAFETY: called once by the thread itself; nothing else touches `func`/`started`.
-    let f = unsafe {
-        *(*cell).started.get() = true;
-        ManuallyDrop::take(&mut *(*cell).func.get())
-    };
+    // SAFETY: called once by the thread itself, which is pinned (its home is set: see `func`);
+    // nothing else touches `func`.
+    let f = unsafe { ManuallyDrop::take(&mut *(*cell).func.get()) };
     let result = panic::catch_unwind(AssertUnwindSafe(f));
     // SAFETY: the header is alive while its thread runs.
-    if unsafe { h.as_ref() }.green().is_some_and(|g| g.tls_tp != 0) {
+    if unsafe { h.as_ref() }
+        .green()
+        .is_some_and(|g| g.tls_tp.get() != 0)
+    {
         // The thread's own thread-locals are destroyed now, before `join` can see it finished,
         // as std's are before its native join returns. A destructor that panics aborts, as std.
         // SAFETY: the thread runs on its own TLS area, and its closure has returned.
@@ -266,7 +254,9 @@ where
     let p = h.cast::<Cell<F, T>>().as_ptr();
     // SAFETY: the last reference gives exclusive access to a cell `new_task` initialised.
     let cell = unsafe { &mut *p };
-    if !*cell.started.get_mut() {
+    // A thread is pinned at its first run, just before it switches in and takes its closure.
+    let started = cell.header.green().is_some_and(|g| !g.home.get().is_null());
+    if !started {
         // SAFETY: the closure was never taken.
         unsafe { ManuallyDrop::drop(cell.func.get_mut()) };
     }
@@ -478,5 +468,24 @@ impl<T> Drop for JoinInner<T> {
     fn drop(&mut self) {
         // SAFETY: the handle goes without a join (`join` skips this Drop).
         unsafe { self.out().handle_dropped() };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A spawn burst keeps every thread's cell until it is joined, so the cell's size is most of
+    /// a burst's memory (`scheduler`, "Spawn bursts"): the cell of a small closure returning a
+    /// word must stay within `task::small`'s 256-byte class (it took 280 bytes, the 320-byte
+    /// class, while the header kept a copy of the guard range and the cell a `started` flag).
+    #[test]
+    fn a_small_threads_cell_fits_256_bytes() {
+        fn size<F: FnOnce() -> u64>(_: &F) -> usize {
+            std::mem::size_of::<Cell<F, u64>>()
+        }
+        let i = 5u64;
+        let n = size(&move || i);
+        assert!(n <= 256, "a cell of {n} bytes");
     }
 }

@@ -1,10 +1,11 @@
-//! The spawn engine: a green thread's allocation, stack and first frame, and the join protocol.
+//! The spawn engine: a green thread's allocation and stack reservation, and the join protocol.
 //!
-//! [`spawn_unchecked`] takes a stack (from the worker's cache or the pool), allocates the thread's
-//! one cell (`cell`: control block, join state, result slot, closure), builds the initial frame
-//! that enters `park::green_entry` on the new stack, and queues the thread on a runtime's
-//! scheduler. The std-shaped handles ([`Thread`], [`JoinHandle`], [`Builder`]) are defined here,
-//! below `runtime`, whose `Runtime::spawn` returns them; `thread` re-exports them and adds what
+//! [`spawn_unchecked`] reserves a stack in the pool, allocates the thread's one cell (`cell`:
+//! control block, join state, result slot, closure), and queues the thread on a runtime's
+//! scheduler. Its stack is bound, and its TLS area and the first frame that enters
+//! `park::green_entry` built, at its first run (`park::local`). The std-shaped handles
+//! ([`Thread`], [`JoinHandle`], [`Builder`]) are defined here, below `runtime`, whose
+//! `Runtime::spawn` returns them; `thread` re-exports them and adds what
 //! needs the global runtime (`Builder::spawn`, `spawn`, `scope`).
 
 pub(crate) mod cell;
@@ -13,7 +14,7 @@ use std::fmt;
 use std::io;
 use std::sync::Arc;
 
-use crate::scheduler::{self, Shared};
+use crate::scheduler::Shared;
 use crate::task::{TaskRef, ThreadId};
 use crate::tls;
 use cell::JoinInner;
@@ -96,21 +97,21 @@ where
     if crate::task::fork::forked() {
         return Err(crate::task::fork::error());
     }
-    let default_stack = stack_size.is_none();
-    let stack = match stack_size {
-        None => match scheduler::take_default_stack(shared) {
-            Some(s) => s,
-            None => crate::stack::alloc(shared.stack_size.saturating_add(tls::area_size()))?,
-        },
-        Some(size) => crate::stack::alloc(size.saturating_add(tls::area_size()))?,
+    // A thread takes its stack at its first run (for the runtime's default size, usually the one
+    // its worker's last exit left hot); here it only reserves one, so that a stack that cannot
+    // be had is still this call's error (`scheduler`, "Spawn bursts").
+    let class = match stack_size {
+        None => shared.stack_class,
+        Some(size) => crate::stack::class_of(size.saturating_add(tls::area_size()))?,
     };
+    let reservation = crate::stack::reserve(class)?;
     if let Some(s) = &scope {
         s.running.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
     let (handle, sched) = cell::new_task::<F, T>(
         name.map(String::into_boxed_str),
-        stack,
-        default_stack,
+        reservation,
+        class == shared.stack_class,
         scope,
         f,
     );

@@ -63,6 +63,12 @@
 //!   with a batch from the pool (warm first, then cold from the lowest chunk, so the higher ones
 //!   drain), else carves a fresh slot. A thread's cache goes back to the pool when the thread
 //!   exits.
+//! - **Reservations.** A green thread takes its stack at its first run, not at spawn
+//!   (`scheduler`, "Spawn bursts"); its spawn [`reserve`]s one, so that spawn still fails when
+//!   none could be had. The pool counts, per class, the stacks it can hand out without
+//!   mapping against those promised, and maps address space ahead (untouched: no memory, no page
+//!   tables) when a reservation finds too few; every other taker leaves the promised ones alone,
+//!   so the first run's take cannot fail for want of a stack (`pool::reserve`).
 //! - **Overflow.** [`overflow`] installs a SIGSEGV/SIGBUS handler that asks the runtime whether
 //!   the fault address is the guard of the green thread running on this kernel thread, and if so
 //!   prints std's message with that thread's name and aborts; other faults go to the previous
@@ -176,6 +182,51 @@ pub(crate) fn alloc(size: usize) -> io::Result<Stack> {
     })
 }
 
+/// The size class of stacks of at least `size` usable bytes: what a [`Reservation`] is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Class(u8);
+
+/// The class of stacks of at least `size` usable bytes (0 means the minimum); errors as
+/// [`alloc`]'s for absurd sizes.
+pub(crate) fn class_of(size: usize) -> io::Result<Class> {
+    pool::class_for(size).map(|c| Class(c as u8))
+}
+
+/// A promise of a stack of one class, made when a thread is spawned and kept until its first run
+/// takes the stack ([`Reservation::take`]), so that the spawn, not the first run, is what fails
+/// when no stack can be had: the pool counts it against the stacks it can hand out without
+/// mapping, and maps address space ahead when it has too few (`pool::reserve`). Dropping it gives
+/// the promise back.
+#[derive(Debug)]
+pub(crate) struct Reservation {
+    class: u8,
+}
+
+/// Reserves a stack of class `class` (see [`Reservation`]). Errors as [`alloc`]'s when address
+/// space, commit or mappings run out.
+pub(crate) fn reserve(class: Class) -> io::Result<Reservation> {
+    pool::reserve(class.0 as usize)?;
+    Ok(Reservation { class: class.0 })
+}
+
+impl Reservation {
+    /// The promised stack: from the calling kernel thread's cache, else the pool, which kept one
+    /// for it. Does not fail (it aborts in the one case `pool::reserve`'s doc names: the kernel
+    /// cannot allocate a page-table page for a fresh slot's guard).
+    pub(crate) fn take(self) -> Stack {
+        let class = std::mem::ManuallyDrop::new(self).class;
+        let raw = pool::take_reserved(class as usize);
+        let valgrind = valgrind::register(raw.limit, raw.limit + raw.usable);
+        Stack { raw, valgrind }
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        pool::unreserve(self.class as usize);
+    }
+}
+
 /// Returns a stack for reuse (to this thread's cache, overflowing to the shared pool, whose
 /// stacks beyond a bound have their memory released). Same as dropping it.
 pub(crate) fn free(stack: Stack) {
@@ -190,8 +241,8 @@ pub(crate) fn untouched_stacks_taken() -> u64 {
     pool::untouched_taken()
 }
 
-/// Bytes of address space mapped for green stacks (in use, pooled or cached), guards and signal
-/// stacks included.
+/// Bytes of address space mapped for green stacks (in use, pooled, cached or mapped ahead for
+/// reservations), guards and signal stacks included.
 /// Memory is committed only where a stack was touched.
 pub(crate) fn mapped_bytes() -> usize {
     map::mapped_bytes()

@@ -11,6 +11,11 @@ use parking_lot::Mutex;
 use super::map::{self, Mechanism};
 use super::{MAX_STACK_SIZE, MIN_STACK_SIZE};
 
+mod reserve;
+
+use reserve::{acquire_exact, acquire_upto, release_units, units_added};
+pub(super) use reserve::{reserve, take_reserved, unreserve};
+
 /// log2 of [`MIN_STACK_SIZE`].
 const MIN_SHIFT: u32 = 14;
 /// log2 of [`MAX_STACK_SIZE`].
@@ -164,6 +169,9 @@ struct ClassPool {
     chunk_slots: usize,
     /// Slots to ask for in the next chunk (0 before the first).
     next_chunk_slots: usize,
+    /// Chunks mapped ahead for reservations (`reserve`), none of whose slots was carved yet:
+    /// carved after the current chunk, oldest first; trimmed from the back.
+    spare: VecDeque<(usize, usize)>,
 }
 
 /// One mapping of slots.
@@ -186,6 +194,7 @@ impl ClassPool {
             slots_left: 0,
             chunk_slots: 0,
             next_chunk_slots: 0,
+            spare: VecDeque::new(),
         }
     }
 
@@ -202,16 +211,19 @@ impl ClassPool {
     }
 
     /// Files `s` as cold in its chunk. If that makes every slot of a chunk that is no longer
-    /// being carved cold, takes the chunk out of the pool (its slots with it) and returns its
-    /// base and slot count: the caller unmaps it.
-    fn push_cold(&mut self, s: RawStack) -> Option<(usize, usize)> {
+    /// being carved cold, and no reservation needs them (`reserve`), takes the chunk out of the
+    /// pool (its slots with it) and returns its base and slot count: the caller unmaps it.
+    fn push_cold(&mut self, class: usize, s: RawStack) -> Option<(usize, usize)> {
         let (&base, chunk) = self
             .chunks
             .range_mut(..=s.limit)
             .next_back()
             .expect("a pooled stack's chunk is mapped");
         chunk.cold.push(s);
-        if chunk.cold.len() < chunk.slots || base == self.carving {
+        if chunk.cold.len() < chunk.slots
+            || base == self.carving
+            || !acquire_exact(class, chunk.slots)
+        {
             self.cold_chunks.insert(base);
             return None;
         }
@@ -274,19 +286,42 @@ pub(super) fn resident_bytes() -> usize {
     total
 }
 
-/// Moves up to `n` pooled stacks of `class` into `out` (warm ones first, newest first).
+/// Moves up to `n` pooled stacks of `class` into `out` (warm ones first, newest first), taking
+/// a unit (`reserve`) for each: never one a reservation counts on.
 fn take_batch(class: usize, out: &mut Vec<RawStack>, n: usize) {
-    let mut p = POOLS[class].lock();
-    while out.len() < n {
-        match p.warm.pop_back().or_else(|| p.pop_cold()) {
-            Some(s) => out.push(s),
-            None => break,
+    let units = acquire_upto(class, n.saturating_sub(out.len()));
+    if units == 0 {
+        return;
+    }
+    let mut got = 0;
+    {
+        let mut p = POOLS[class].lock();
+        while got < units {
+            match p.warm.pop_back().or_else(|| p.pop_cold()) {
+                Some(s) => out.push(s),
+                None => break,
+            }
+            got += 1;
         }
+    }
+    // Units that stand for never-carved slots go back.
+    if got < units {
+        release_units(class, units - got);
     }
 }
 
-/// One stack of `class` from the shared pool, else a freshly carved slot.
+/// One stack of `class` from the shared pool, else a freshly carved slot: takes a unit
+/// (`reserve`), mapping more address space if there is none.
 fn take_shared(class: usize) -> io::Result<RawStack> {
+    if acquire_upto(class, 1) == 0 {
+        reserve::map_for_one(class)?;
+    }
+    take_held(class)
+}
+
+/// One stack of `class` for a caller holding a unit of it (`reserve`), which it uses up: a pooled
+/// one, else a never-carved slot, which the unit guarantees (the error is the guard's).
+fn take_held(class: usize) -> io::Result<RawStack> {
     let mech = map::mechanism();
     let page = map::page_size();
     let usable = class_size(class);
@@ -297,21 +332,14 @@ fn take_shared(class: usize) -> io::Result<RawStack> {
             return Ok(s);
         }
         if p.slots_left == 0 {
-            let max = chunk_max_slots(mech, usable, slot_len);
-            let want = p.next_chunk_slots.clamp(CHUNK_FIRST_SLOTS.min(max), max);
-            let (addr, got) = map_chunk(mech, usable, slot_len, want)?;
-            p.chunks.insert(
-                addr,
-                Chunk {
-                    slots: got,
-                    cold: Vec::new(),
-                },
-            );
+            let (addr, got) = p
+                .spare
+                .pop_front()
+                .expect("hilos: a stack unit with no stack behind it");
             p.carving = addr;
             p.next_slot = addr;
             p.slots_left = got;
             p.chunk_slots = got;
-            p.next_chunk_slots = got.saturating_mul(2).min(max);
         }
         let base = p.next_slot;
         UNTOUCHED_TAKEN.fetch_add(1, Ordering::Relaxed);
@@ -403,7 +431,10 @@ fn put_shared(class: usize, stacks: impl IntoIterator<Item = RawStack>) {
     let bound = warm_limit(class);
     let excess: Vec<RawStack> = {
         let mut p = POOLS[class].lock();
+        let before = p.warm.len();
         p.warm.extend(stacks);
+        // Under the lock, after the stacks are in: whoever takes these units finds them.
+        units_added(class, p.warm.len() - before);
         let over = p.warm.len().saturating_sub(bound);
         p.warm.drain(..over).collect()
     };
@@ -425,7 +456,10 @@ fn put_shared(class: usize, stacks: impl IntoIterator<Item = RawStack>) {
     let slot_len = map::page_size() + class_size(class);
     let drained: Vec<(usize, usize)> = {
         let mut p = POOLS[class].lock();
-        excess.into_iter().filter_map(|s| p.push_cold(s)).collect()
+        excess
+            .into_iter()
+            .filter_map(|s| p.push_cold(class, s))
+            .collect()
     };
     for (base, slots) in drained {
         // SAFETY: `push_cold` took the chunk out of the pool with all of its slots, each of
@@ -444,6 +478,8 @@ struct ClassCache {
     limit: usize,
     /// Newest at the back.
     stacks: Vec<RawStack>,
+    /// Units of the class (`reserve`) this thread holds for its next reservations.
+    credits: usize,
 }
 
 struct ThreadCache {
@@ -460,6 +496,7 @@ impl ThreadCache {
                     class,
                     limit: cache_limit(class),
                     stacks: Vec::new(),
+                    credits: 0,
                 });
                 self.classes.len() - 1
             }
@@ -475,6 +512,7 @@ impl Drop for ThreadCache {
         let _ = CACHE.try_with(|c| c.set(std::ptr::null()));
         for c in self.classes.drain(..) {
             put_shared(c.class, c.stacks);
+            release_units(c.class, c.credits);
         }
     }
 }
@@ -515,7 +553,17 @@ pub(crate) fn worker_started() {
 /// A stack of `class`: from this thread's cache (refilled in a batch from the shared pool when
 /// empty), else the shared pool, else a fresh slot.
 pub(super) fn take(class: usize) -> io::Result<RawStack> {
-    let cached = with_cache(|cache| {
+    match take_cached(class) {
+        Some(s) => Ok(s),
+        // Empty pool, uncached class, or this thread's cache already destroyed (thread exit).
+        None => take_shared(class),
+    }
+}
+
+/// A stack of `class` from this thread's cache, refilled in a batch from the shared pool's
+/// stacks when empty; `None` if there is none (or the class is not cached, or the cache is gone).
+fn take_cached(class: usize) -> Option<RawStack> {
+    with_cache(|cache| {
         let mut cache = cache.borrow_mut();
         let e = cache.entry(class);
         if let Some(s) = e.stacks.pop() {
@@ -526,12 +574,9 @@ pub(super) fn take(class: usize) -> io::Result<RawStack> {
         }
         take_batch(class, &mut e.stacks, e.limit.div_ceil(2));
         e.stacks.pop()
-    });
-    match cached {
-        Ok(Some(s)) => Ok(s),
-        // Empty pool, uncached class, or this thread's cache already destroyed (thread exit).
-        _ => take_shared(class),
-    }
+    })
+    .ok()
+    .flatten()
 }
 
 /// Returns a stack: to this thread's cache; when that is full, its older half moves to the

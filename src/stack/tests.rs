@@ -963,3 +963,46 @@ fn exhausted_address_space_is_an_explained_error() {
         );
     }
 }
+
+/// Reservations (`scheduler`, "Spawn bursts"): reserving hands out no stack (the pool's lists and
+/// this thread's cache stay as they were), stacks taken without a reservation meanwhile do not
+/// use up the promised ones, every reservation's take then succeeds with a stack of its own,
+/// writable and with its guard, and the units come back when stacks and reservations go.
+#[test]
+fn reservations_promise_stacks_that_other_takers_leave_alone() {
+    // Classes used by this test only: one carved from chunks, one with a mapping per slot.
+    for size in [1536 * 1024, 9 << 20] {
+        let class = class_of(size).unwrap();
+        let c = class.0 as usize;
+        let before = (pool::pool_counts(c), pool::cached_count(c));
+        let promised: Vec<Reservation> = (0..40).map(|_| reserve(class).unwrap()).collect();
+        let (warm, _) = pool::pool_counts(c);
+        assert_eq!(warm, before.0.0, "a reservation took or filed a warm stack");
+        assert_eq!(
+            pool::cached_count(c),
+            before.1,
+            "a reservation took a cached stack"
+        );
+        let others: Vec<Stack> = (0..20).map(|_| alloc(size).unwrap()).collect();
+        let taken: Vec<Stack> = promised.into_iter().map(Reservation::take).collect();
+        let mut tops: Vec<usize> = taken
+            .iter()
+            .chain(&others)
+            .map(|s| s.top() as usize)
+            .collect();
+        tops.sort_unstable();
+        tops.dedup();
+        assert_eq!(tops.len(), 60, "a stack was handed out twice");
+        for s in &taken {
+            assert!(s.usable_size() >= size);
+            // SAFETY: the top byte of a stack we own, which nothing runs on.
+            unsafe { ptr::write_volatile(s.top().sub(1), 0x5A) };
+            assert!(!readable(s.guard().start), "a reserved stack has no guard");
+        }
+        drop(taken);
+        drop(others);
+        // Reservations given back unused are units again: as many can be had once more.
+        let again: Vec<Reservation> = (0..40).map(|_| reserve(class).unwrap()).collect();
+        drop(again);
+    }
+}

@@ -227,10 +227,14 @@ pub(crate) struct Vtable {
 
 /// The state only a green thread has.
 pub(crate) struct Green {
-    /// Saved stack pointer while the thread is not running.
+    /// Saved stack pointer while the thread is not running (null before its first run, which
+    /// builds its first frame: `park::local`).
     pub(crate) sp: UnsafeCell<*mut u8>,
-    /// The thread's stack; `None` once it has exited and the stack went back to the pool.
+    /// The thread's stack: bound at its first run (`scheduler`, "Spawn bursts"); `None` before
+    /// that and once it has exited and the stack went back to the pool.
     pub(crate) stack: UnsafeCell<Option<Stack>>,
+    /// The stack promised at spawn, until the first run takes it.
+    pub(crate) reservation: UnsafeCell<Option<crate::stack::Reservation>>,
     /// The worker the thread is pinned to; set at its first run, never changed afterwards. Not
     /// counted: a worker's `Home` lives as long as its runtime's workers, which do not exit while
     /// any of their threads is alive (see `schedule` for the remote waker).
@@ -241,11 +245,10 @@ pub(crate) struct Green {
     pub(crate) wait_gen: Cell<u64>,
     /// What the current wait is on: `WAIT_*`.
     pub(crate) wait_on: Cell<u8>,
-    /// Guard range of the stack, copied for the async-signal-safe overflow check.
-    pub(crate) guard: (usize, usize),
     /// The thread pointer of the thread's own TLS area (`tls`), or 0 when thread-locals are
-    /// shared with the worker. Fixed for the thread's life.
-    pub(crate) tls_tp: usize,
+    /// shared with the worker. Set before the thread first runs (0 until then), fixed from then
+    /// on.
+    pub(crate) tls_tp: Cell<usize>,
     /// Bursts of spawns this thread made since it last joined a thread (saturating): spawns with
     /// a switch of its worker between them. The scheduler's sign of a spawner that spawns and
     /// carries on, such as an accept loop (see `scheduler`, "Placement"). Touched only by the
@@ -304,29 +307,23 @@ unsafe impl Sync for Header {}
 unsafe impl Send for Header {}
 
 impl Header {
-    /// Writes, in place, a new header with `refs` references for a green thread whose stack is
-    /// `stack` and saved stack pointer `sp`. (In place: spawn is hot, and building the header on
-    /// the stack and copying it into the allocation showed up in profiles.)
+    /// Writes, in place, a new header with `refs` references for a green thread that has not
+    /// run, whose stack `reservation` promises for its first run (of the runtime's default class
+    /// if `default_stack`). (In place: spawn is hot, and building the header on the stack and
+    /// copying it into the allocation showed up in profiles.)
     ///
     /// # Safety
     /// `dst` is valid for writes of a `Header` and properly aligned.
     #[inline]
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "the fields of a header written in place on the spawn path"
-    )]
     pub(crate) unsafe fn write_green(
         dst: *mut Header,
         vtable: &'static Vtable,
         name: Option<Box<str>>,
-        stack: Stack,
+        reservation: crate::stack::Reservation,
         default_stack: bool,
-        sp: *mut u8,
-        tls_tp: usize,
         refs: usize,
         spawned_at: &'static std::panic::Location<'static>,
     ) {
-        let g = stack.guard();
         // SAFETY: per the contract, every field pointer is valid for writes.
         unsafe {
             ptr::addr_of_mut!((*dst).refs).write(AtomicUsize::new(refs));
@@ -337,14 +334,14 @@ impl Header {
             ptr::addr_of_mut!((*dst).sys).write(Token::new());
             ptr::addr_of_mut!((*dst).link).write(AtomicPtr::new(ptr::null_mut()));
             ptr::addr_of_mut!((*dst).kind).write(Kind::Green(Green {
-                sp: UnsafeCell::new(sp),
-                stack: UnsafeCell::new(Some(stack)),
+                sp: UnsafeCell::new(ptr::null_mut()),
+                stack: UnsafeCell::new(None),
+                reservation: UnsafeCell::new(Some(reservation)),
                 home: Cell::new(ptr::null()),
                 default_stack,
                 wait_gen: Cell::new(0),
                 wait_on: Cell::new(WAIT_NONE),
-                guard: (g.start, g.end),
-                tls_tp,
+                tls_tp: Cell::new(0),
                 spawned: Cell::new(0),
                 spawn_tick: Cell::new(0),
                 placed: Cell::new(false),
@@ -567,7 +564,7 @@ pub(crate) fn current() -> TaskRef {
 
 /// For the stack-overflow handler: if `addr` is in the guard of the green stack running on this
 /// kernel thread, writes its name into `buf` and returns the name's length. Async-signal-safe:
-/// reads one const-initialised thread-local and immutable fields.
+/// reads one const-initialised thread-local and fields fixed before the thread first ran.
 pub(crate) fn overflow_lookup(addr: usize, buf: &mut [u8]) -> Option<usize> {
     let cur = CURRENT_GREEN.try_with(|c| c.get()).ok()?;
     if cur.is_null() {
@@ -578,7 +575,10 @@ pub(crate) fn overflow_lookup(addr: usize, buf: &mut [u8]) -> Option<usize> {
     let g = h.green()?;
     // Only the guard itself: Rust probes large frames page by page, so an overflow faults there
     // first; memory below it belongs to the neighbouring stack of the chunk.
-    if !(g.guard.0..g.guard.1).contains(&addr) {
+    // SAFETY: a running thread's stack is bound (before its first switch in) and stays until it
+    // has switched away for good; a plain read of it on the thread's own kernel thread.
+    let stack = unsafe { (*g.stack.get()).as_ref() }?;
+    if !stack.guard().contains(&addr) {
         return None;
     }
     let name = h.name().unwrap_or("<unnamed>").as_bytes();

@@ -8,9 +8,10 @@
 //! on x86_64 for hilos's harness). If it could not be closed, the area keeps room for it.
 //!
 //! Life of an area, in the order the calls come:
-//! 1. [`prepare`] at spawn, on whatever thread spawns: the control block's process-wide fields
-//!    (canary, pointer guard) and self pointers. An area that is being reused (the stack came
-//!    back from a thread that exited cleanly) keeps its control block as it was.
+//! 1. [`prepare`] at the thread's first run, on the worker that runs it, when its stack is bound:
+//!    the control block's process-wide fields (canary, pointer guard) and self pointers. An area
+//!    that is being reused (the stack came back from a thread that exited cleanly) keeps its
+//!    control block as it was.
 //! 2. [`first_run`] on the worker that first runs the thread (the thread stays there): the blocks,
 //!    copied in one go from the worker's *template* ([`Template`]: every block's init image, with
 //!    libc's fields that belong to that kernel thread (ctype tables, malloc's tcache and arena)

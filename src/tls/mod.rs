@@ -58,9 +58,10 @@
 //! (`HILOS_TLS=arch_prctl` forces it).
 //!
 //! # Required orderings
-//! - An area is prepared before its thread is queued (spawn), and made the worker's
-//!   ([`first_run`]) before the first switch into it; nothing else writes it while the thread
-//!   lives, but the thread itself.
+//! - An area is prepared ([`prepare`]) and made the worker's ([`first_run`]) at its thread's
+//!   first run, on the worker that runs it, before the first switch into it (the stack, and so
+//!   the area at its top, is bound to the thread only then: `scheduler`, "Spawn bursts");
+//!   nothing else writes it while the thread lives, but the thread itself.
 //! - A per-worker slot is registered ([`mirror`]) before any green thread of that worker first
 //!   runs: workers register theirs when they start.
 
