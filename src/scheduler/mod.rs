@@ -196,8 +196,9 @@ pub(crate) struct Shared {
     /// flushed (`Local::exits`): it may over-count, never under-count, so no worker can take
     /// the runtime for finished while a thread is alive.
     live: AtomicUsize,
-    /// Green threads ever spawned (exact: counted before `spawn` returns).
-    spawned: std::sync::atomic::AtomicU64,
+    /// Green threads spawned from outside its workers (those spawned on a worker are counted
+    /// by it: `Watch::spawns`).
+    spawned_outside: std::sync::atomic::AtomicU64,
     shutdown: AtomicBool,
     /// Who waits for `live` to reach zero after shutdown (see `runtime`).
     shutdown_waiter: Mutex<Option<TaskRef>>,
@@ -258,7 +259,7 @@ impl Shared {
             num_idle: AtomicUsize::new(0),
             spinning: AtomicUsize::new(0),
             live: AtomicUsize::new(0),
-            spawned: std::sync::atomic::AtomicU64::new(0),
+            spawned_outside: std::sync::atomic::AtomicU64::new(0),
             shutdown: AtomicBool::new(false),
             shutdown_waiter: Mutex::new(None),
             stack_class: crate::stack::class_of(
@@ -271,9 +272,12 @@ impl Shared {
         Ok((shared, seeds))
     }
 
-    /// Green threads ever spawned on this runtime.
+    /// Green threads ever spawned on this runtime: exact for spawns that happened before the
+    /// call (each is counted before `spawn` returns), with no locked instruction on a worker's
+    /// spawn path (its own count is a plain load and store).
     pub(crate) fn spawned(&self) -> u64 {
-        self.spawned.load(Ordering::Relaxed)
+        let on_workers: u64 = self.workers.iter().map(|w| w.home.watch.spawns()).sum();
+        self.spawned_outside.load(Ordering::Relaxed) + on_workers
     }
 
     /// Green threads spawned on this runtime and not yet finished.
@@ -284,7 +288,6 @@ impl Shared {
     /// Queues a fresh green thread (`t` is its scheduling reference).
     pub(crate) fn spawn(&self, t: TaskRef) {
         self.live.fetch_add(1, Ordering::Relaxed);
-        self.spawned.fetch_add(1, Ordering::Relaxed);
         let w = local_ptr();
         // SAFETY: a non-null context pointer is the live worker of this kernel thread; the borrow
         // ends before any switch.
@@ -306,6 +309,7 @@ impl Shared {
             }
             return;
         }
+        self.spawned_outside.fetch_add(1, Ordering::Relaxed);
         self.injector.push(t);
         fence(Ordering::SeqCst);
         self.wake_idle();

@@ -77,7 +77,7 @@ pub(crate) fn threshold_from_env() -> Option<Duration> {
 #[derive(Clone, Copy)]
 struct Seen {
     progress: u32,
-    spawns: u32,
+    spawns: u64,
     running: usize,
     /// Since when the worker has shown no progress.
     since: Instant,

@@ -41,7 +41,7 @@
 //! The cost on the hot paths: one `Release` store per switch into a green thread (a plain store
 //! on x86_64), one plain store per spawn, a load and a compiler fence per thread exit.
 
-use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 #[cfg(not(all(test, loom)))]
 use std::sync::atomic::{AtomicU8, compiler_fence};
 
@@ -176,9 +176,10 @@ fn rare_side_fence() -> bool {
 pub(crate) struct Watch {
     /// The running green thread (`Slot`).
     slot: Slot<Header>,
-    /// Spawns made on the worker (wrapping): a spawner that spawns without switching is making
-    /// progress, not stuck. Written only by the worker.
-    spawns: AtomicU32,
+    /// Spawns made on the worker: a spawner that spawns without switching is making progress,
+    /// not stuck (the watchdog), and the runtime's total of threads (metrics) adds them up.
+    /// Written only by the worker.
+    spawns: AtomicU64,
     /// The worker's kernel thread id (for `/proc/self/task/TID/syscall`), 0 until it starts.
     pub(crate) tid: AtomicI32,
 }
@@ -193,7 +194,7 @@ impl Watch {
     pub(crate) fn new() -> Watch {
         Watch {
             slot: Slot::new(),
-            spawns: AtomicU32::new(0),
+            spawns: AtomicU64::new(0),
             tid: AtomicI32::new(0),
         }
     }
@@ -219,8 +220,8 @@ impl Watch {
         self.slot.current_addr()
     }
 
-    /// Spawns made on the worker so far (wrapping).
-    pub(crate) fn spawns(&self) -> u32 {
+    /// Spawns made on the worker so far.
+    pub(crate) fn spawns(&self) -> u64 {
         self.spawns.load(Ordering::Relaxed)
     }
 
