@@ -373,6 +373,49 @@ fn vectored_sends_are_whole() {
     });
 }
 
+/// A descriptor closed by another thread while a green thread reads it: as with libc on Linux,
+/// the read is not woken by the close; it ends with the data that arrives (io_uring keeps the
+/// file open while its operation is in flight, as a blocking system call does), or at the
+/// socket timeout (the epoll fallback, where the close releases the socket), never hanging the
+/// worker or touching freed memory.
+#[test]
+fn a_descriptor_closed_while_a_green_thread_reads_it() {
+    use std::os::fd::IntoRawFd;
+    let (took, r, err) = with_ticker(|| {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (mut peer, _) = l.accept().unwrap();
+        c.set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        let fd = c.into_raw_fd();
+        let closer = hilos::spawn(move || {
+            hilos::sleep(Duration::from_millis(50));
+            // SAFETY: the descriptor is the test's own, no longer owned by a TcpStream.
+            assert_eq!(unsafe { libc::close(fd) }, 0);
+            hilos::sleep(Duration::from_millis(50));
+            let _ = peer.write_all(b"x");
+            peer
+        });
+        let start = Instant::now();
+        let mut buf = [0u8; 8];
+        // SAFETY: a live buffer; the descriptor may be closed meanwhile (the point of the test).
+        let r = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        let err = std::io::Error::last_os_error().raw_os_error();
+        let took = start.elapsed();
+        drop(closer.join().unwrap());
+        (took, r, err)
+    });
+    match r {
+        1 => {}
+        -1 => assert!(
+            matches!(err, Some(libc::EAGAIN) | Some(libc::EBADF)),
+            "unexpected error {err:?}"
+        ),
+        _ => panic!("read returned {r}"),
+    }
+    assert!(took < Duration::from_millis(1300), "{took:?}");
+}
+
 #[test]
 fn nonblocking_socket_answers_at_once() {
     with_ticker(|| {
