@@ -416,6 +416,47 @@ fn a_descriptor_closed_while_a_green_thread_reads_it() {
     assert!(took < Duration::from_millis(1300), "{took:?}");
 }
 
+/// `recvfrom` and `recvmsg` on a green thread, which go to the ring on io_uring, fill in the
+/// sender's address and its length as libc's do (std's `UdpSocket::recv_from` is `recvfrom`).
+#[test]
+fn datagram_receives_give_the_sender() {
+    with_ticker(|| {
+        use std::os::fd::AsRawFd;
+        let a = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let b = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let (a_addr, b_addr) = (a.local_addr().unwrap(), b.local_addr().unwrap());
+        let sender = hilos::spawn(move || {
+            hilos::sleep(Duration::from_millis(50));
+            a.send_to(b"one", b_addr).unwrap();
+            hilos::sleep(Duration::from_millis(50));
+            a.send_to(b"two!", b_addr).unwrap();
+        });
+        let mut buf = [0u8; 16];
+        let (n, from) = b.recv_from(&mut buf).unwrap();
+        assert_eq!((&buf[..n], from), (&b"one"[..], a_addr));
+        // SAFETY: zeroed sockaddr storage and msghdr are valid; every pointer is live.
+        let (n, port, namelen) = unsafe {
+            let mut name: libc::sockaddr_in = std::mem::zeroed();
+            let mut iov = libc::iovec {
+                iov_base: buf.as_mut_ptr().cast(),
+                iov_len: buf.len(),
+            };
+            let mut m: libc::msghdr = std::mem::zeroed();
+            m.msg_name = (&raw mut name).cast();
+            m.msg_namelen = size_of::<libc::sockaddr_in>() as _;
+            m.msg_iov = &mut iov;
+            m.msg_iovlen = 1;
+            let n = libc::recvmsg(b.as_raw_fd(), &mut m, 0);
+            (n, u16::from_be(name.sin_port), m.msg_namelen)
+        };
+        assert_eq!(n, 4);
+        assert_eq!(&buf[..4], b"two!");
+        assert_eq!(port, a_addr.port());
+        assert_eq!(namelen as usize, size_of::<libc::sockaddr_in>());
+        sender.join().unwrap();
+    });
+}
+
 #[test]
 fn nonblocking_socket_answers_at_once() {
     with_ticker(|| {
