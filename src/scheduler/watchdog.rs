@@ -83,8 +83,9 @@ struct Seen {
     since: Instant,
     /// This episode was reported.
     reported: bool,
-    /// When the worker's CPU times were last read in this episode, and what they were.
-    probe: Option<(Instant, CpuTimes)>,
+    /// When the worker's CPU times were last read in this episode, and what they were (`None`
+    /// where Linux does not tell: the episode is then reported at the threshold, unjudged).
+    probe: Option<(Instant, Option<CpuTimes>)>,
 }
 
 /// The watchdog's state, kept by the monitor thread.
@@ -149,15 +150,15 @@ impl Watchdog {
             }
             let tid = w.home.watch.tid.load(Ordering::Relaxed);
             let Some((at, before)) = seen.probe else {
-                seen.probe = CpuTimes::of(tid).map(|c| (now, c));
+                seen.probe = Some((now, CpuTimes::of(tid)));
                 continue;
             };
             // Judged over at least 50 ms: user and system time come in 10 ms clock ticks.
             let judge_after = (self.threshold / 2).max(Duration::from_millis(50));
-            if held < self.threshold || now.duration_since(at) < judge_after {
+            if held < self.threshold || (before.is_some() && now.duration_since(at) < judge_after) {
                 continue;
             }
-            if let Some(c) = CpuTimes::of(tid) {
+            if let (Some(before), Some(c)) = (before, CpuTimes::of(tid)) {
                 let window = now.duration_since(at).as_nanos() as u64;
                 let waited = c.wait_ns.saturating_sub(before.wait_ns);
                 let ran = c.run_ns.saturating_sub(before.run_ns);
@@ -168,7 +169,7 @@ impl Watchdog {
                 let computing = ran >= waited && user > 0 && user >= system;
                 if asleep <= window / 2 && !computing {
                     // Starved of CPU, or busy in the kernel: look again over a new window.
-                    seen.probe = Some((now, c));
+                    seen.probe = Some((now, Some(c)));
                     continue;
                 }
             }
