@@ -76,6 +76,8 @@
 //!   `Semaphore`, with std's poisoning.
 //! - [`net`], [`fs`], [`io`]: sockets, files, directories, pipes and the standard streams;
 //!   io_uring operations where the kernel has them, an epoll driver and a blocking pool otherwise.
+//! - [`os`]: std's `os::unix::{net, fs}` and `os::fd` paths for the same types, so that
+//!   `use std::os::unix::net::UnixStream` moves over too.
 //! - [`Runtime`]: worker count, stack size, `block_on`, shutdown.
 //! - One Cargo feature, `hook` (off by default): libc's blocking calls (`read`, `recv`, `poll`,
 //!   `nanosleep`, `getaddrinfo`...) are interposed so that std and C code park only the calling
@@ -109,6 +111,7 @@ mod tls;
 pub mod fs;
 pub mod io;
 pub mod net;
+pub mod os;
 pub mod runtime;
 pub mod sync;
 pub mod thread;

@@ -118,3 +118,48 @@ fn builder_spawn_unchecked_may_borrow() {
     on_both(borrowing_spawn);
     borrowing_spawn();
 }
+
+/// A pipe end given to a child (`From<PipeReader> for Stdio`, std's) is a blocking descriptor
+/// there, as children expect: `cat` starts on an empty pipe and waits for data written 50 ms
+/// later (with the non-blocking description hilos uses itself, it failed with EAGAIN at once).
+/// The parent's writes to the other end still park only the green thread.
+fn pipe_to_child() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+
+    let (r, mut w) = hilos::io::pipe().unwrap();
+    let child = Command::new("cat")
+        .stdin(r)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let child = child.unwrap();
+    hilos::sleep(std::time::Duration::from_millis(50));
+    w.write_all(b"late data").unwrap();
+    drop(w);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        (
+            out.stdout.as_slice(),
+            String::from_utf8_lossy(&out.stderr).as_ref()
+        ),
+        (&b"late data"[..], "")
+    );
+    // The writing end goes to a child too, reading back what it wrote.
+    let (mut r, w) = hilos::io::pipe().unwrap();
+    let status = Command::new("echo")
+        .arg("from the child")
+        .stdout(w)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut got = String::new();
+    std::io::Read::read_to_string(&mut r, &mut got).unwrap();
+    assert_eq!(got, "from the child\n");
+}
+
+#[test]
+fn pipe_ends_given_to_a_child_are_blocking_there() {
+    on_both(pipe_to_child);
+    pipe_to_child();
+}

@@ -1,4 +1,4 @@
-//! Swapping imports: one probe of std's `thread`, `sync`, `net`, `fs` and `io` APIs
+//! Swapping imports: one probe of std's `thread`, `sync`, `net`, `fs`, `io` and `os` APIs
 //! (tests/probe/body.rs), compiled twice, once with those names bound to std's modules and once
 //! to hilos's. It must compile both ways, and run to the same transcript: with std on the main
 //! thread; with hilos on a green thread of a 1-worker runtime, of a 2-worker runtime, and on a
@@ -7,12 +7,12 @@
 mod common;
 
 mod with_std {
-    use std::{fs, io, net, sync, thread};
+    use std::{fs, io, net, os, sync, thread};
     include!("probe/body.rs");
 }
 
 mod with_hilos {
-    use hilos::{fs, io, net, sync, thread};
+    use hilos::{fs, io, net, os, sync, thread};
     include!("probe/body.rs");
 }
 

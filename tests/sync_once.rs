@@ -271,3 +271,55 @@ fn once_poisoning_as_std() {
     on_both(20, check);
     check();
 }
+
+/// `wait_force` (std's): on a poisoned `Once` it waits, parked, for a forced call to complete
+/// it, instead of panicking as `wait` does; three green waiters on one worker stay parked while
+/// the worker runs the forcing thread, which parks in the middle of its call. Also from a kernel
+/// thread waiting on green threads.
+#[test]
+fn once_wait_force_waits_out_poison() {
+    fn check() {
+        let once = Arc::new(hilos::sync::Once::new());
+        let o = once.clone();
+        let _ = hilos::spawn(move || o.call_once(|| panic!("poisons it (expected)"))).join();
+        let woke = Arc::new(AtomicUsize::new(0));
+        let waiters: Vec<_> = (0..3)
+            .map(|_| {
+                let (o, woke) = (once.clone(), woke.clone());
+                hilos::spawn(move || {
+                    o.wait_force();
+                    woke.fetch_add(1, Ordering::SeqCst);
+                })
+            })
+            .collect();
+        hilos::sleep(Duration::from_millis(20));
+        assert_eq!(
+            woke.load(Ordering::SeqCst),
+            0,
+            "a waiter passed a poisoned Once"
+        );
+        let o = once.clone();
+        let w = woke.clone();
+        hilos::spawn(move || {
+            o.call_once_force(|s| {
+                assert!(s.is_poisoned());
+                hilos::sleep(Duration::from_millis(10)); // parks mid-call
+                assert_eq!(
+                    w.load(Ordering::SeqCst),
+                    0,
+                    "a waiter passed a running call"
+                );
+            })
+        })
+        .join()
+        .unwrap();
+        for w in waiters {
+            w.join().unwrap();
+        }
+        assert_eq!(woke.load(Ordering::SeqCst), 3);
+        assert!(once.is_completed());
+        once.wait_force(); // completed: returns at once
+    }
+    on_both(20, check);
+    check();
+}

@@ -512,6 +512,26 @@ impl From<File> for std::fs::File {
         f.inner
     }
 }
+impl File {
+    /// Whether the file is a terminal, as [`std::io::IsTerminal`] on std's `File` (which hilos's
+    /// types cannot implement: std seals it).
+    ///
+    /// # Examples
+    /// ```
+    /// let f = hilos::fs::File::open("/dev/null").unwrap();
+    /// assert!(!f.is_terminal());
+    /// ```
+    pub fn is_terminal(&self) -> bool {
+        use std::io::IsTerminal;
+        self.inner.is_terminal()
+    }
+}
+impl From<File> for std::process::Stdio {
+    /// A child's stream that reads or writes this file, as std's `From<File>`.
+    fn from(f: File) -> std::process::Stdio {
+        std::process::Stdio::from(f.inner)
+    }
+}
 impl fmt::Debug for File {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(&self.inner, f)

@@ -23,6 +23,7 @@
 
 mod dir;
 mod file;
+pub(crate) mod owner;
 
 use std::ffi::{CString, c_char};
 use std::io::{self, Read, Write};
@@ -492,6 +493,26 @@ pub fn symlink<P: AsRef<Path>, Q: AsRef<Path>>(original: P, link: Q) -> io::Resu
             || std::os::unix::fs::symlink(original, link),
         )
     }
+}
+
+/// Makes a symbolic link, as std's deprecated [`std::fs::soft_link`]: use [`symlink`] (std's
+/// `std::os::unix::fs::symlink`).
+///
+/// # Examples
+/// ```
+/// #![allow(deprecated)]
+/// let dir = std::env::temp_dir().join(format!("hilos-doc-{}-soft-link", std::process::id()));
+/// hilos::fs::create_dir_all(&dir).unwrap();
+/// hilos::fs::soft_link("target", dir.join("link")).unwrap();
+/// assert_eq!(hilos::fs::read_link(dir.join("link")).unwrap(), std::path::Path::new("target"));
+/// hilos::fs::remove_dir_all(&dir).unwrap();
+/// ```
+#[deprecated(
+    since = "0.1.0",
+    note = "replaced with `hilos::fs::symlink`, as in std"
+)]
+pub fn soft_link<P: AsRef<Path>, Q: AsRef<Path>>(original: P, link: Q) -> io::Result<()> {
+    symlink(original, link)
 }
 
 /// Changes the permissions of the file at `path` (following symbolic links), as

@@ -86,6 +86,18 @@ fn set_nonblocking(fd: &OwnedFd) -> io::Result<()> {
     Ok(())
 }
 
+/// Clears `O_NONBLOCK` on `fd`'s open file description (for a pipe end given to a child).
+fn set_blocking(fd: &OwnedFd) -> io::Result<()> {
+    // SAFETY: plain fcntl calls on a descriptor we own.
+    unsafe {
+        let fl = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
+        if fl < 0 || libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, fl & !libc::O_NONBLOCK) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
 /// Reads into `buf` from the non-blocking stream descriptor `fd`, parking only a green caller.
 pub(crate) fn read_fd(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
     let len = buf.len().min(i32::MAX as usize);
@@ -178,6 +190,17 @@ macro_rules! pipe_end {
         impl From<$t> for OwnedFd {
             fn from(p: $t) -> OwnedFd {
                 p.0
+            }
+        }
+        impl From<$t> for std::process::Stdio {
+            /// A child's stream on this pipe end, as std's `From`. The end's open file
+            /// description is made blocking again, as a child expects its standard streams (hilos
+            /// had made it non-blocking): a handle to it kept through `try_clone` then reads or
+            /// writes a blocking description, which parks only the green thread on io_uring but
+            /// blocks its worker on the epoll fallback.
+            fn from(p: $t) -> std::process::Stdio {
+                let _ = set_blocking(&p.0);
+                std::process::Stdio::from(p.0)
             }
         }
         impl FromRawFd for $t {

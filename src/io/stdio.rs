@@ -283,6 +283,13 @@ impl Stdin {
     }
 }
 
+impl StdinLock<'_> {
+    /// Whether standard input is a terminal, as [`std::io::IsTerminal`] on std's lock.
+    pub fn is_terminal(&self) -> bool {
+        is_tty(0)
+    }
+}
+
 fn is_tty(fd: RawFd) -> bool {
     // SAFETY: isatty only reads the descriptor's state; any descriptor number is allowed.
     unsafe { libc::isatty(fd) == 1 }
@@ -354,7 +361,8 @@ macro_rules! handle_write {
 }
 
 macro_rules! locked_stream {
-    ($(#[$doc:meta])* $handle:ident, $lock:ident, $fd:expr, $static:ident, $name:literal) => {
+    ($(#[$doc:meta])* $handle:ident, $lock:ident, $fd:expr, $static:ident, $static_std:ident,
+     $name:literal) => {
         $(#[$doc])*
         pub struct $lock<'a> {
             /// Not `Send`: the lock is owned by the thread that took it.
@@ -377,6 +385,22 @@ macro_rules! locked_stream {
             /// [`std::io::IsTerminal`] (which hilos's types cannot implement: std seals it).
             pub fn is_terminal(&self) -> bool {
                 is_tty($fd)
+            }
+        }
+
+        impl $lock<'_> {
+            #[doc = concat!("Whether standard ", $name, " is a terminal, as ")]
+            /// [`std::io::IsTerminal`] on std's lock.
+            pub fn is_terminal(&self) -> bool {
+                is_tty($fd)
+            }
+        }
+
+        impl From<$handle> for std::process::Stdio {
+            #[doc = concat!("A child's stream that writes to this process's standard ", $name, ",")]
+            /// as std's `From` (the descriptor is shared, not duplicated).
+            fn from(_: $handle) -> std::process::Stdio {
+                std::process::Stdio::from(std::io::$static_std())
             }
         }
 
@@ -427,6 +451,7 @@ locked_stream!(
     StdoutLock,
     1,
     stdout_lock,
+    stdout,
     "output"
 );
 
@@ -445,6 +470,7 @@ locked_stream!(
     StderrLock,
     2,
     stderr_lock,
+    stderr,
     "error"
 );
 
@@ -467,3 +493,6 @@ macro_rules! std_fd {
 std_fd!(Stdin, 0);
 std_fd!(Stdout, 1);
 std_fd!(Stderr, 2);
+std_fd!(StdinLock<'_>, 0);
+std_fd!(StdoutLock<'_>, 1);
+std_fd!(StderrLock<'_>, 2);

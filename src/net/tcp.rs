@@ -153,6 +153,22 @@ impl TcpListener {
         self.inner.ttl()
     }
 
+    /// Sets `IPV6_V6ONLY` (deprecated in std as well, where it is kept for compatibility: on a
+    /// bound listener it has no effect on which connections arrive).
+    ///
+    /// # Examples
+    /// ```
+    /// #![allow(deprecated)]
+    /// let l = hilos::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// // An IPv4 socket has no such option: std's call fails the same way.
+    /// assert!(l.set_only_v6(true).is_err());
+    /// ```
+    #[deprecated(since = "0.1.0", note = "as std's: not useful on a bound listener")]
+    pub fn set_only_v6(&self, only_v6: bool) -> io::Result<()> {
+        #[allow(deprecated)]
+        self.inner.set_only_v6(only_v6)
+    }
+
     /// Gets `IPV6_V6ONLY` (deprecated in std as well, where it is kept for compatibility).
     #[deprecated(since = "0.1.0", note = "as std's: not useful on a bound listener")]
     pub fn only_v6(&self) -> io::Result<bool> {
@@ -173,6 +189,9 @@ impl TcpListener {
         Ok(())
     }
 }
+
+// `next` never returns `None`, so the iterator is trivially fused (as std's).
+impl std::iter::FusedIterator for Incoming<'_> {}
 
 impl Iterator for Incoming<'_> {
     type Item = io::Result<TcpStream>;

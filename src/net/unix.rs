@@ -179,6 +179,8 @@ fn to_std(r: &RawAddr) -> io::Result<SocketAddr> {
     }
     // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_un.
     let sun = unsafe { &*r.as_ptr().cast::<libc::sockaddr_un>() };
+    // `c_char` is `i8` on x86_64 and `u8` on aarch64: the cast is needed on one of them only.
+    #[allow(clippy::unnecessary_cast)]
     let path: Vec<u8> = sun.sun_path[..(len - base).min(sun.sun_path.len())]
         .iter()
         .map(|&c| c as u8)

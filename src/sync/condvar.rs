@@ -177,6 +177,41 @@ impl Condvar {
         }
     }
 
+    /// Waits for a notification for at most `ms` milliseconds, as std's deprecated
+    /// [`std::sync::Condvar::wait_timeout_ms`]: the `bool` is `false` if the time ran out. Use
+    /// [`Condvar::wait_timeout`].
+    ///
+    /// # Errors
+    /// If the mutex is poisoned when it is re-acquired, the error carries the guard and result.
+    ///
+    /// # Examples
+    /// ```
+    /// #![allow(deprecated)]
+    /// use hilos::sync::{Condvar, Mutex};
+    ///
+    /// let (m, cv) = (Mutex::new(()), Condvar::new());
+    /// let (_guard, notified) = cv.wait_timeout_ms(m.lock().unwrap(), 5).unwrap();
+    /// assert!(!notified); // nobody notifies
+    /// ```
+    #[deprecated(
+        since = "0.1.0",
+        note = "replaced by `Condvar::wait_timeout`, as in std"
+    )]
+    pub fn wait_timeout_ms<'a, T>(
+        &self,
+        guard: MutexGuard<'a, T>,
+        ms: u32,
+    ) -> LockResult<(MutexGuard<'a, T>, bool)> {
+        let dur = Duration::from_millis(u64::from(ms));
+        match self.wait_timeout(guard, dur) {
+            Ok((g, r)) => Ok((g, !r.timed_out())),
+            Err(e) => {
+                let (g, r) = e.into_inner();
+                Err(PoisonError::new((g, !r.timed_out())))
+            }
+        }
+    }
+
     /// Waits while `condition` returns `true`, for at most `dur` in total, as
     /// [`std::sync::Condvar::wait_timeout_while`]. The result says whether the time ran out with
     /// the condition still `true`.

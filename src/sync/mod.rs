@@ -75,7 +75,8 @@ pub use barrier::{Barrier, BarrierWaitResult};
 pub use condvar::{Condvar, WaitTimeoutResult};
 pub use lazy_lock::LazyLock;
 pub use mutex::{Mutex, MutexGuard};
-pub use once_call::{Once, OnceState};
+#[allow(deprecated)]
+pub use once_call::{ONCE_INIT, Once, OnceState};
 pub use once_lock::OnceLock;
 pub use poison::{LockResult, PoisonError, TryLockError, TryLockResult};
 pub use rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};

@@ -185,6 +185,19 @@ impl OnceCore {
         }
     }
 
+    /// Waits until an initialisation has completed, ignoring poisoning (std's
+    /// `Once::wait_force`): a poisoned cell is waited out like a running one, until a forced call
+    /// completes it.
+    pub(crate) fn wait_force(&self) {
+        loop {
+            let s = self.state.load(Ordering::Acquire);
+            match s & MASK {
+                COMPLETE => return,
+                st => self.wait_out(st),
+            }
+        }
+    }
+
     /// Parks until the state is no longer `st` (or returns at once if it is not).
     fn wait_out(&self, st: u8) {
         self.q.park(

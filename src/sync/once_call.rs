@@ -98,7 +98,44 @@ impl Once {
             panic!("{POISONED}");
         }
     }
+
+    /// Waits (parking only the calling green thread) until a call has completed, ignoring
+    /// poisoning, as [`std::sync::Once::wait_force`]: on a poisoned `Once` it waits for a
+    /// [`Once::call_once_force`] to complete.
+    ///
+    /// # Examples
+    /// ```
+    /// use hilos::sync::Once;
+    ///
+    /// static ONCE: Once = Once::new();
+    /// let _ = std::panic::catch_unwind(|| ONCE.call_once(|| panic!("poisons it")));
+    /// let waiter = hilos::spawn(|| ONCE.wait_force());
+    /// ONCE.call_once_force(|state| assert!(state.is_poisoned()));
+    /// waiter.join().unwrap();
+    /// ```
+    pub fn wait_force(&self) {
+        if !self.core.is_complete() {
+            self.core.wait_force();
+        }
+    }
 }
+
+/// The initial value of a [`Once`], as std's deprecated [`std::sync::ONCE_INIT`]: use
+/// [`Once::new`].
+///
+/// # Examples
+/// ```
+/// #![allow(deprecated)]
+/// static INIT: hilos::sync::Once = hilos::sync::ONCE_INIT;
+/// INIT.call_once(|| {});
+/// assert!(INIT.is_completed());
+/// ```
+#[deprecated(
+    since = "0.1.0",
+    note = "the `Once::new()` function is now preferred, as in std"
+)]
+#[allow(clippy::declare_interior_mutable_const)]
+pub const ONCE_INIT: Once = Once::new();
 
 impl Default for Once {
     fn default() -> Once {

@@ -124,6 +124,42 @@ pub fn sleep(dur: Duration) {
     crate::park::sleep(dur);
 }
 
+/// Sleeps for `ms` milliseconds, as std's deprecated [`std::thread::sleep_ms`] (kept, like
+/// std's, so that old code moves over unchanged): use [`sleep`].
+///
+/// # Examples
+/// ```
+/// #![allow(deprecated)]
+/// let start = std::time::Instant::now();
+/// hilos::spawn(|| hilos::thread::sleep_ms(5)).join().unwrap();
+/// assert!(start.elapsed() >= std::time::Duration::from_millis(5));
+/// ```
+#[deprecated(
+    since = "0.1.0",
+    note = "replaced by `hilos::thread::sleep`, as in std"
+)]
+pub fn sleep_ms(ms: u32) {
+    sleep(Duration::from_millis(u64::from(ms)));
+}
+
+/// Parks for at most `ms` milliseconds, as std's deprecated [`std::thread::park_timeout_ms`]:
+/// use [`park_timeout`].
+///
+/// # Examples
+/// ```
+/// #![allow(deprecated)]
+/// let start = std::time::Instant::now();
+/// hilos::spawn(|| hilos::thread::park_timeout_ms(5)).join().unwrap();
+/// assert!(start.elapsed() >= std::time::Duration::from_millis(5));
+/// ```
+#[deprecated(
+    since = "0.1.0",
+    note = "replaced by `hilos::thread::park_timeout`, as in std"
+)]
+pub fn park_timeout_ms(ms: u32) {
+    park_timeout(Duration::from_millis(u64::from(ms)));
+}
+
 /// Gives up the rest of this thread's turn: on a green thread, runs the other runnable green
 /// threads of this worker first; on a kernel thread, as `std::thread::yield_now`.
 ///

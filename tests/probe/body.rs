@@ -1,5 +1,5 @@
-// The probe's body: std's `thread`, `sync`, `net`, `fs` and `io` APIs, used through the module
-// names `thread`, `sync`, `net`, `fs` and `io` that the including module binds (to std's or to
+// The probe's body: std's `thread`, `sync`, `net`, `fs`, `io` and `os` APIs, used through the
+// module names `thread`, `sync`, `net`, `fs`, `io` and `os` that the including module binds (to std's or to
 // hilos's). It returns a transcript of what it saw; run with std and with hilos, the transcripts
 // must be equal. Included by path from tests/std_probe.rs; nothing here may depend on which.
 
@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime};
 
 #[allow(unused_imports)] // hilos's stdio types answer `is_terminal` inherently (std seals the trait)
 use io::{BufRead, IsTerminal, Read, Seek, Write};
+use std::os::fd::{AsFd, AsRawFd};
 
 pub fn run(dir: &Path) -> Vec<String> {
     let mut log = Vec::new();
@@ -17,6 +18,8 @@ pub fn run(dir: &Path) -> Vec<String> {
     net_types(&mut log).unwrap();
     fs_calls(dir, &mut log).unwrap();
     io_types(&mut log).unwrap();
+    os_paths(dir, &mut log).unwrap();
+    deprecated(dir, &mut log).unwrap();
     log
 }
 
@@ -139,6 +142,13 @@ fn sync_types(log: &mut Vec<String>) {
     hs.into_iter().for_each(|h| h.join().unwrap());
     ONCE.wait();
     log.push(format!("once: {} {}", RUNS.load(Ordering::SeqCst), ONCE.is_completed()));
+    let poisoned = Arc::new(Once::new());
+    let p2 = Arc::clone(&poisoned);
+    let _ = thread::spawn(move || p2.call_once(|| panic!("poisoning a Once (expected)"))).join();
+    let p2 = Arc::clone(&poisoned);
+    let waiter = thread::spawn(move || p2.wait_force());
+    poisoned.call_once_force(|s| log.push(format!("forced over poison: {}", s.is_poisoned())));
+    waiter.join().unwrap();
     let forced = Once::new();
     forced.call_once_force(|s: &OnceState| log.push(format!("once state poisoned: {}", s.is_poisoned())));
     static CELL: OnceLock<String> = OnceLock::new();
@@ -301,6 +311,83 @@ fn io_types(log: &mut Vec<String>) -> io::Result<()> {
             && io::stdout().is_terminal() == std::io::IsTerminal::is_terminal(&std::io::stdout())
             && io::stderr().is_terminal() == std::io::IsTerminal::is_terminal(&std::io::stderr())
     ));
+    let out = io::stdout().lock();
+    let err = io::stderr().lock();
+    log.push(format!(
+        "locks' descriptors: {} {}, terminals as std: {}",
+        out.as_raw_fd(),
+        err.as_fd().as_raw_fd(),
+        out.is_terminal() == std::io::IsTerminal::is_terminal(&std::io::stdout())
+            && err.is_terminal() == std::io::IsTerminal::is_terminal(&std::io::stderr())
+    ));
+    drop((out, err));
+    let stdin = io::stdin().lock();
+    log.push(format!("stdin lock: {} {}", stdin.as_raw_fd(), stdin.is_terminal() == io::stdin().is_terminal()));
+    drop(stdin);
+    let devnull = fs::File::open("/dev/null")?;
+    log.push(format!("file is terminal: {}", devnull.is_terminal()));
+    let (r, mut w) = io::pipe()?;
+    w.write_all(b"through a child")?;
+    drop(w);
+    let child = std::process::Command::new("cat")
+        .stdin(r)
+        .stdout(std::process::Stdio::piped())
+        .stderr(io::stderr())
+        .output()?;
+    log.push(format!("child read the pipe: {:?}", String::from_utf8_lossy(&child.stdout)));
+    let child = std::process::Command::new("cat").stdin(devnull).output()?;
+    log.push(format!("child read the file: {:?}", child.stdout));
     let r: io::Result<()> = Ok(());
     r
+}
+
+fn os_paths(dir: &Path, log: &mut Vec<String>) -> io::Result<()> {
+    use os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+    use os::unix::net::{UnixListener, UnixStream};
+
+    let (mut a, mut b) = UnixStream::pair()?;
+    a.write_all(b"unix")?;
+    let mut got = [0; 4];
+    b.read_exact(&mut got)?;
+    log.push(format!("unix pair: {:?}", std::str::from_utf8(&got).unwrap()));
+    fs::create_dir_all(dir)?;
+    let sock = dir.join("sock");
+    let l = UnixListener::bind(&sock)?;
+    let addr: os::unix::net::SocketAddr = l.local_addr()?;
+    let h = thread::spawn(move || l.incoming().next().map(|c| c.map(|_| ())));
+    let _c = UnixStream::connect(addr.as_pathname().unwrap())?;
+    log.push(format!("unix accept: {:?}", h.join().unwrap().map(|r| r.is_ok())));
+    let path = dir.join("owned");
+    let f = fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o640).open(&path)?;
+    let meta = f.metadata()?;
+    log.push(format!("mode: {:o}", meta.permissions().mode() & 0o777));
+    os::unix::fs::chown(&path, None, Some(meta.gid()))?;
+    os::unix::fs::fchown(&f, Some(meta.uid()), None)?;
+    os::unix::fs::symlink("owned", dir.join("owned-link"))?;
+    os::unix::fs::lchown(dir.join("owned-link"), Some(meta.uid()), Some(meta.gid()))?;
+    log.push(format!("owners kept: {}", fs::metadata(&path)?.uid() == meta.uid()));
+    let raw: os::fd::RawFd = os::fd::AsRawFd::as_raw_fd(&f);
+    log.push(format!("raw fd valid: {}", raw >= 0));
+    fs::remove_dir_all(dir)?;
+    Ok(())
+}
+
+#[allow(deprecated)]
+fn deprecated(dir: &Path, log: &mut Vec<String>) -> io::Result<()> {
+    thread::sleep_ms(1);
+    thread::park_timeout_ms(1);
+    static OLD: sync::Once = sync::ONCE_INIT;
+    OLD.call_once(|| {});
+    let (m, cv) = (sync::Mutex::new(()), sync::Condvar::new());
+    let (_g, notified) = cv.wait_timeout_ms(m.lock().unwrap(), 1).unwrap();
+    log.push(format!("wait_timeout_ms notified: {notified}"));
+    fs::create_dir_all(dir)?;
+    fs::soft_link("nowhere", dir.join("soft"))?;
+    log.push(format!("soft_link: {:?}", fs::read_link(dir.join("soft"))?));
+    fs::remove_dir_all(dir)?;
+    let l = net::TcpListener::bind("127.0.0.1:0")?;
+    log.push(format!("set_only_v6 on v4: {:?}", l.set_only_v6(true).map_err(|e| e.kind())));
+    fn fused<I: std::iter::FusedIterator>(_: &I) {}
+    fused(&l.incoming());
+    Ok(())
 }
