@@ -141,8 +141,8 @@ pub fn machine_caption(machine: &[(&'static str, String)]) -> String {
 const BARS_OF_REPS: &str = "Bars: lowest and highest of the repetitions; line: median.";
 const BARS_OF_FIFTHS: &str =
     "Bars: lowest and highest rate over the fifths of each measurement; line: whole measurement.";
-const ONE_RUN: &str =
-    "One run per point (a child process per kind and thread count): no repetitions, no bars.";
+const BARS_OF_PROBES: &str =
+    "Bars: lowest and highest of the repetitions (a child process each); line: median.";
 
 /// The plots, by file name, with their alt text.
 pub fn charts(
@@ -178,7 +178,7 @@ pub fn charts(
                     "bytes per thread",
                     workloads::format_bytes,
                     1024.0,
-                    ONE_RUN,
+                    BARS_OF_PROBES,
                 ),
             ),
         ),
@@ -195,7 +195,7 @@ pub fn charts(
                     "time per thread",
                     workloads::format_ns,
                     1.0,
-                    ONE_RUN,
+                    BARS_OF_PROBES,
                 ),
             ),
         ),

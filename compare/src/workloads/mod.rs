@@ -48,6 +48,9 @@ pub struct Sizes {
     pub live_steps_hilos: Vec<usize>,
     /// Thread counts tried for std (it stops at its first failure anyway).
     pub live_steps_std: Vec<usize>,
+    /// Probes (child processes) per kind and thread count: the figure is their median, the
+    /// plots' bars their range.
+    pub live_repeats: usize,
     /// Thread counts of the mutex-contention workload.
     pub mutex_threads: Vec<usize>,
     /// Acquisitions in all, per mutex-contention run.
@@ -86,6 +89,7 @@ impl Sizes {
                 slow_budget: budget(1, 2, 3),
                 live_steps_hilos: vec![100, 300],
                 live_steps_std: vec![100, 300],
+                live_repeats: 3,
                 mutex_threads: vec![4, 16],
                 mutex_total: 2_000,
                 mutex_reps: 1,
@@ -102,6 +106,7 @@ impl Sizes {
                 slow_budget: budget(50, 60, 5),
                 live_steps_hilos: vec![1_000, 10_000, 100_000],
                 live_steps_std: vec![1_000, 10_000],
+                live_repeats: 3,
                 mutex_threads: vec![4, 64],
                 mutex_total: 100_000,
                 mutex_reps: 3,
@@ -118,6 +123,7 @@ impl Sizes {
                 slow_budget: budget(200, 200, 9),
                 live_steps_hilos: vec![1_000, 10_000, 100_000, 1_000_000],
                 live_steps_std: vec![1_000, 10_000, 100_000, 1_000_000],
+                live_repeats: 3,
                 mutex_threads: vec![4, 64, 1_000],
                 mutex_total: 1_000_000,
                 mutex_reps: 5,
@@ -237,7 +243,8 @@ pub fn all() -> Vec<Workload> {
         Workload {
             name: "threads",
             about: "threads alive at once, memory per thread and spawn cost as N grows",
-            method: "One child process per (kind, N): spawn N threads (default stack sizes) that \
+            method: "Three child processes per (kind, N) (the figure is their median, the \
+                     plots' bars their range); each spawns N threads (default stack sizes) that \
                      each count themselves alive and park until released; once all N run, read \
                      VmRSS and VmPTE (/proc/self/status) and KernelStack (/proc/meminfo) and \
                      subtract the figures read before spawning; then release, unpark and join \
