@@ -59,6 +59,9 @@ pub struct Sizes {
     pub mutex_reps: usize,
     /// Connection counts of the echo workload.
     pub echo_conns: Vec<usize>,
+    /// Connection counts of the echo workload's split-cores rows (server and load generator
+    /// each on half of the CPUs).
+    pub echo_split_conns: Vec<usize>,
     /// Warm-up before each echo measurement (connections open, load running).
     pub echo_warmup: Duration,
     /// Length of each echo measurement.
@@ -94,6 +97,7 @@ impl Sizes {
                 mutex_total: 2_000,
                 mutex_reps: 1,
                 echo_conns: vec![5, 10],
+                echo_split_conns: vec![10],
                 echo_warmup: ms(20),
                 echo_measure: ms(50),
                 fairness_blocked: vec![0, 10],
@@ -111,6 +115,7 @@ impl Sizes {
                 mutex_total: 100_000,
                 mutex_reps: 3,
                 echo_conns: vec![100, 1_000],
+                echo_split_conns: vec![1_000],
                 echo_warmup: ms(200),
                 echo_measure: ms(500),
                 fairness_blocked: vec![0, 100],
@@ -128,6 +133,7 @@ impl Sizes {
                 mutex_total: 1_000_000,
                 mutex_reps: 5,
                 echo_conns: vec![100, 1_000, 10_000],
+                echo_split_conns: vec![1_000, 10_000],
                 echo_warmup: ms(500),
                 echo_measure: ms(2_000),
                 fairness_blocked: vec![0, 1_000],
@@ -282,7 +288,12 @@ pub fn all() -> Vec<Workload> {
                      the slowest and fastest fifth of the measurement. The note gives each \
                      server's CPU time per request (user + system, from /proc); the details \
                      add how much of it is user space, the load generator's, and the most the \
-                     kernel time alone would allow hilos if its user-space time were zero.",
+                     kernel time alone would allow hilos if its user-space time were zero. The \
+                     split-cores rows run the same servers on half of the CPUs and the load \
+                     generator on the other half (hilos then has one worker per CPU it may \
+                     use): sharing all cores, the kernel's scheduler divides them by thread, so \
+                     std's thousands of server threads outweigh the generator's two while \
+                     hilos's two workers get an even share.",
             run: echo,
         },
         Workload {
@@ -617,13 +628,37 @@ fn fairness(ctx: &Ctx) -> Result<Vec<Row>, Failure> {
 
 /// One load run against a fresh `proto` server of `imp`: in a child process when `ctx` says so,
 /// else in this process (where it stays until the process ends).
-fn net_run(ctx: &Ctx, imp: net::Imp, proto: net::Proto, conns: usize) -> net::Load {
+/// The CPUs of a split-cores run: (load generator's, server's), each half of this process's;
+/// `None` with fewer than two.
+fn split_cpus() -> Option<(Vec<usize>, Vec<usize>)> {
+    let cpus = net::allowed_cpus();
+    (cpus.len() >= 2).then(|| {
+        let (a, b) = cpus.split_at(cpus.len() / 2);
+        (a.to_vec(), b.to_vec())
+    })
+}
+
+/// One server and load run. `split`: the server process on half of the CPUs and the load
+/// generator on the other half (only with the server in a child process, and two CPUs or more).
+fn net_run(
+    ctx: &Ctx,
+    imp: net::Imp,
+    proto: net::Proto,
+    conns: usize,
+    split: Option<&(Vec<usize>, Vec<usize>)>,
+) -> net::Load {
     let (warmup, measure) = (ctx.sizes.echo_warmup, ctx.sizes.echo_measure);
     if ctx.net_in_child {
-        let server = net::spawn_server(imp, proto);
-        let r = net::load(server.addr, proto, conns, 2, warmup, measure, &|| {
-            server.cpu()
-        });
+        let server = net::spawn_server_on(imp, proto, split.map(|(_, s)| &s[..]));
+        let load = || {
+            net::load(server.addr, proto, conns, 2, warmup, measure, &|| {
+                server.cpu()
+            })
+        };
+        let r = match split {
+            Some((client, _)) => net::on_cpus(client, load),
+            None => load(),
+        };
         drop(server);
         // Let the closed connections' state drain before the next server.
         std::thread::sleep(Duration::from_millis(200));
@@ -635,11 +670,26 @@ fn net_run(ctx: &Ctx, imp: net::Imp, proto: net::Proto, conns: usize) -> net::Lo
 }
 
 fn echo(ctx: &Ctx) -> Result<Vec<Row>, Failure> {
-    net_rows(ctx, "echo", net::Proto::Echo, "echo round trips")
+    let mut rows = net_rows(ctx, "echo", net::Proto::Echo, "echo round trips", None)?;
+    // The same servers when they do not share their cores with the load generator.
+    match split_cpus().filter(|_| ctx.net_in_child) {
+        Some(split) => rows.extend(net_rows(
+            ctx,
+            "echo",
+            net::Proto::Echo,
+            "split cores",
+            Some(&split),
+        )?),
+        None if !ctx.sizes.echo_split_conns.is_empty() => {
+            ctx.say("echo: split-cores rows skipped (fewer than 2 CPUs, or servers in-process)")
+        }
+        None => {}
+    }
+    Ok(rows)
 }
 
 fn http(ctx: &Ctx) -> Result<Vec<Row>, Failure> {
-    net_rows(ctx, "http", net::Proto::Http, "HTTP requests")
+    net_rows(ctx, "http", net::Proto::Http, "HTTP requests", None)
 }
 
 /// The rows of the `name` workload: `proto` servers at each connection count.
@@ -648,11 +698,16 @@ fn net_rows(
     name: &'static str,
     proto: net::Proto,
     what: &str,
+    split: Option<&(Vec<usize>, Vec<usize>)>,
 ) -> Result<Vec<Row>, Failure> {
     net::raise_nofile();
     let workload = name;
     let mut rows = Vec::new();
-    for &conns in &ctx.sizes.echo_conns {
+    let counts = match split {
+        Some(_) => &ctx.sizes.echo_split_conns,
+        None => &ctx.sizes.echo_conns,
+    };
+    for &conns in counts {
         let cc = group_thousands(conns as u64);
         let mut row = Row::new(
             workload,
@@ -661,10 +716,20 @@ fn net_rows(
         );
         row.x = Some(conns as f64);
         let (mut notes, mut details) = (Vec::new(), Vec::new());
+        let tag = if split.is_some() { ", split cores" } else { "" };
+        if let Some((client, server)) = split {
+            row.x = None; // not a point of the throughput plot
+            notes.push(format!(
+                "server on CPUs {server:?} (hilos: {} worker(s)), load generator on {client:?}",
+                server.len()
+            ));
+        }
         let mut hilos_load = None;
         // With hilos's `hook` feature (`cargo run --release -p compare --features hook`), the
         // std server's code on green threads too, reported in the note beside hilos::net's.
-        let imps: &[net::Imp] = if cfg!(feature = "hook") {
+        let imps: &[net::Imp] = if split.is_some() {
+            &[net::Imp::Hilos, net::Imp::Std]
+        } else if cfg!(feature = "hook") {
             &[net::Imp::Hilos, net::Imp::Std, net::Imp::StdOnGreen]
         } else {
             &[net::Imp::Hilos, net::Imp::Std]
@@ -672,8 +737,8 @@ fn net_rows(
         let mut on_green = None;
         for &imp in imps {
             let name = imp.name();
-            ctx.say(format!("{workload}: {name} {cc} connections"));
-            let value = match guarded(|| net_run(ctx, imp, proto, conns)) {
+            ctx.say(format!("{workload}: {name} {cc} connections{tag}"));
+            let value = match guarded(|| net_run(ctx, imp, proto, conns, split)) {
                 Ok(l) if l.failed > 0 => {
                     notes.push(format!(
                         "{name}: {} of {cc} connections failed ({} on the rest)",
@@ -708,7 +773,7 @@ fn net_rows(
                 Err(why) => Value::Missing(why),
             };
             ctx.say(format!(
-                "{workload}: {name} {cc} connections: {}",
+                "{workload}: {name} {cc} connections{tag}: {}",
                 value.display(row.metric)
             ));
             match imp {
@@ -717,7 +782,9 @@ fn net_rows(
                 _ => row.hilos = value,
             }
         }
-        if let (true, Some(l), Some(std_rate)) = (ctx.net_in_child, hilos_load, row.std.get()) {
+        if let (true, None, Some(l), Some(std_rate)) =
+            (ctx.net_in_child, split, hilos_load, row.std.get())
+        {
             // Client and server share the cores: with hilos's user-space time at zero and all else
             // equal, the rate could be at most cores / (client + server kernel time per request).
             let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;

@@ -159,8 +159,66 @@ impl Drop for ServerProcess {
 
 /// Starts a server process of the calling binary (which must call [`maybe_serve`]).
 pub fn spawn_server(imp: Imp, proto: Proto) -> ServerProcess {
+    spawn_server_on(imp, proto, None)
+}
+
+/// The CPUs this thread may run on (its affinity mask), lowest first.
+pub fn allowed_cpus() -> Vec<usize> {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; sched_getaffinity fills it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return Vec::new();
+        }
+        (0..libc::CPU_SETSIZE as usize)
+            .filter(|&c| libc::CPU_ISSET(c, &set))
+            .collect()
+    }
+}
+
+/// Restricts the calling thread (and the threads and processes it creates after) to `cpus`.
+fn set_affinity(cpus: &[usize]) -> std::io::Result<()> {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET and sched_setaffinity only touch it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        for &c in cpus {
+            libc::CPU_SET(c, &mut set);
+        }
+        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// Runs `f` with the calling thread restricted to `cpus` (threads it spawns inherit that), then
+/// restores the thread's former CPUs.
+pub fn on_cpus<T>(cpus: &[usize], f: impl FnOnce() -> T) -> T {
+    let before = allowed_cpus();
+    let pinned = set_affinity(cpus).is_ok();
+    let r = f();
+    if pinned && !before.is_empty() {
+        let _ = set_affinity(&before);
+    }
+    r
+}
+
+/// As [`spawn_server`], the server process restricted to `cpus` when given (so a hilos server
+/// sizes its runtime to them: one worker per CPU it may use).
+pub fn spawn_server_on(imp: Imp, proto: Proto, cpus: Option<&[usize]>) -> ServerProcess {
+    use std::os::unix::process::CommandExt;
+
     let exe = std::env::current_exe().unwrap();
-    let mut child = Command::new(exe)
+    let mut cmd = Command::new(exe);
+    if let Some(cpus) = cpus {
+        let cpus = cpus.to_vec();
+        // SAFETY: the closure runs in the child between fork and exec and only makes the
+        // sched_setaffinity system call (async-signal-safe) on memory allocated before the fork.
+        unsafe {
+            cmd.pre_exec(move || set_affinity(&cpus));
+        }
+    }
+    let mut child = cmd
         .args(["--hilos-net-serve", &kind_arg(imp, proto)])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
