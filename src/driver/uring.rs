@@ -43,7 +43,7 @@ const ENTRIES: u32 = 1024;
 /// Most extra enters of one pass to run deferred completions ([`Uring::poll`]): 16 x 20.
 const DRAIN_ENTERS: usize = 16;
 /// How many deferred completions the kernel runs per enter at most (`IO_LOCAL_TW_DEFAULT_MAX`
-/// in io_uring/tw.h, Linux 6.x).
+/// in io_uring, since Linux 6.13; before, one enter ran them all).
 const KERNEL_TW_BATCH: usize = 20;
 /// The smallest ring tried when setup fails with `ENOMEM`.
 const MIN_ENTRIES: u32 = 32;

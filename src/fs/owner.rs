@@ -8,9 +8,9 @@ use std::path::Path;
 
 use crate::unblock;
 
-/// Changes the owner and group of `dir`'s file (following symbolic links), as
-/// [`std::os::unix::fs::chown`]: `None` leaves that id as it is. Parks only the calling green
-/// thread.
+/// Changes the owner and group of the file at path `dir` (std's parameter name; symbolic links
+/// are followed), as [`std::os::unix::fs::chown`]: `None` leaves that id as it is. Parks only the
+/// calling green thread.
 ///
 /// # Examples
 /// ```

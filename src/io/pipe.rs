@@ -199,6 +199,8 @@ macro_rules! pipe_end {
             /// writes a blocking description, which parks only the green thread on io_uring but
             /// blocks its worker on the epoll fallback.
             fn from(p: $t) -> std::process::Stdio {
+                // F_GETFL/F_SETFL on an open descriptor we own do not fail; if they did, the
+                // child would get the non-blocking description and see EAGAIN, not hang.
                 let _ = set_blocking(&p.0);
                 std::process::Stdio::from(p.0)
             }

@@ -276,7 +276,7 @@ pub fn all() -> Vec<Workload> {
         },
         Workload {
             name: "echo",
-            about: "echo throughput at 100, 1,000 and 10,000 connections",
+            about: "echo throughput at 100, 1,000 and 10,000 connections, and on split cores",
             method: "A 64-byte echo server over loopback, written in blocking style twice: hilos \
                      spawns a green thread per connection on its default runtime (one worker per \
                      core, one accept loop); std spawns a kernel thread (64 KiB stack) per \
@@ -630,8 +630,6 @@ fn fairness(ctx: &Ctx) -> Result<Vec<Row>, Failure> {
     Ok(rows)
 }
 
-/// One load run against a fresh `proto` server of `imp`: in a child process when `ctx` says so,
-/// else in this process (where it stays until the process ends).
 /// The CPUs of a split-cores run: (load generator's, server's), each half of this process's;
 /// `None` with fewer than two.
 fn split_cpus() -> Option<(Vec<usize>, Vec<usize>)> {
@@ -642,8 +640,10 @@ fn split_cpus() -> Option<(Vec<usize>, Vec<usize>)> {
     })
 }
 
-/// One server and load run. `split`: the server process on half of the CPUs and the load
-/// generator on the other half (only with the server in a child process, and two CPUs or more).
+/// One load run against a fresh `proto` server of `imp`: in a child process when `ctx` says so,
+/// else in this process (where it stays until the process ends). `split`: the server process on
+/// half of the CPUs and the load generator on the other half (only with the server in a child
+/// process, and two CPUs or more).
 fn net_run(
     ctx: &Ctx,
     imp: net::Imp,
