@@ -42,6 +42,9 @@ OPTIONS:
     --list         list the workloads and exit
     --out DIR      write the report there (default: <target dir>/hilos-report)
     --help         this text
+    --load ADDR CONNS SECS [SERVER_PID]
+                   only the echo load generator, against an echo server at ADDR
+                   (used by benches/peers/echo/run.sh)
 
 Progress goes to stderr. The report (report.md and SVG plots) is written to
 <target dir>/hilos-report/ (target/hilos-report/ by default). A workload that
@@ -54,6 +57,44 @@ struct Args {
     only: Vec<String>,
     list: bool,
     out: Option<PathBuf>,
+}
+
+/// `--load ADDR CONNS SECS [PID]`: the echo workload's load generator alone, against any echo
+/// server at ADDR (benches/peers/echo runs Go's and tokio's with it); PID, the server's process,
+/// is read for its CPU time. Prints one line: rate, server and generator CPU per request.
+fn load_main(a: Vec<String>) -> ExitCode {
+    let usage = "usage: compare --load ADDR CONNS SECS [SERVER_PID]";
+    let (Some(addr), Some(conns), Some(secs)) = (
+        a.first().and_then(|s| s.parse().ok()),
+        a.get(1).and_then(|s| s.parse::<usize>().ok()),
+        a.get(2).and_then(|s| s.parse::<f64>().ok()),
+    ) else {
+        eprintln!("{usage}");
+        return ExitCode::from(2);
+    };
+    let pid = a.get(3).cloned();
+    let cpu = || {
+        pid.as_deref()
+            .map_or_else(workloads::net::Cpu::default, workloads::net::Cpu::of)
+    };
+    let l = workloads::net::load(
+        addr,
+        workloads::net::Proto::Echo,
+        conns,
+        2,
+        Duration::from_millis(500),
+        Duration::from_secs_f64(secs),
+        &cpu,
+    );
+    println!(
+        "conns={conns} rate_kps={:.1} failed={} server_us={:.2} server_user_us={:.2} client_us={:.2}",
+        l.rate() / 1e3,
+        l.failed,
+        l.cpu_us_per_request(),
+        l.user_us_per_request(),
+        l.client_us_per_request()
+    );
+    ExitCode::SUCCESS
 }
 
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
@@ -92,6 +133,9 @@ fn main() -> ExitCode {
     let mut argv = std::env::args().skip(1).peekable();
     if argv.peek().map(String::as_str) == Some("--child") {
         return child_main(argv.skip(1).collect());
+    }
+    if argv.peek().map(String::as_str) == Some("--load") {
+        return load_main(argv.skip(1).collect());
     }
     let args = match parse_args(argv) {
         Ok(Some(a)) => a,
