@@ -35,7 +35,7 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use super::mutex::{Mutex, MutexGuard};
-use super::poison::{LockResult, PoisonError};
+use super::poison::{self, LockResult, PoisonError};
 use super::util;
 use super::waitq::{Park, Pos, WaitQueue};
 
@@ -202,14 +202,8 @@ impl Condvar {
         guard: MutexGuard<'a, T>,
         ms: u32,
     ) -> LockResult<(MutexGuard<'a, T>, bool)> {
-        let dur = Duration::from_millis(u64::from(ms));
-        match self.wait_timeout(guard, dur) {
-            Ok((g, r)) => Ok((g, !r.timed_out())),
-            Err(e) => {
-                let (g, r) = e.into_inner();
-                Err(PoisonError::new((g, !r.timed_out())))
-            }
-        }
+        let r = self.wait_timeout(guard, Duration::from_millis(u64::from(ms)));
+        poison::map_result(r, |(g, r)| (g, !r.timed_out()))
     }
 
     /// Waits while `condition` returns `true`, for at most `dur` in total, as

@@ -175,24 +175,23 @@ impl OnceCore {
 
     /// Waits until an initialisation has completed (or the cell is poisoned).
     pub(crate) fn wait(&self) -> Result<(), Poisoned> {
-        loop {
-            let s = self.state.load(Ordering::Acquire);
-            match s & MASK {
-                COMPLETE => return Ok(()),
-                POISONED => return Err(Poisoned),
-                st => self.wait_out(st),
-            }
-        }
+        self.wait_until_complete(true)
     }
 
     /// Waits until an initialisation has completed, ignoring poisoning (std's
     /// `Once::wait_force`): a poisoned cell is waited out like a running one, until a forced call
     /// completes it.
     pub(crate) fn wait_force(&self) {
+        let _ = self.wait_until_complete(false);
+    }
+
+    /// Parks until the state is `COMPLETE`, or returns `Err` at `POISONED` if `poison_ends`.
+    fn wait_until_complete(&self, poison_ends: bool) -> Result<(), Poisoned> {
         loop {
             let s = self.state.load(Ordering::Acquire);
             match s & MASK {
-                COMPLETE => return,
+                COMPLETE => return Ok(()),
+                POISONED if poison_ends => return Err(Poisoned),
                 st => self.wait_out(st),
             }
         }

@@ -291,13 +291,12 @@ pub fn all() -> Vec<Workload> {
                      kernel time alone would allow hilos if its user-space time were zero. The \
                      split-cores rows run the same servers on half of the CPUs and the load \
                      generator on the other half (hilos then has one worker per CPU it may \
-                     use). Sharing all cores, the kernel runs a std server thread as soon as \
-                     its request arrives (a thread that slept goes before busy ones), so \
-                     requests queue at the load generator; hilos's two busy workers take turns \
-                     with the generator's two threads, so requests queue at the server, and at \
-                     10,000 connections they wait there past TCP's delayed-ACK timeout (40 ms), \
-                     after which the kernel acknowledges each request with a segment of its \
-                     own, costing both ends.",
+                     use). Sharing all cores, requests queue at the load generator with std \
+                     (its woken server threads answer at once) and at the server with hilos \
+                     (two busy workers taking turns with the generator's two threads), as \
+                     measured with ss at 10,000 connections; there they wait at hilos's server \
+                     past TCP's delayed-ACK timeout (40 ms), after which the kernel \
+                     acknowledges each request with a segment of its own, costing both ends.",
             run: echo,
         },
         Workload {
